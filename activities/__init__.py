@@ -1,0 +1,1 @@
+"""winfleet activities package."""

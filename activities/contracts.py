@@ -1,0 +1,119 @@
+"""Data contracts shared by the onboarding workflow and its activities.
+
+Leaf module: imports nothing from the product. Every type here travels through Temporal history,
+so it holds identifiers and references only, never secrets (keys, tokens, kubeconfigs).
+Fields added later get defaults; frozen types use tuples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import NewType
+
+NodeName = NewType("NodeName", str)
+InstanceId = NewType("InstanceId", str)
+HostAddress = NewType("HostAddress", str)
+PoolName = NewType("PoolName", str)
+
+TASK_QUEUE = "winfleet"
+ANNOTATION_PREFIX = "windowsmachineconfig.openshift.io/"
+
+
+class Platform(StrEnum):
+    AWS = "aws"
+    AZURE = "azure"
+    BYOH = "byoh"
+
+
+class Phase(StrEnum):
+    """The nine onboarding phases, in order."""
+
+    VM_CREATE = "vm-create"
+    WAIT_SSH = "wait-ssh"
+    COPY_PAYLOAD = "copy-payload"
+    CONFIGURE_KUBELET = "configure-kubelet"
+    APPROVE_CSRS = "approve-csrs"
+    HYBRID_OVERLAY = "hybrid-overlay"
+    CNI = "cni"
+    KUBE_PROXY = "kube-proxy"
+    NODE_READY = "node-ready"
+
+
+PHASES: tuple[Phase, ...] = tuple(Phase)
+
+
+@dataclass(frozen=True)
+class AwsMachineSpec:
+    image_id: str = ""  # empty: newest Windows Server AMI the account can see
+    instance_type: str = "m5a.large"
+    subnet_id: str = ""
+    security_group_ids: tuple[str, ...] = ()
+    region: str = ""  # empty: from the worker's environment
+
+
+@dataclass(frozen=True)
+class AzureMachineSpec:
+    resource_group: str = ""
+    location: str = ""
+    vm_size: str = "Standard_D2s_v3"
+    subnet_id: str = ""  # full ARM id of the subnet the NIC joins
+    image_publisher: str = "MicrosoftWindowsServer"
+    image_offer: str = "WindowsServer"
+    image_sku: str = "2019-Datacenter-with-Containers"
+    image_version: str = "latest"
+
+
+@dataclass(frozen=True)
+class ByohHostSpec:
+    address: str = ""  # IPv4 or DNS name of the existing host
+    username: str = "Administrator"
+
+
+@dataclass(frozen=True)
+class OnboardNodeInput:
+    """Start input of `OnboardWindowsNode`; plain JSON from the CLI or Web UI maps onto it."""
+
+    pool: str
+    node_name: str  # expected Kubernetes node name == Windows hostname (lowercase)
+    platform: Platform
+    aws: AwsMachineSpec | None = None
+    azure: AzureMachineSpec | None = None
+    byoh: ByohHostSpec | None = None
+    # Reference only: the secret (in the winfleet namespace) whose `private-key.pem` holds the
+    # SSH private key. The key itself never enters the workflow.
+    private_key_secret: str = "cloud-private-key"
+    version: str = ""  # empty: the worker's configured winfleet version
+
+
+@dataclass(frozen=True)
+class HostRef:
+    """Where the VM/host is once it exists. No secrets."""
+
+    platform: Platform
+    address: HostAddress
+    username: str
+    instance_id: InstanceId | None = None  # None for BYOH
+    created_by_us: bool = False
+
+
+@dataclass(frozen=True)
+class OnboardNodeResult:
+    node_name: NodeName
+    host: HostRef
+    version: str
+    phases_completed: tuple[Phase, ...] = ()
+    bytes_copied: int = 0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the `progress` query returns: display only."""
+
+    node_name: str
+    phase: str
+    completed: tuple[str, ...] = ()
+    status: str = "running"  # running | completed | failed | compensating
+    detail: str = ""
+    host: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
