@@ -8,6 +8,10 @@ converts them at the activity boundary into Temporal's `ApplicationError` with t
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar
+
 from temporalio.exceptions import ApplicationError
 
 
@@ -101,3 +105,26 @@ NON_RETRYABLE_TYPES: tuple[str, ...] = tuple(e.__name__ for e in ALL_ERRORS if n
 def to_application_error(exc: WinfleetError) -> ApplicationError:
     """Convert at the activity boundary; `type` is the class name."""
     return ApplicationError(exc.message, type=type(exc).__name__, non_retryable=not exc.retryable)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def boundary(
+    fn: Callable[P, Awaitable[R]],
+) -> Callable[P, Awaitable[R]]:
+    """Decorate an activity so winfleet errors leave it as `ApplicationError`s.
+
+    Library exceptions must already have been translated (one place per library); anything else
+    escapes unchanged and Temporal treats it as retryable.
+    """
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except WinfleetError as exc:
+            raise to_application_error(exc) from exc
+
+    return wrapper

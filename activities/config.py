@@ -1,0 +1,64 @@
+"""Worker-side settings, read once from the environment.
+
+Everything an activity needs to reach the outside world: kubeconfig path, namespace, cloud
+endpoints, payload location. Secrets are not settings: activities read them from Kubernetes
+secrets or from the credential chains of the cloud SDKs, at the moment they need them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+DEFAULT_SUPPORTED_BUILDS = ("10.0.17763", "10.0.20348")  # Windows Server 2019, 2022
+
+
+@dataclass(frozen=True)
+class Settings:
+    kubeconfig: str | None  # None: in-cluster service account
+    namespace: str
+    version: str
+    payload_dir: Path
+    supported_builds: tuple[str, ...]
+    mcs_url: str | None  # Machine Config Server URL of the worker ignition; None: derived
+    mcs_ca_bundle: str | None  # CA bundle for the MCS; None: the kubeconfig's CA
+    service_cidr: str
+    ssh_port: int
+    ssh_connect_timeout: float
+    aws_endpoint_url: str | None
+    aws_region: str | None
+    azure_arm_endpoint: str
+    azure_subscription_id: str | None
+    azure_ca_bundle: str | None
+    azure_authority_host: str | None
+
+    @staticmethod
+    def from_env(env: dict[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        builds = e.get("WINFLEET_SUPPORTED_BUILDS", ",".join(DEFAULT_SUPPORTED_BUILDS))
+        return Settings(
+            kubeconfig=e.get("KUBECONFIG") or None,
+            namespace=e.get("WINFLEET_NAMESPACE", "winfleet"),
+            version=e.get("WINFLEET_VERSION", "0.1.0"),
+            payload_dir=Path(e.get("WINFLEET_PAYLOAD_DIR", "payload")),
+            supported_builds=tuple(b.strip() for b in builds.split(",") if b.strip()),
+            mcs_url=e.get("WINFLEET_MCS_URL") or None,
+            mcs_ca_bundle=e.get("WINFLEET_MCS_CA_BUNDLE") or None,
+            service_cidr=e.get("WINFLEET_SERVICE_CIDR", "172.30.0.0/16"),
+            ssh_port=int(e.get("WINFLEET_SSH_PORT", "22")),
+            ssh_connect_timeout=float(e.get("WINFLEET_SSH_CONNECT_TIMEOUT", "10")),
+            aws_endpoint_url=e.get("AWS_ENDPOINT_URL") or None,
+            aws_region=e.get("AWS_DEFAULT_REGION") or e.get("AWS_REGION") or None,
+            azure_arm_endpoint=e.get("AZURE_ARM_ENDPOINT", "https://management.azure.com"),
+            azure_subscription_id=e.get("AZURE_SUBSCRIPTION_ID") or None,
+            azure_ca_bundle=e.get("AZURE_CA_BUNDLE") or None,
+            azure_authority_host=e.get("AZURE_AUTHORITY_HOST") or None,
+        )
+
+
+@cache
+def settings() -> Settings:
+    """The process-wide settings (tests build their own with `Settings.from_env(env)`)."""
+    return Settings.from_env()

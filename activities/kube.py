@@ -1,0 +1,81 @@
+"""The one door to the Kubernetes API: client construction and error translation.
+
+Uses the official (synchronous) `kubernetes` client; `call()` runs each request in a thread so
+activities stay async, and translates `ApiException`/transport errors into winfleet errors in
+exactly one place. Other modules (csr, node, hostkeys, events) build on `call()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from functools import cache
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from activities.config import settings
+from activities.errors import InvalidRequest, KubernetesUnavailable, WinfleetError
+from activities.tracing import span
+
+T = TypeVar("T")
+
+
+class NotFound(WinfleetError):
+    """The object does not exist (callers decide whether that is fine)."""
+
+
+class Conflict(WinfleetError):
+    """409: stale resourceVersion or the object already exists."""
+
+
+@cache
+def api_client() -> client.ApiClient:
+    """An ApiClient for the configured kubeconfig (or in-cluster config)."""
+    cfg = client.Configuration()
+    path = settings().kubeconfig
+    if path:
+        config.load_kube_config(config_file=path, client_configuration=cfg)
+    else:
+        config.load_incluster_config(client_configuration=cfg)
+    return client.ApiClient(cfg)
+
+
+def core() -> client.CoreV1Api:
+    return client.CoreV1Api(api_client())
+
+
+def certificates() -> client.CertificatesV1Api:
+    return client.CertificatesV1Api(api_client())
+
+
+def translate(exc: Exception, what: str) -> WinfleetError:
+    """Map a kubernetes-client exception to a winfleet error (the single place to do so)."""
+    if isinstance(exc, ApiException):
+        status = exc.status or 0
+        reason = (exc.reason or "").strip()
+        if status == 404:
+            return NotFound(f"{what}: not found")
+        if status == 409:
+            return Conflict(f"{what}: conflict ({reason})")
+        if status in (400, 422):
+            return InvalidRequest(f"{what}: rejected by the API server ({status} {reason})")
+        if status in (401, 403):
+            return InvalidRequest(
+                f"{what}: not authorized ({status}); check winfleet's kubeconfig/RBAC"
+            )
+        return KubernetesUnavailable(f"{what}: API server answered {status} {reason}")
+    if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
+        return KubernetesUnavailable(f"{what}: API server unreachable ({type(exc).__name__})")
+    raise exc
+
+
+async def call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run one blocking client call in a thread, traced, with errors translated."""
+    with span("k8s " + what):
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise translate(exc, what) from exc
