@@ -8,6 +8,7 @@ secrets or from the credential chains of the cloud SDKs, at the moment they need
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -61,4 +62,22 @@ class Settings:
 @cache
 def settings() -> Settings:
     """The process-wide settings (tests build their own with `Settings.from_env(env)`)."""
-    return Settings.from_env()
+    return _override[0] if _override else Settings.from_env()
+
+
+def use_settings(new: Settings) -> None:
+    """Replace the process-wide settings (worker start-up and tests); drops cached clients."""
+    settings.cache_clear()
+    _override.clear()
+    _override.append(new)
+    for hook in _on_change:
+        hook()
+
+
+def on_settings_change(hook: Callable[[], None]) -> None:
+    """Register a cache-clearing hook (e.g. the Kubernetes ApiClient)."""
+    _on_change.append(hook)
+
+
+_override: list[Settings] = []
+_on_change: list[Callable[[], None]] = []

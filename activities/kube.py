@@ -16,7 +16,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from activities.config import settings
+from activities.config import on_settings_change, settings
 from activities.errors import InvalidRequest, KubernetesUnavailable, WinfleetError
 from activities.tracing import span
 
@@ -41,6 +41,9 @@ def api_client() -> client.ApiClient:
     else:
         config.load_incluster_config(client_configuration=cfg)
     return client.ApiClient(cfg)
+
+
+on_settings_change(api_client.cache_clear)
 
 
 def core() -> client.CoreV1Api:
