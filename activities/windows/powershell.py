@@ -1,0 +1,163 @@
+"""PowerShell statement builders and the `WindowsCommand` every remote step runs.
+
+A statement builder returns one PowerShell statement (str) with its arguments quoted by
+`ps_quote`; `powershell(...)` joins statements into one `powershell.exe -Command` line for
+cmd.exe. Only the cmdlets and forms listed in `sim/README.md` ("The Windows vocabulary") are
+emitted, so whatever runs against the twin also runs on Windows Server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from activities.windows.paths import HNS_MODULE, WindowsPath
+from activities.windows.quoting import cmd_quote, ps_quote
+
+POWERSHELL = "powershell.exe -NoLogo -NoProfile -NonInteractive -Command"
+STOP_ON_ERROR = "$ErrorActionPreference = 'Stop'"
+
+
+@dataclass(frozen=True)
+class WindowsCommand:
+    """One cmd.exe command line and how to talk about it.
+
+    `line` may carry sensitive values and is never logged; `display` is a short, secret-free
+    description for logs, span attributes and error messages. When `success_line` is set, the
+    command only counts as successful if its stdout contains that text.
+    """
+
+    line: str
+    display: str
+    success_line: str | None = None
+
+
+def powershell(*statements: str, display: str) -> WindowsCommand:
+    """One `powershell.exe -Command` line running `statements` in order; an error stops it."""
+    script = "; ".join((STOP_ON_ERROR, *statements))
+    return WindowsCommand(line=f"{POWERSHELL} {cmd_quote(script)}", display=display)
+
+
+def to_json(statement: str) -> str:
+    """`statement`'s output as compact JSON (a single object is not wrapped in a list)."""
+    return f"{statement} | ConvertTo-Json -Compress -Depth 5"
+
+
+# --- files -----------------------------------------------------------------------------------
+def get_file_hash(path: WindowsPath) -> str:
+    return f"Get-FileHash -Path {ps_quote(path)} -Algorithm SHA256"
+
+
+def test_path(path: WindowsPath) -> str:
+    return f"Test-Path -Path {ps_quote(path)}"
+
+
+def new_directory(path: WindowsPath) -> str:
+    """Create a directory (and its parents); no error if it exists."""
+    return f"New-Item -ItemType Directory -Path {ps_quote(path)} -Force"
+
+
+def remove_item(path: WindowsPath, *, recurse: bool = False) -> str:
+    """Remove a file or directory. Windows errors on a missing path: `test_path` first."""
+    return f"Remove-Item -Path {ps_quote(path)}{' -Recurse' if recurse else ''} -Force"
+
+
+def get_content(path: WindowsPath) -> str:
+    return f"Get-Content -Path {ps_quote(path)} -Raw"
+
+
+def set_content(path: WindowsPath, value: str) -> str:
+    return f"Set-Content -Path {ps_quote(path)} -Value {ps_quote(value)}"
+
+
+# --- services --------------------------------------------------------------------------------
+def get_service(name: str) -> str:
+    return f"Get-Service -Name {ps_quote(name)}"
+
+
+def new_service(
+    name: str,
+    binary_path_name: str,
+    display_name: str,
+    description: str,
+    depends_on: Iterable[str] = (),
+) -> str:
+    """Create an automatic-start service; errors if it exists (`get_service` first)."""
+    deps = tuple(depends_on)
+    parts = [
+        f"New-Service -Name {ps_quote(name)}",
+        f"-BinaryPathName {ps_quote(binary_path_name)}",
+        f"-DisplayName {ps_quote(display_name)}",
+        f"-Description {ps_quote(description)}",
+        "-StartupType Automatic",
+    ]
+    if deps:
+        parts.append("-DependsOn " + ",".join(ps_quote(d) for d in deps))
+    return " ".join(parts)
+
+
+def start_service(name: str) -> str:
+    """Start a service; a running one is left alone."""
+    return f"Start-Service -Name {ps_quote(name)}"
+
+
+def stop_service(name: str) -> str:
+    """Stop a service (and the services that depend on it)."""
+    return f"Stop-Service -Name {ps_quote(name)} -Force"
+
+
+def restart_service(name: str) -> str:
+    return f"Restart-Service -Name {ps_quote(name)} -Force"
+
+
+# --- the machine -----------------------------------------------------------------------------
+def get_os() -> str:
+    """Win32_OperatingSystem: `Caption`, `Version` (e.g. `10.0.17763`), `BuildNumber`."""
+    return "Get-CimInstance -ClassName Win32_OperatingSystem"
+
+
+def hostname() -> str:
+    return "hostname"
+
+
+def rename_computer(name: str) -> str:
+    """Rename the host; takes effect after `restart_computer`."""
+    return f"Rename-Computer -NewName {ps_quote(name)} -Force"
+
+
+def restart_computer() -> str:
+    """Reboot now; the SSH connection drops."""
+    return "Restart-Computer -Force"
+
+
+# --- HNS (needs `import_hns()` earlier in the same script) -----------------------------------
+def import_hns() -> str:
+    return f"Import-Module {ps_quote(HNS_MODULE)}"
+
+
+def get_hns_networks() -> str:
+    return "Get-HnsNetwork"
+
+
+def get_hns_endpoints() -> str:
+    return "Get-HnsEndpoint"
+
+
+def new_hns_endpoint(network_id: str, name: str) -> str:
+    return f"New-HnsEndpoint -NetworkId {ps_quote(network_id)} -Name {ps_quote(name)}"
+
+
+def remove_hns_network(name: str) -> str:
+    """Remove the HNS network(s) called `name`; nothing happens if there is none."""
+    return (
+        "Get-HnsNetwork | Where-Object -Property Name -EQ -Value "
+        f"{ps_quote(name)} | Remove-HnsNetwork"
+    )
+
+
+def remove_hns_endpoint(name: str) -> str:
+    """Remove the HNS endpoint(s) called `name`; nothing happens if there is none."""
+    return (
+        "Get-HnsEndpoint | Where-Object -Property Name -EQ -Value "
+        f"{ps_quote(name)} | Remove-HnsEndpoint"
+    )
