@@ -1,0 +1,88 @@
+"""`winfleet worker`: the Temporal worker that runs onboarding workflows and activities.
+
+Configuration comes from the environment (see README "Configure"): Temporal connection
+(`TEMPORAL_*` or the CLI profile file), `KUBECONFIG`, cloud endpoints, payload dir. The twin's
+`env` file is enough for local use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from activities.cloud.vm import create_vm, terminate_vm
+from activities.csr import approve_node_csrs
+from activities.deconfigure import deconfigure_host
+from activities.host import wait_for_ssh
+from activities.network import configure_cni, start_hybrid_overlay, start_kube_proxy
+from activities.node import (
+    delete_node,
+    finalize_node,
+    record_setup_failure,
+    wait_node_annotation,
+    wait_node_ready,
+)
+from activities.payload import copy_payload
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.config import Settings, use_settings
+from activities.contracts import TASK_QUEUE
+from activities.kubelet import configure_kubelet
+from workflows.onboard import OnboardWindowsNode
+
+log = logging.getLogger(__name__)
+
+ACTIVITIES: Sequence[Callable[..., Any]] = (
+    create_vm,
+    terminate_vm,
+    wait_for_ssh,
+    copy_payload,
+    configure_kubelet,
+    approve_node_csrs,
+    wait_node_annotation,
+    start_hybrid_overlay,
+    configure_cni,
+    start_kube_proxy,
+    wait_node_ready,
+    finalize_node,
+    delete_node,
+    record_setup_failure,
+    deconfigure_host,
+)
+WORKFLOWS = (OnboardWindowsNode,)
+
+# Many nodes onboard in parallel; activities are I/O-bound coroutines.
+MAX_CONCURRENT_ACTIVITIES = 500
+
+
+def build_worker(client: Client, *, task_queue: str = TASK_QUEUE) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=list(WORKFLOWS),
+        activities=list(ACTIVITIES),
+        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+    )
+
+
+async def run_worker(client: Client, settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM, then drain gracefully."""
+    use_settings(settings)
+    worker = build_worker(client)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(
+        "worker on task queue %s, namespace %s, kubeconfig %s",
+        TASK_QUEUE,
+        client.namespace,
+        settings.kubeconfig or "in-cluster",
+    )
+    async with worker:
+        await stop.wait()
+        log.info("stopping worker")
