@@ -34,6 +34,13 @@ class Settings:
     azure_subscription_id: str | None
     azure_ca_bundle: str | None
     azure_authority_host: str | None
+    # Defaults for empty fields of a pool's machine spec (activities/cloud/vm.py).
+    aws_image_id: str | None = None
+    aws_subnet_id: str | None = None
+    aws_security_group_id: str | None = None
+    azure_resource_group: str | None = None
+    azure_location: str | None = None
+    azure_subnet_id: str | None = None
 
     @staticmethod
     def from_env(env: dict[str, str] | None = None) -> Settings:
@@ -56,6 +63,12 @@ class Settings:
             azure_subscription_id=e.get("AZURE_SUBSCRIPTION_ID") or None,
             azure_ca_bundle=e.get("AZURE_CA_BUNDLE") or None,
             azure_authority_host=e.get("AZURE_AUTHORITY_HOST") or None,
+            aws_image_id=e.get("WINFLEET_AWS_IMAGE_ID") or None,
+            aws_subnet_id=e.get("WINFLEET_AWS_SUBNET_ID") or None,
+            aws_security_group_id=e.get("WINFLEET_AWS_SECURITY_GROUP_ID") or None,
+            azure_resource_group=e.get("WINFLEET_AZURE_RESOURCE_GROUP") or None,
+            azure_location=e.get("WINFLEET_AZURE_LOCATION") or None,
+            azure_subnet_id=e.get("WINFLEET_AZURE_SUBNET_ID") or None,
         )
 
 

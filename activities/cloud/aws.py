@@ -1,0 +1,377 @@
+"""EC2: create the Windows instance for a node, wait until it runs, terminate it.
+
+Called by `activities/cloud/vm.py` (the `create_vm` / `terminate_vm` activities). Idempotent
+twice over: an instance tagged for the pool and node is reused, and `RunInstances` carries a
+ClientToken derived from pool, node and workflow run, so a retried call never launches a second
+instance. botocore exceptions are translated here and nowhere else (`translate`). boto3 is
+synchronous: each call runs in a thread, inside a span.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+)
+from temporalio import activity
+
+from activities.cloud.userdata import windows_user_data
+from activities.config import on_settings_change, settings
+from activities.contracts import AwsMachineSpec, HostAddress, HostRef, InstanceId, Platform
+from activities.errors import (
+    CloudRequestRejected,
+    CloudUnavailable,
+    InvalidRequest,
+    WinfleetError,
+)
+from activities.tracing import span
+
+log = logging.getLogger(__name__)
+
+USERNAME = "Administrator"  # the SSH user on AWS Windows images (WMCO)
+DEFAULT_IMAGE_NAME = "Windows_Server-2019-English-Full-ContainersLatest-*"
+# Amazon's own images, or the account's (an admin's golden image); never a stranger's public AMI.
+IMAGE_OWNERS = ("amazon", "self")
+TAG_POOL = "winfleet.io/pool"
+TAG_NODE = "winfleet.io/node"
+RUNNING_TIMEOUT = 600.0  # s; EC2 starts a Windows instance in 1–3 min, 10 min is WMCO's bound
+POLL_INTERVAL = 5.0  # s between DescribeInstances while waiting for `running`
+_LIVE_STATES = ("pending", "running", "stopping", "stopped")
+_GONE_STATES = ("shutting-down", "terminated")
+
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "TooManyRequestsException",
+        "ServiceUnavailable",
+        "Unavailable",
+        "InternalError",
+        "InternalFailure",
+        "InsufficientInstanceCapacity",
+        "InsufficientCapacity",
+    }
+)
+_AUTH_CODES = frozenset(
+    {
+        "AuthFailure",
+        "UnauthorizedOperation",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "OptInRequired",
+        "Blocked",
+        "AccessDenied",
+        "AccessDeniedException",
+    }
+)
+
+
+class InstanceNotFound(WinfleetError):
+    """The instance id is unknown to EC2 (long terminated); callers decide if that is fine."""
+
+
+def translate(exc: Exception, what: str) -> WinfleetError:
+    """Map a botocore exception to a winfleet error (the single place to do so)."""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        message = str(err.get("Message", ""))[:300]
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code == "InvalidInstanceID.NotFound":
+            return InstanceNotFound(f"{what}: EC2 does not know the instance ({message})")
+        if code in _UNAVAILABLE_CODES or status >= 500 or status == 429:
+            return CloudUnavailable(f"{what}: EC2 answered {code or status} ({message}); retrying")
+        if code in _AUTH_CODES:
+            return CloudRequestRejected(
+                f"{what}: EC2 refused winfleet's credentials or permissions ({code}: {message}); "
+                "check the worker's AWS credentials and IAM policy"
+            )
+        return CloudRequestRejected(f"{what}: EC2 rejected the request ({code}: {message})")
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return CloudRequestRejected(
+            f"{what}: no usable AWS credentials on the worker ({type(exc).__name__}); "
+            "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or an instance/pod role"
+        )
+    if isinstance(exc, NoRegionError | ParamValidationError):
+        return InvalidRequest(f"{what}: {exc}")
+    if isinstance(exc, BotoCoreError):
+        return CloudUnavailable(f"{what}: EC2 unreachable ({type(exc).__name__})")
+    raise exc
+
+
+@cache
+def ec2_client(region: str) -> Any:
+    """An EC2 client for `region` at the configured endpoint (cached; reset on new settings)."""
+    return boto3.session.Session().client(
+        "ec2",
+        region_name=region,
+        endpoint_url=settings().aws_endpoint_url,
+        config=Config(
+            retries={"mode": "standard", "max_attempts": 3},
+            connect_timeout=10,
+            read_timeout=60,
+        ),
+    )
+
+
+on_settings_change(ec2_client.cache_clear)
+
+
+def region_for(spec_region: str = "") -> str:
+    region = spec_region or settings().aws_region
+    if not region:
+        raise InvalidRequest(
+            "no AWS region: set the pool's aws.region or AWS_REGION/AWS_DEFAULT_REGION"
+        )
+    return region
+
+
+async def _call(region: str, op: str, what: str, **kwargs: Any) -> dict[str, Any]:
+    """One EC2 API call in a thread, traced, with errors translated."""
+    with span("aws " + op, region=region):
+        try:
+            client = ec2_client(region)
+            result: dict[str, Any] = await asyncio.to_thread(getattr(client, op), **kwargs)
+            return result
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, what) from exc
+
+
+def client_token(pool: str, node_name: str, incarnation: str) -> str:
+    """RunInstances idempotency token: the same for retries of one workflow run (≤ 64 chars)."""
+    return hashlib.sha256(f"{pool}\0{node_name}\0{incarnation}".encode()).hexdigest()
+
+
+def _tags(instance: Mapping[str, Any]) -> dict[str, str]:
+    return {str(t["Key"]): str(t["Value"]) for t in instance.get("Tags", ())}
+
+
+def _heartbeat(*details: Any) -> None:
+    if activity.in_activity():
+        activity.heartbeat(*details)
+
+
+async def find_instance(region: str, pool: str, node_name: str) -> dict[str, Any] | None:
+    """The live instance tagged for this pool and node, oldest first if (wrongly) several."""
+    out = await _call(
+        region,
+        "describe_instances",
+        f"look up the instance of node {node_name}",
+        Filters=[
+            {"Name": f"tag:{TAG_POOL}", "Values": [pool]},
+            {"Name": f"tag:{TAG_NODE}", "Values": [node_name]},
+            {"Name": "instance-state-name", "Values": list(_LIVE_STATES)},
+        ],
+    )
+    found = [i for r in out.get("Reservations", ()) for i in r.get("Instances", ())]
+    if len(found) > 1:
+        log.warning(
+            "several instances are tagged for node %s in pool %s: %s; using the oldest",
+            node_name,
+            pool,
+            [i["InstanceId"] for i in found],
+        )
+    found.sort(key=lambda i: (str(i.get("LaunchTime", "")), str(i["InstanceId"])))
+    return found[0] if found else None
+
+
+async def resolve_image(region: str, image_id: str, node_name: str) -> str:
+    """`image_id` checked to exist and be Windows, or the newest Windows Server 2019 image."""
+    what = f"find the image for node {node_name}"
+    if image_id:
+        try:
+            out = await _call(region, "describe_images", what, ImageIds=[image_id])
+        except CloudRequestRejected as exc:
+            raise CloudRequestRejected(
+                f"image {image_id} for node {node_name} is not usable in {region}: "
+                f"{exc.message}; fix the pool's aws.image_id or WINFLEET_AWS_IMAGE_ID"
+            ) from exc
+        images = out.get("Images", [])
+        if not images:
+            raise CloudRequestRejected(
+                f"image {image_id} for node {node_name} does not exist in {region}; "
+                "fix the pool's aws.image_id or WINFLEET_AWS_IMAGE_ID"
+            )
+        if str(images[0].get("Platform", "")).lower() != "windows":
+            raise CloudRequestRejected(
+                f"image {image_id} for node {node_name} is not a Windows image; "
+                "use a Windows Server 2019/2022 image with OpenSSH server"
+            )
+        return image_id
+    out = await _call(
+        region,
+        "describe_images",
+        what,
+        Owners=list(IMAGE_OWNERS),
+        Filters=[
+            {"Name": "name", "Values": [DEFAULT_IMAGE_NAME]},
+            {"Name": "platform", "Values": ["windows"]},
+            {"Name": "state", "Values": ["available"]},
+        ],
+    )
+    images = sorted(out.get("Images", []), key=lambda i: str(i.get("CreationDate", "")))
+    if not images:
+        raise CloudRequestRejected(
+            f"no image named {DEFAULT_IMAGE_NAME} in {region} for node {node_name}; "
+            "set the pool's aws.image_id or WINFLEET_AWS_IMAGE_ID"
+        )
+    return str(images[-1]["ImageId"])
+
+
+async def _run_instance(
+    region: str,
+    pool: str,
+    node_name: str,
+    spec: AwsMachineSpec,
+    image_id: str,
+    public_key: str,
+    incarnation: str,
+) -> dict[str, Any]:
+    tags = [
+        {"Key": "Name", "Value": node_name},
+        {"Key": TAG_POOL, "Value": pool},
+        {"Key": TAG_NODE, "Value": node_name},
+    ]
+    params: dict[str, Any] = {
+        "ImageId": image_id,
+        "InstanceType": spec.instance_type,
+        "MinCount": 1,
+        "MaxCount": 1,
+        "ClientToken": client_token(pool, node_name, incarnation),
+        "UserData": windows_user_data(public_key),  # boto3 base64-encodes it
+        "TagSpecifications": [{"ResourceType": "instance", "Tags": tags}],
+        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
+    }
+    if spec.subnet_id:
+        params["SubnetId"] = spec.subnet_id
+    if spec.security_group_ids:
+        params["SecurityGroupIds"] = list(spec.security_group_ids)
+    out = await _call(region, "run_instances", f"launch the instance of node {node_name}", **params)
+    instance: dict[str, Any] = out["Instances"][0]
+    log.info(
+        "launched instance %s for node %s (pool %s, image %s)",
+        instance["InstanceId"],
+        node_name,
+        pool,
+        image_id,
+    )
+    return instance
+
+
+async def _describe_instance(region: str, instance_id: str, what: str) -> dict[str, Any] | None:
+    try:
+        out = await _call(region, "describe_instances", what, InstanceIds=[instance_id])
+    except InstanceNotFound:
+        return None  # unknown: just launched (eventual consistency) or long gone
+    for r in out.get("Reservations", ()):
+        for i in r.get("Instances", ()):
+            return dict(i)
+    return None
+
+
+async def wait_running(
+    region: str, instance_id: str, node_name: str, timeout: float = RUNNING_TIMEOUT
+) -> HostRef:
+    """Wait (heartbeating) until the instance runs and has a private IP."""
+    deadline = time.monotonic() + timeout
+    what = f"wait for instance {instance_id} of node {node_name}"
+    started = False
+    while True:
+        inst = await _describe_instance(region, instance_id, what)
+        state = str(((inst or {}).get("State") or {}).get("Name", "pending"))
+        _heartbeat(instance_id, state)
+        if inst is not None and state == "running" and inst.get("PrivateIpAddress"):
+            return HostRef(
+                platform=Platform.AWS,
+                address=HostAddress(str(inst["PrivateIpAddress"])),
+                username=USERNAME,
+                instance_id=InstanceId(instance_id),
+                created_by_us=True,
+            )
+        if state in _GONE_STATES:
+            reason = str(((inst or {}).get("StateReason") or {}).get("Message", ""))[:200]
+            raise CloudRequestRejected(
+                f"instance {instance_id} of node {node_name} is {state} ({reason}); "
+                "check the image, instance type and subnet"
+            )
+        if state == "stopped" and not started:
+            await _call(region, "start_instances", what, InstanceIds=[instance_id])
+            started = True
+        if time.monotonic() >= deadline:
+            raise CloudUnavailable(
+                f"instance {instance_id} of node {node_name} is still {state} after "
+                f"{timeout:.0f} s; the next attempt keeps waiting for the same instance"
+            )
+        await asyncio.sleep(POLL_INTERVAL)
+
+
+async def create_aws_instance(
+    pool: str,
+    node_name: str,
+    spec: AwsMachineSpec,
+    public_key: str,
+    *,
+    incarnation: str = "",
+    timeout: float = RUNNING_TIMEOUT,
+) -> HostRef:
+    """The running instance for `node_name`: found by its tags, or launched.
+
+    `incarnation` (the workflow run id) goes into the ClientToken, so retries within one run
+    share a token while a later replacement of the same node gets a new instance.
+    """
+    windows_user_data(public_key)  # refuse a malformed/private key before anything exists
+    region = region_for(spec.region)
+    existing = await find_instance(region, pool, node_name)
+    if existing is not None:
+        instance_id = str(existing["InstanceId"])
+        log.info("node %s already has instance %s; reusing it", node_name, instance_id)
+    else:
+        image_id = await resolve_image(region, spec.image_id, node_name)
+        launched = await _run_instance(
+            region, pool, node_name, spec, image_id, public_key, incarnation
+        )
+        instance_id = str(launched["InstanceId"])
+    return await wait_running(region, instance_id, node_name, timeout)
+
+
+async def terminate_aws_instance(instance_id: str, region: str = "") -> bool:
+    """Terminate an instance winfleet launched; an already terminated/unknown one is fine.
+
+    Refuses (InvalidRequest) an instance without winfleet's node tag: never someone else's VM.
+    Returns True once the instance is terminated or terminating.
+    """
+    reg = region_for(region)
+    what = f"terminate instance {instance_id}"
+    inst = await _describe_instance(reg, instance_id, what)
+    if inst is None:
+        log.info("instance %s is unknown to EC2; nothing to terminate", instance_id)
+        return True
+    if str(inst.get("State", {}).get("Name")) in _GONE_STATES:
+        return True
+    if TAG_NODE not in _tags(inst):
+        raise InvalidRequest(
+            f"instance {instance_id} has no {TAG_NODE} tag: winfleet did not launch it and "
+            "will not terminate it"
+        )
+    try:
+        await _call(reg, "terminate_instances", what, InstanceIds=[instance_id])
+    except InstanceNotFound:
+        return True
+    log.info("terminating instance %s (node %s)", instance_id, _tags(inst).get(TAG_NODE))
+    return True
