@@ -1,0 +1,297 @@
+"""The Node object of a Windows instance: wait for it, finish it, or remove it.
+
+Activities called by the onboarding workflow: `wait_node_annotation` (hybrid-overlay phase waits
+for the OVN subnet and gateway-MAC annotations), `wait_node_ready` (last phase), `finalize_node`
+(version and pub-key-hash annotations, uncordon, `MachineSetup` event), and, on compensation,
+`delete_node` and `record_setup_failure`. Waits poll the API, heartbeat and are bounded by their
+input's `timeout_s`; every activity can be repeated without harm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from cryptography.hazmat.primitives import serialization
+from temporalio import activity
+
+from activities import events, kube
+from activities.config import settings
+from activities.contracts import ANNOTATION_PREFIX
+from activities.errors import InvalidRequest, NodeNotReadyYet, boundary
+
+T = TypeVar("T")
+
+POLL_INTERVAL_S = 1.0
+OS_LABEL = "kubernetes.io/os"
+VERSION_ANNOTATION = ANNOTATION_PREFIX + "version"
+PUB_KEY_HASH_ANNOTATION = ANNOTATION_PREFIX + "pub-key-hash"
+PRIVATE_KEY_FIELD = "private-key.pem"
+
+JsonObject = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WaitNodeInput:
+    node_name: str
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    name: str
+    internal_ip: str
+    kubelet_version: str
+    ready: bool
+
+
+@dataclass(frozen=True)
+class WaitNodeAnnotationInput:
+    node_name: str
+    keys: tuple[str, ...]
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class FinalizeNodeInput:
+    node_name: str
+    version: str = ""  # empty: the worker's configured winfleet version
+    # Reference to the secret holding the SSH private key; its public key's hash is annotated.
+    private_key_secret: str = "cloud-private-key"
+    pub_key_hash: str = ""  # given: used as is, the secret is not read
+
+
+@dataclass(frozen=True)
+class DeleteNodeInput:
+    node_name: str
+
+
+@dataclass(frozen=True)
+class SetupFailureInput:
+    node_name: str
+    phase: str
+    reason: str
+    # Set (e.g. to the workflow run id) to record at most one event per key, even on retries.
+    key: str = ""
+
+
+# --- reading ---------------------------------------------------------------------------------
+def as_json(obj: object) -> JsonObject:
+    """A client model as the API's JSON (camelCase keys, no nulls)."""
+    data = kube.api_client().sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+    return data if isinstance(data, dict) else {}
+
+
+async def get_node(name: str) -> JsonObject | None:
+    """The Node as JSON, or None when it does not exist."""
+    try:
+        return as_json(await kube.call(f"read node {name}", kube.core().read_node, name))
+    except kube.NotFound:
+        return None
+
+
+def is_ready(node: JsonObject) -> bool:
+    conditions = (node.get("status") or {}).get("conditions") or ()
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def facts(node: JsonObject) -> NodeFacts:
+    status = node.get("status") or {}
+    ips = [a["address"] for a in status.get("addresses") or () if a.get("type") == "InternalIP"]
+    return NodeFacts(
+        name=node["metadata"]["name"],
+        internal_ip=ips[0] if ips else "",
+        kubelet_version=(status.get("nodeInfo") or {}).get("kubeletVersion", ""),
+        ready=is_ready(node),
+    )
+
+
+async def poll(what: str, probe: Callable[[], Awaitable[T | None]], timeout_s: float) -> T | None:
+    """Call `probe` about every second until it returns a value or `timeout_s` has passed."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        activity.heartbeat(what)
+        found = await probe()
+        if found is not None:
+            return found
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        await asyncio.sleep(min(POLL_INTERVAL_S, left))
+
+
+# --- activities ------------------------------------------------------------------------------
+@activity.defn(name="wait_node_ready")
+@boundary
+async def wait_node_ready(inp: WaitNodeInput) -> NodeFacts:
+    """Wait until the Node reports Ready; `NodeNotReadyYet` after `timeout_s`."""
+    last: list[JsonObject] = []
+
+    async def probe() -> NodeFacts | None:
+        node = await get_node(inp.node_name)
+        if node is None:
+            return None
+        last[:] = [node]
+        return facts(node) if is_ready(node) else None
+
+    found = await poll(f"waiting for node {inp.node_name} to be Ready", probe, inp.timeout_s)
+    if found is not None:
+        return found
+    if not last:
+        raise NodeNotReadyYet(
+            f"node {inp.node_name} has not registered after {inp.timeout_s:.0f}s; "
+            "check kubelet on the host and its CSRs"
+        )
+    raise NodeNotReadyYet(
+        f"node {inp.node_name} is not Ready after {inp.timeout_s:.0f}s ({_ready_detail(last[0])}); "
+        "check kubelet, hybrid-overlay-node and kube-proxy on the host"
+    )
+
+
+@activity.defn(name="wait_node_annotation")
+@boundary
+async def wait_node_annotation(inp: WaitNodeAnnotationInput) -> dict[str, str]:
+    """Wait until every key in `inp.keys` is annotated on the Node; return their values."""
+
+    async def probe() -> dict[str, str] | None:
+        node = await get_node(inp.node_name)
+        notes = ((node or {}).get("metadata") or {}).get("annotations") or {}
+        if all(k in notes for k in inp.keys):
+            return {k: str(notes[k]) for k in inp.keys}
+        return None
+
+    keys = ", ".join(inp.keys)
+    found = await poll(f"waiting for {keys} on node {inp.node_name}", probe, inp.timeout_s)
+    if found is None:
+        raise NodeNotReadyYet(
+            f"node {inp.node_name} still lacks annotation(s) {keys} after {inp.timeout_s:.0f}s; "
+            "check the cluster network operator (OVN master) and hybrid-overlay-node on the host"
+        )
+    return found
+
+
+@activity.defn(name="finalize_node")
+@boundary
+async def finalize_node(inp: FinalizeNodeInput) -> None:
+    """Annotate version and pub-key-hash, uncordon, and record `MachineSetup` (once per Node)."""
+    node = await get_node(inp.node_name)
+    if node is None:
+        raise NodeNotReadyYet(f"node {inp.node_name} does not exist; it cannot be finalized yet")
+    meta = node["metadata"]
+    os_label = (meta.get("labels") or {}).get(OS_LABEL)
+    if os_label != "windows":
+        raise InvalidRequest(
+            f"node {inp.node_name} has label {OS_LABEL}={os_label!r}, not 'windows'; "
+            "refusing to mark it as a winfleet Windows node"
+        )
+    version = inp.version or settings().version
+    key_hash = inp.pub_key_hash or await public_key_hash(inp.private_key_secret)
+    wanted = {VERSION_ANNOTATION: version, PUB_KEY_HASH_ANNOTATION: key_hash}
+    notes = meta.get("annotations") or {}
+    cordoned = bool((node.get("spec") or {}).get("unschedulable"))
+    if cordoned or any(notes.get(k) != v for k, v in wanted.items()):
+        await kube.call(
+            f"annotate and uncordon node {inp.node_name}",
+            kube.core().patch_node,
+            inp.node_name,
+            {"metadata": {"annotations": wanted}, "spec": {"unschedulable": False}},
+            _content_type="application/merge-patch+json",
+        )
+    await events.record_event(
+        reason=events.MACHINE_SETUP,
+        message=f"Windows node {inp.node_name} configured by winfleet {version} and uncordoned",
+        involved=_node_ref(inp.node_name, meta.get("uid", "")),
+        name=f"{inp.node_name}.{meta.get('uid', 'node')}.machinesetup",
+    )
+
+
+@activity.defn(name="delete_node")
+@boundary
+async def delete_node(inp: DeleteNodeInput) -> bool:
+    """Delete a (half-registered) Windows Node; False when it does not exist."""
+    node = await get_node(inp.node_name)
+    if node is None:
+        return False
+    os_label = (node["metadata"].get("labels") or {}).get(OS_LABEL)
+    if os_label not in (None, "windows"):
+        raise InvalidRequest(
+            f"node {inp.node_name} is labelled {OS_LABEL}={os_label}; winfleet deletes only "
+            "Windows nodes, check for a name clash"
+        )
+    try:
+        await kube.call(f"delete node {inp.node_name}", kube.core().delete_node, inp.node_name)
+    except kube.NotFound:
+        return False
+    return True
+
+
+@activity.defn(name="record_setup_failure")
+@boundary
+async def record_setup_failure(inp: SetupFailureInput) -> None:
+    """Warning event `MachineSetupFailure` on the Node (which may not exist)."""
+    node = await get_node(inp.node_name)
+    uid = ((node or {}).get("metadata") or {}).get("uid", "")
+    await events.record_event(
+        reason=events.MACHINE_SETUP_FAILURE,
+        message=f"onboarding of {inp.node_name} failed in phase {inp.phase}: {inp.reason}",
+        involved=_node_ref(inp.node_name, uid),
+        type_="Warning",
+        name=f"{inp.node_name}.setupfailure.{_slug(inp.key)}" if inp.key else None,
+    )
+
+
+# --- helpers ---------------------------------------------------------------------------------
+async def public_key_hash(secret_name: str) -> str:
+    """sha256 (hex) of the OpenSSH public key of the private key in `secret_name` (as WMCO)."""
+    namespace = settings().namespace
+    try:
+        secret = await kube.call(
+            f"read secret {namespace}/{secret_name}",
+            kube.core().read_namespaced_secret,
+            secret_name,
+            namespace,
+        )
+    except kube.NotFound as exc:
+        raise InvalidRequest(
+            f"secret {namespace}/{secret_name} does not exist; create it with {PRIVATE_KEY_FIELD}"
+        ) from exc
+    encoded = (secret.data or {}).get(PRIVATE_KEY_FIELD)
+    if not encoded:
+        raise InvalidRequest(f"secret {namespace}/{secret_name} has no {PRIVATE_KEY_FIELD}")
+    pem = base64.b64decode(encoded)
+    try:
+        key: Any = (
+            serialization.load_ssh_private_key(pem, password=None)
+            if b"OPENSSH PRIVATE KEY" in pem
+            else serialization.load_pem_private_key(pem, password=None)
+        )
+        public = key.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        )
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequest(
+            f"secret {namespace}/{secret_name}: {PRIVATE_KEY_FIELD} is not an unencrypted "
+            "private key"
+        ) from exc
+    return hashlib.sha256(public).hexdigest()
+
+
+def _node_ref(name: str, uid: str) -> events.InvolvedObject:
+    return {"apiVersion": "v1", "kind": "Node", "name": name, "uid": uid}
+
+
+def _ready_detail(node: JsonObject) -> str:
+    for c in (node.get("status") or {}).get("conditions") or ():
+        if c.get("type") == "Ready":
+            return f"Ready={c.get('status')}: {c.get('reason', '')} {c.get('message', '')}".strip()
+    return "no Ready condition yet"
+
+
+def _slug(key: str) -> str:
+    """A DNS-label-safe form of `key` (event names must be DNS subdomains)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
