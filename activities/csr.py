@@ -11,8 +11,6 @@ serving CSR is already approved, so a retry after success does nothing.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -21,9 +19,8 @@ from temporalio import activity
 
 from activities import csr_rules, events, kube
 from activities.errors import CsrRejected, NodeNotReadyYet, boundary
-from activities.node import JsonObject, as_json, get_node
+from activities.node import JsonObject, as_json, get_node, poll
 
-POLL_INTERVAL_S = 1.0
 APPROVE_ATTEMPTS = 5
 APPROVE_REASON = "WinfleetApprove"
 
@@ -46,6 +43,7 @@ class ApproveCsrsResult:
 class _Attempt:
     """What one activity attempt has seen (never leaves the activity)."""
 
+    node_exists: bool = False
     client_csr: str = ""
     serving_csr: str = ""
     refused: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (kind, reason)
@@ -57,31 +55,30 @@ async def approve_node_csrs(inp: ApproveCsrsInput) -> ApproveCsrsResult:
     """Approve this node's valid client and serving CSRs; refuse (never deny) the others."""
     expected = csr_rules.ExpectedNode(inp.node_name, inp.addresses, inp.dns_names)
     seen = _Attempt()
-    deadline = time.monotonic() + inp.timeout_s
-    while True:
+
+    async def one_round() -> ApproveCsrsResult | None:
         node = await get_node(inp.node_name)
-        phase = "serving" if node is not None else "client"
-        activity.heartbeat(f"node {inp.node_name}: waiting for its {phase} CSR")
+        seen.node_exists = node is not None
         ours = [c for c in await _list_csrs() if csr_rules.claimed_node(c) == inp.node_name]
         for csr in sorted(ours, key=_created):
-            await _handle(csr, expected, node is not None, seen)
-        if node is not None and seen.serving_csr:
+            await _handle(csr, expected, seen)
+        if seen.node_exists and seen.serving_csr:
             return ApproveCsrsResult(client_csr=seen.client_csr, serving_csr=seen.serving_csr)
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise _timeout_error(inp, node is not None, seen)
-        await asyncio.sleep(min(POLL_INTERVAL_S, left))
+        return None
+
+    done = await poll(f"approving CSRs of node {inp.node_name}", one_round, inp.timeout_s)
+    if done is None:
+        raise _timeout_error(inp, seen)
+    return done
 
 
-async def _handle(
-    csr: JsonObject, expected: csr_rules.ExpectedNode, node_exists: bool, seen: _Attempt
-) -> None:
+async def _handle(csr: JsonObject, expected: csr_rules.ExpectedNode, seen: _Attempt) -> None:
     name = csr["metadata"]["name"]
     kind = csr_rules.kind_of(csr)
     if csr_rules.decision(csr) == "Approved":
         _remember_approved(seen, kind, name, csr)
         return
-    verdict = csr_rules.validate(csr, expected, node_exists=node_exists)
+    verdict = csr_rules.validate(csr, expected, node_exists=seen.node_exists)
     if verdict.kind is None or csr_rules.decision(csr) is not None:
         return
     if verdict.approve:
@@ -161,11 +158,9 @@ def _created(csr: JsonObject) -> tuple[str, str]:
     return (str(meta.get("creationTimestamp", "")), str(meta.get("name", "")))
 
 
-def _timeout_error(
-    inp: ApproveCsrsInput, node_exists: bool, seen: _Attempt
-) -> CsrRejected | NodeNotReadyYet:
+def _timeout_error(inp: ApproveCsrsInput, seen: _Attempt) -> CsrRejected | NodeNotReadyYet:
     waited = f"{inp.timeout_s:.0f}s"
-    phase = "serving" if node_exists else "client"
+    phase = "serving" if seen.node_exists else "client"
     refused = sorted((n, r) for n, (k, r) in seen.refused.items() if k == phase)
     if refused:
         reasons = "; ".join(f"{n}: {r}" for n, r in refused)
@@ -173,7 +168,7 @@ def _timeout_error(
             f"node {inp.node_name}: no valid {phase} CSR within {waited}, only refused ones "
             f"({reasons}); see the CSRRefused events and check who else asks for this name"
         )
-    if node_exists:
+    if seen.node_exists:
         return NodeNotReadyYet(
             f"node {inp.node_name} registered but kubelet has not asked for its serving "
             f"certificate within {waited}; check kubelet on the host"

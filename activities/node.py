@@ -23,7 +23,7 @@ from temporalio import activity
 from activities import events, kube
 from activities.config import settings
 from activities.contracts import ANNOTATION_PREFIX
-from activities.errors import InvalidRequest, NodeNotReadyYet, boundary
+from activities.errors import InvalidRequest, KubernetesUnavailable, NodeNotReadyYet, boundary
 
 T = TypeVar("T")
 
@@ -112,15 +112,26 @@ def facts(node: JsonObject) -> NodeFacts:
 
 
 async def poll(what: str, probe: Callable[[], Awaitable[T | None]], timeout_s: float) -> T | None:
-    """Call `probe` about every second until it returns a value or `timeout_s` has passed."""
+    """Call `probe` about every second until it returns a value or `timeout_s` has passed.
+
+    A briefly unavailable API server does not end the wait; if it is still unavailable at the
+    deadline, that (retryable) error is raised instead of returning None.
+    """
     deadline = time.monotonic() + timeout_s
     while True:
         activity.heartbeat(what)
-        found = await probe()
+        try:
+            found = await probe()
+            failure: KubernetesUnavailable | None = None
+        except KubernetesUnavailable as exc:
+            activity.logger.warning("%s: %s; still waiting", what, exc.message)
+            found, failure = None, exc
         if found is not None:
             return found
         left = deadline - time.monotonic()
         if left <= 0:
+            if failure is not None:
+                raise failure
             return None
         await asyncio.sleep(min(POLL_INTERVAL_S, left))
 
