@@ -1,0 +1,189 @@
+"""Where each Windows host's SSH host key is pinned (trust on first use, then never changed).
+
+Before the Node exists the pin lives in ConfigMap `windows-ssh-host-keys` (data key: the host
+address); once the Node exists it moves to the Node's annotations
+`windowsmachineconfig.openshift.io/ssh-host-key` and `ssh-host-key-type`, as WMCO does.
+`activities/ssh.py` reads the pin before connecting and records it after the first successful
+login; deprovisioning calls `forget`. A different key is refused (`HostKeyMismatch`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+
+from activities import kube
+from activities.config import settings
+from activities.contracts import ANNOTATION_PREFIX
+from activities.errors import HostKeyMismatch, KubernetesUnavailable
+
+CONFIGMAP = "windows-ssh-host-keys"
+HOST_KEY_ANNOTATION = ANNOTATION_PREFIX + "ssh-host-key"
+HOST_KEY_TYPE_ANNOTATION = ANNOTATION_PREFIX + "ssh-host-key-type"
+CONFLICT_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Pin:
+    key: str | None  # OpenSSH `<type> <base64>`; None: nothing pinned yet
+    on_node: bool  # True: read from the Node's annotations
+
+
+def _data_key(address: str) -> str:
+    """ConfigMap data keys allow `[-._a-zA-Z0-9]`; IPv4 and DNS names already fit."""
+    return re.sub(r"[^-._a-zA-Z0-9]", "_", address)
+
+
+def _mismatch(address: str, pinned: str, presented: str, where: str) -> HostKeyMismatch:
+    return HostKeyMismatch(
+        f"host {address} presents SSH host key {presented.split()[0]} other than the one pinned "
+        f"in {where} ({pinned.split()[0]}): possible impersonation. If the machine was "
+        "legitimately re-installed, deprovision it (which forgets the pin) and onboard it again."
+    )
+
+
+async def _node(node_name: str | None) -> Any | None:
+    if not node_name:
+        return None
+    try:
+        return await kube.call(f"read node {node_name}", kube.core().read_node, node_name)
+    except kube.NotFound:
+        return None
+
+
+async def _configmap() -> Any | None:
+    ns = settings().namespace
+    try:
+        return await kube.call(
+            f"read configmap {ns}/{CONFIGMAP}",
+            kube.core().read_namespaced_config_map,
+            CONFIGMAP,
+            ns,
+        )
+    except kube.NotFound:
+        return None
+
+
+async def lookup(address: str, node_name: str | None) -> Pin:
+    """The pinned key for this host: the Node's annotation first, else the ConfigMap's entry."""
+    node = await _node(node_name)
+    if node is not None:
+        key = (node.metadata.annotations or {}).get(HOST_KEY_ANNOTATION)
+        if key:
+            return Pin(key=key, on_node=True)
+    cm = await _configmap()
+    return Pin(key=((cm.data or {}).get(_data_key(address)) if cm else None), on_node=False)
+
+
+async def pinned(address: str, node_name: str | None) -> str | None:
+    """The pinned OpenSSH host key string for this host, or None before first contact."""
+    return (await lookup(address, node_name)).key
+
+
+async def pin(address: str, node_name: str | None, key: str) -> None:
+    """Record `key` for this host (on the Node if it exists); the same key again is a no-op.
+
+    Raises HostKeyMismatch if a different key is already pinned.
+    """
+    key = " ".join(key.split()[:2])
+    for _ in range(CONFLICT_ATTEMPTS):
+        try:
+            node = await _node(node_name)
+            if node is not None:
+                await _pin_on_node(address, node, key)
+                await _drop_from_configmap(address)
+            else:
+                await _pin_in_configmap(address, key)
+            return
+        except kube.Conflict:
+            continue
+    raise KubernetesUnavailable(
+        f"pinning the SSH host key of {address}: the API server kept reporting conflicts; "
+        "the activity will retry"
+    )
+
+
+async def forget(address: str, node_name: str | None = None) -> None:
+    """Drop the pin for this host (deprovisioning); nothing pinned is fine."""
+    await _drop_from_configmap(address)
+    node = await _node(node_name)
+    annotations = (node.metadata.annotations or {}) if node is not None else {}
+    if HOST_KEY_ANNOTATION in annotations or HOST_KEY_TYPE_ANNOTATION in annotations:
+        patch = {
+            "metadata": {"annotations": {HOST_KEY_ANNOTATION: None, HOST_KEY_TYPE_ANNOTATION: None}}
+        }
+        try:
+            await kube.call(
+                f"unpin host key on node {node_name}", kube.core().patch_node, node_name, patch
+            )
+        except kube.NotFound:
+            pass
+
+
+async def _pin_on_node(address: str, node: Any, key: str) -> None:
+    name = node.metadata.name
+    existing = (node.metadata.annotations or {}).get(HOST_KEY_ANNOTATION)
+    if existing == key:
+        return
+    if existing:
+        raise _mismatch(address, existing, key, f"node {name}'s annotations")
+    patch = {
+        "metadata": {
+            "resourceVersion": node.metadata.resource_version,
+            "annotations": {HOST_KEY_ANNOTATION: key, HOST_KEY_TYPE_ANNOTATION: key.split()[0]},
+        }
+    }
+    await kube.call(f"pin host key on node {name}", kube.core().patch_node, name, patch)
+
+
+async def _pin_in_configmap(address: str, key: str) -> None:
+    ns = settings().namespace
+    data_key = _data_key(address)
+    cm = await _configmap()
+    if cm is None:
+        body = client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name=CONFIGMAP, namespace=ns), data={data_key: key}
+        )
+        await kube.call(
+            f"create configmap {ns}/{CONFIGMAP}",
+            kube.core().create_namespaced_config_map,
+            ns,
+            body,
+        )
+        return
+    data = dict(cm.data or {})
+    existing = data.get(data_key)
+    if existing == key:
+        return
+    if existing:
+        raise _mismatch(address, existing, key, f"configmap {ns}/{CONFIGMAP}")
+    data[data_key] = key
+    cm.data = data  # cm keeps its resourceVersion: a concurrent writer makes this a Conflict
+    await kube.call(
+        f"update configmap {ns}/{CONFIGMAP}",
+        kube.core().replace_namespaced_config_map,
+        CONFIGMAP,
+        ns,
+        cm,
+    )
+
+
+async def _drop_from_configmap(address: str) -> None:
+    ns = settings().namespace
+    cm = await _configmap()
+    if cm is None or _data_key(address) not in (cm.data or {}):
+        return
+    patch = {"data": {_data_key(address): None}}
+    try:
+        await kube.call(
+            f"unpin {address} in configmap {ns}/{CONFIGMAP}",
+            kube.core().patch_namespaced_config_map,
+            CONFIGMAP,
+            ns,
+            patch,
+        )
+    except kube.NotFound:
+        pass

@@ -1,0 +1,62 @@
+"""The SSH key winfleet logs in with: read from a Kubernetes Secret, never passed around.
+
+Workflows carry only the secret's name; `load_private_key` reads `private-key.pem` from that
+Secret in winfleet's namespace when an SSH session opens (activities/ssh.py). The public half
+and its hash (WMCO's `pub-key-hash` node annotation) are safe to share.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+
+import asyncssh
+
+from activities import kube
+from activities.config import settings
+from activities.errors import InvalidRequest
+
+PRIVATE_KEY_FIELD = "private-key.pem"
+
+
+async def load_private_key(secret_name: str) -> asyncssh.SSHKey:
+    """The private key in Secret `secret_name` (field `private-key.pem`)."""
+    ns = settings().namespace
+    create_hint = (
+        f"create it with: kubectl -n {ns} create secret generic {secret_name} "
+        f"--from-file={PRIVATE_KEY_FIELD}=<path to the SSH private key>"
+    )
+    try:
+        secret = await kube.call(
+            f"read secret {ns}/{secret_name}",
+            kube.core().read_namespaced_secret,
+            secret_name,
+            ns,
+        )
+    except kube.NotFound as exc:
+        raise InvalidRequest(f"secret {ns}/{secret_name} does not exist; {create_hint}") from exc
+    encoded = (secret.data or {}).get(PRIVATE_KEY_FIELD)
+    if not encoded:
+        raise InvalidRequest(
+            f"secret {ns}/{secret_name} has no field {PRIVATE_KEY_FIELD}; {create_hint}"
+        )
+    try:
+        return asyncssh.import_private_key(base64.b64decode(encoded, validate=True))
+    except (binascii.Error, asyncssh.KeyImportError) as exc:
+        # The message names the secret only: the key material never reaches a log.
+        raise InvalidRequest(
+            f"secret {ns}/{secret_name} field {PRIVATE_KEY_FIELD} is not an unencrypted SSH "
+            f"private key (OpenSSH or PEM); {create_hint}"
+        ) from exc
+
+
+def public_key_openssh(key: asyncssh.SSHKey) -> str:
+    """`<type> <base64>` (no comment), as in `administrators_authorized_keys`."""
+    algorithm, blob = key.export_public_key("openssh").decode().split()[:2]
+    return f"{algorithm} {blob}"
+
+
+def pub_key_hash(public_key_openssh: str) -> str:
+    """SHA-256 hex of the `<type> <base64>` public key: WMCO's `pub-key-hash` annotation value."""
+    return hashlib.sha256(public_key_openssh.strip().encode()).hexdigest()
