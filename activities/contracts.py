@@ -95,6 +95,7 @@ class HostRef:
     username: str
     instance_id: InstanceId | None = None  # None for BYOH
     created_by_us: bool = False
+    region: str = ""  # AWS: the region the instance lives in (terminate needs it); else empty
 
 
 @dataclass(frozen=True)
