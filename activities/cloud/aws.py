@@ -48,7 +48,7 @@ DEFAULT_IMAGE_NAME = "Windows_Server-2019-English-Full-ContainersLatest-*"
 IMAGE_OWNERS = ("amazon", "self")
 TAG_POOL = "winfleet.io/pool"
 TAG_NODE = "winfleet.io/node"
-RUNNING_TIMEOUT = 600.0  # s; EC2 starts a Windows instance in 1–3 min, 10 min is WMCO's bound
+RUNNING_TIMEOUT = 600.0  # s; EC2 starts a Windows instance in 1-3 min, 10 min is WMCO's bound
 POLL_INTERVAL = 5.0  # s between DescribeInstances while waiting for `running`
 _LIVE_STATES = ("pending", "running", "stopping", "stopped")
 _GONE_STATES = ("shutting-down", "terminated")
@@ -286,10 +286,10 @@ async def _describe_instance(region: str, instance_id: str, what: str) -> dict[s
 
 
 async def wait_running(
-    region: str, instance_id: str, node_name: str, timeout: float = RUNNING_TIMEOUT
+    region: str, instance_id: str, node_name: str, wait_limit: float = RUNNING_TIMEOUT
 ) -> HostRef:
     """Wait (heartbeating) until the instance runs and has a private IP."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + wait_limit
     what = f"wait for instance {instance_id} of node {node_name}"
     started = False
     while True:
@@ -303,6 +303,7 @@ async def wait_running(
                 username=USERNAME,
                 instance_id=InstanceId(instance_id),
                 created_by_us=True,
+                region=region,
             )
         if state in _GONE_STATES:
             reason = str(((inst or {}).get("StateReason") or {}).get("Message", ""))[:200]
@@ -316,7 +317,7 @@ async def wait_running(
         if time.monotonic() >= deadline:
             raise CloudUnavailable(
                 f"instance {instance_id} of node {node_name} is still {state} after "
-                f"{timeout:.0f} s; the next attempt keeps waiting for the same instance"
+                f"{wait_limit:.0f} s; the next attempt keeps waiting for the same instance"
             )
         await asyncio.sleep(POLL_INTERVAL)
 
@@ -328,7 +329,7 @@ async def create_aws_instance(
     public_key: str,
     *,
     incarnation: str = "",
-    timeout: float = RUNNING_TIMEOUT,
+    wait_limit: float = RUNNING_TIMEOUT,
 ) -> HostRef:
     """The running instance for `node_name`: found by its tags, or launched.
 
@@ -347,7 +348,7 @@ async def create_aws_instance(
             region, pool, node_name, spec, image_id, public_key, incarnation
         )
         instance_id = str(launched["InstanceId"])
-    return await wait_running(region, instance_id, node_name, timeout)
+    return await wait_running(region, instance_id, node_name, wait_limit)
 
 
 async def terminate_aws_instance(instance_id: str, region: str = "") -> bool:

@@ -1,0 +1,234 @@
+"""The VM activities the onboarding workflow calls: `create_vm` and `terminate_vm`.
+
+`create_vm` validates its input first (`validate_create_vm_input`, pure, so the workflow can
+refuse bad input before scheduling anything), fills empty spec fields from the worker's
+settings (`WINFLEET_AWS_*`, `WINFLEET_AZURE_*`), reads the SSH key's public half from the
+referenced Secret and dispatches to `aws`, `azure` or `byoh`. `terminate_vm` is the
+compensation: it deletes only VMs winfleet created, never a BYOH host.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from temporalio import activity
+
+from activities.cloud import aws, azure, byoh
+from activities.config import Settings, settings
+from activities.contracts import (
+    AwsMachineSpec,
+    AzureMachineSpec,
+    ByohHostSpec,
+    HostRef,
+    Platform,
+)
+from activities.errors import InvalidRequest, boundary
+from activities.keys import load_private_key, public_key_openssh
+
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_AMI = re.compile(r"^ami-[0-9a-f]{8,17}$")
+_SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_SG = re.compile(r"^sg-[0-9a-f]{8,17}$")
+_INSTANCE_TYPE = re.compile(r"^[a-z0-9-]+\.[a-z0-9-]+$")
+_AWS_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_RESOURCE_GROUP = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
+_AZURE_LOCATION = re.compile(r"^[a-z0-9]+$")
+_AZURE_SUBNET = re.compile(
+    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Network/"
+    r"virtualNetworks/[^/]+/subnets/[^/]+$",
+    re.IGNORECASE,
+)
+_USERNAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+COMPUTER_NAME_MAX = 15  # Windows NetBIOS computer name limit; the node name becomes it
+
+
+@dataclasses.dataclass(frozen=True)
+class CreateVmInput:
+    """What `create_vm` needs; only the spec for `platform` is set. No secrets: the SSH key is
+    read from Secret `private_key_secret` by the activity."""
+
+    pool: str
+    node_name: str
+    platform: Platform
+    aws: AwsMachineSpec | None = None
+    azure: AzureMachineSpec | None = None
+    byoh: ByohHostSpec | None = None
+    private_key_secret: str = "cloud-private-key"
+
+
+# --- validation (pure) -----------------------------------------------------------------------
+def _aws_problems(spec: AwsMachineSpec) -> list[str]:
+    p = []
+    if spec.image_id and not _AMI.match(spec.image_id):
+        p.append(f"aws.image_id {spec.image_id!r} is not an AMI id (ami-0123abcd...)")
+    if spec.subnet_id and not _SUBNET.match(spec.subnet_id):
+        p.append(f"aws.subnet_id {spec.subnet_id!r} is not a subnet id (subnet-0123abcd...)")
+    p += [
+        f"aws.security_group_ids: {sg!r} is not a security group id (sg-0123abcd...)"
+        for sg in spec.security_group_ids
+        if not _SG.match(sg)
+    ]
+    if not _INSTANCE_TYPE.match(spec.instance_type):
+        p.append(f"aws.instance_type {spec.instance_type!r} is not an instance type (m5a.large)")
+    if spec.region and not _AWS_REGION.match(spec.region):
+        p.append(f"aws.region {spec.region!r} is not an AWS region (us-east-1)")
+    return p
+
+
+def _azure_problems(spec: AzureMachineSpec) -> list[str]:
+    p = []
+    if spec.resource_group and not _RESOURCE_GROUP.match(spec.resource_group):
+        p.append(f"azure.resource_group {spec.resource_group!r} is not a resource group name")
+    if spec.location and not _AZURE_LOCATION.match(spec.location):
+        p.append(f"azure.location {spec.location!r} is not a location name (westeurope)")
+    if spec.subnet_id and not _AZURE_SUBNET.match(spec.subnet_id):
+        p.append(
+            "azure.subnet_id must be a full subnet resource id "
+            "(/subscriptions/.../virtualNetworks/<vnet>/subnets/<subnet>)"
+        )
+    for field in ("vm_size", "image_publisher", "image_offer", "image_sku", "image_version"):
+        if not getattr(spec, field):
+            p.append(f"azure.{field} is empty")
+    return p
+
+
+def _byoh_problems(spec: ByohHostSpec) -> list[str]:
+    p = []
+    problem = byoh.address_problem(spec.address)
+    if problem:
+        p.append(problem)
+    if spec.username and not _USERNAME.match(spec.username):
+        p.append(f"byoh.username {spec.username!r} is not a Windows user name")
+    return p
+
+
+def create_vm_input_problems(inp: CreateVmInput) -> list[str]:
+    """Everything wrong with `inp`, each saying what to fix; empty when it can be acted on."""
+    p: list[str] = []
+    if not inp.pool or len(inp.pool) > 63 or not _LABEL.match(inp.pool):
+        p.append(f"pool {inp.pool!r} must be a lowercase RFC 1123 label (a-z, 0-9, '-')")
+    name = inp.node_name
+    if not name or len(name) > COMPUTER_NAME_MAX or not _LABEL.match(name) or name.isdigit():
+        p.append(
+            f"node name {name!r} must be a lowercase RFC 1123 label of at most "
+            f"{COMPUTER_NAME_MAX} characters, not all digits: it becomes the Windows computer name"
+        )
+    if not _SUBDOMAIN.match(inp.private_key_secret) or len(inp.private_key_secret) > 253:
+        p.append(f"private_key_secret {inp.private_key_secret!r} is not a Secret name")
+    try:
+        platform = Platform(inp.platform)
+    except ValueError:
+        valid = ", ".join(x.value for x in Platform)
+        return [*p, f"platform {inp.platform!r} is not one of {valid}"]
+    specs = {Platform.AWS: inp.aws, Platform.AZURE: inp.azure, Platform.BYOH: inp.byoh}
+    if specs[platform] is None:
+        p.append(f"platform {platform.value} needs the {platform.value!r} spec")
+    p += [
+        f"platform is {platform.value}, so the {other.value!r} spec must be empty"
+        for other, spec in specs.items()
+        if other is not platform and spec is not None
+    ]
+    if inp.aws is not None and platform is Platform.AWS:
+        p += _aws_problems(inp.aws)
+    if inp.azure is not None and platform is Platform.AZURE:
+        p += _azure_problems(inp.azure)
+    if inp.byoh is not None and platform is Platform.BYOH:
+        p += _byoh_problems(inp.byoh)
+    return p
+
+
+def validate_create_vm_input(inp: CreateVmInput) -> None:
+    """Raise InvalidRequest listing every problem with `inp` (pure: safe in a workflow)."""
+    problems = create_vm_input_problems(inp)
+    if problems:
+        raise InvalidRequest(
+            f"cannot create a VM for node {inp.node_name!r}: " + "; ".join(problems)
+        )
+
+
+def with_defaults(inp: CreateVmInput, s: Settings) -> CreateVmInput:
+    """`inp` with empty spec fields taken from the worker's settings."""
+    if inp.aws is not None:
+        a = inp.aws
+        inp = dataclasses.replace(
+            inp,
+            aws=dataclasses.replace(
+                a,
+                image_id=a.image_id or s.aws_image_id or "",
+                subnet_id=a.subnet_id or s.aws_subnet_id or "",
+                security_group_ids=a.security_group_ids
+                or ((s.aws_security_group_id,) if s.aws_security_group_id else ()),
+            ),
+        )
+    if inp.azure is not None:
+        z = inp.azure
+        inp = dataclasses.replace(
+            inp,
+            azure=dataclasses.replace(
+                z,
+                resource_group=z.resource_group or s.azure_resource_group or "",
+                location=z.location or s.azure_location or "",
+                subnet_id=z.subnet_id or s.azure_subnet_id or "",
+            ),
+        )
+    return inp
+
+
+def _require_complete(inp: CreateVmInput) -> None:
+    """After defaults: what a platform cannot do without, and the settings' own formats."""
+    problems = create_vm_input_problems(inp)
+    if inp.azure is not None and inp.platform == Platform.AZURE:
+        env = {
+            "resource_group": "WINFLEET_AZURE_RESOURCE_GROUP",
+            "location": "WINFLEET_AZURE_LOCATION",
+            "subnet_id": "WINFLEET_AZURE_SUBNET_ID",
+        }
+        problems += [
+            f"azure.{field} is empty and {var} is not set"
+            for field, var in env.items()
+            if not getattr(inp.azure, field)
+        ]
+    if problems:
+        raise InvalidRequest(
+            f"cannot create a VM for node {inp.node_name!r}: " + "; ".join(problems)
+        )
+
+
+# --- activities ------------------------------------------------------------------------------
+@activity.defn(name="create_vm")
+@boundary
+async def create_vm(inp: CreateVmInput) -> HostRef:
+    """The host for the node: a new (or earlier attempt's) VM, or the registered BYOH host."""
+    validate_create_vm_input(inp)
+    full = with_defaults(inp, settings())
+    _require_complete(full)
+    if full.byoh is not None:
+        return await byoh.check_byoh_host(full.byoh)
+    public_key = public_key_openssh(await load_private_key(full.private_key_secret))
+    if full.aws is not None:
+        return await aws.create_aws_instance(
+            full.pool,
+            full.node_name,
+            full.aws,
+            public_key,
+            incarnation=activity.info().workflow_run_id or "",
+        )
+    if full.azure is not None:
+        return await azure.create_azure_vm(full.pool, full.node_name, full.azure, public_key)
+    raise InvalidRequest(f"no machine spec for platform {full.platform}")  # unreachable
+
+
+@activity.defn(name="terminate_vm")
+@boundary
+async def terminate_vm(host: HostRef) -> bool:
+    """Delete a VM winfleet created; True once it is gone. BYOH hosts are never touched."""
+    if host.platform == Platform.BYOH or not host.created_by_us or not host.instance_id:
+        return False
+    if host.platform == Platform.AWS:
+        return await aws.terminate_aws_instance(host.instance_id, host.region)
+    if host.platform == Platform.AZURE:
+        resource_group, name = azure.parse_vm_id(host.instance_id)
+        return await azure.delete_azure_vm(resource_group, name)
+    raise InvalidRequest(f"unknown platform {host.platform!r} of host {host.address}")
