@@ -1,0 +1,171 @@
+"""The payload (WMCB, kubelet, hybrid-overlay, kube-proxy, CNI plugins, ignition...) and its copy.
+
+Locally, `settings().payload_dir` holds the files plus a `sha256sum` manifest listing them with
+paths relative to `C:\\k`; every file is checked against it before anything is sent
+(`PayloadInvalid` otherwise). The `copy_payload` activity compares each remote file's
+Get-FileHash with the manifest and copies only those that differ, resuming interrupted copies,
+as WMCO's `EnsureFile` does. Called by the onboarding workflow after `wait_for_ssh`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio import activity
+
+from activities.config import settings
+from activities.errors import PayloadInvalid, boundary
+from activities.ssh import open_session
+from activities.windows.paths import CNI_DIR, K_DIR, WindowsPath, parent, remote_path_for
+from activities.windows.powershell import new_directory, powershell
+
+MANIFEST = "sha256sum"
+_LINE = re.compile(r"^(?P<hash>[0-9a-fA-F]{64}) [ *](?P<path>.+)$")
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    path: str  # relative, as written in the manifest (`cni/win-overlay.exe`)
+    sha256: str  # lowercase hex
+    remote: WindowsPath
+
+
+@dataclass(frozen=True)
+class PayloadFile:
+    entry: ManifestEntry
+    local: Path
+    size: int
+
+
+@dataclass(frozen=True)
+class CopyPayloadInput:
+    node_name: str
+    address: str
+    username: str
+    private_key_secret: str  # name of the Secret holding `private-key.pem`, not the key
+
+
+@dataclass(frozen=True)
+class CopyPayloadResult:
+    files_copied: int
+    files_skipped: int
+    bytes_copied: int
+
+
+def parse_manifest(text: str) -> tuple[ManifestEntry, ...]:
+    """Entries of a `sha256sum` manifest (`<sha256>  <path>` or `<sha256> *<path>` lines)."""
+    entries: list[ManifestEntry] = []
+    seen: set[str] = set()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.rstrip("\r")
+        if not line.strip():
+            continue
+        match = _LINE.match(line)
+        if match is None:
+            raise PayloadInvalid(
+                f"payload manifest line {number} is not `<sha256>  <path>`: {line[:120]!r}"
+            )
+        path = match["path"]
+        try:
+            remote = remote_path_for(path)
+        except ValueError as exc:
+            raise PayloadInvalid(f"payload manifest line {number}: {exc}") from exc
+        if remote.lower() in seen:
+            raise PayloadInvalid(f"payload manifest lists {path} twice")
+        seen.add(remote.lower())
+        entries.append(ManifestEntry(path=path, sha256=match["hash"].lower(), remote=remote))
+    if not entries:
+        raise PayloadInvalid("payload manifest is empty")
+    return tuple(entries)
+
+
+# (path, size, mtime_ns) → sha256: the payload is hashed once per worker, not once per node.
+_hash_cache: dict[tuple[str, int, int], str] = {}
+
+
+def _sha256_file(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _hash_cache:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+        _hash_cache[key] = digest.hexdigest()
+    return _hash_cache[key]
+
+
+def _verify(payload_dir: Path) -> tuple[PayloadFile, ...]:
+    manifest = payload_dir / MANIFEST
+    if not manifest.is_file():
+        raise PayloadInvalid(
+            f"no {MANIFEST} manifest in payload directory {payload_dir}; "
+            "check WINFLEET_PAYLOAD_DIR and generate it with `sha256sum`"
+        )
+    files: list[PayloadFile] = []
+    for entry in parse_manifest(manifest.read_text()):
+        local = payload_dir / Path(*entry.path.replace("\\", "/").split("/"))
+        if not local.is_file():
+            raise PayloadInvalid(f"payload file {entry.path} is listed in {manifest} but missing")
+        actual = _sha256_file(local)
+        if actual != entry.sha256:
+            raise PayloadInvalid(
+                f"payload file {local} has SHA256 {actual}, but {manifest} says {entry.sha256}; "
+                "rebuild the payload or its manifest"
+            )
+        files.append(PayloadFile(entry=entry, local=local, size=local.stat().st_size))
+    return tuple(files)
+
+
+async def verified_payload(payload_dir: Path | None = None) -> tuple[PayloadFile, ...]:
+    """The payload files, each checked against the manifest (PayloadInvalid if one differs)."""
+    return await asyncio.to_thread(_verify, payload_dir or settings().payload_dir)
+
+
+def remote_directories(files: tuple[PayloadFile, ...]) -> tuple[WindowsPath, ...]:
+    """Every directory the payload needs on the host, parents first."""
+    dirs = {K_DIR, CNI_DIR} | {parent(f.entry.remote) for f in files}
+    return tuple(sorted(dirs, key=lambda d: (d.count("\\"), d.lower())))
+
+
+@activity.defn(name="copy_payload")
+@boundary
+async def copy_payload(inp: CopyPayloadInput) -> CopyPayloadResult:
+    """Make C:\\k on the host match the payload manifest, copying only differing files."""
+    files = await verified_payload()
+    copied = skipped = sent_total = 0
+    async with open_session(
+        inp.address,
+        inp.username,
+        private_key_secret=inp.private_key_secret,
+        node_name=inp.node_name,
+    ) as session:
+        dirs = remote_directories(files)
+        await session.run(
+            powershell(*(new_directory(d) for d in dirs), display="ensure payload directories")
+        )
+        for f in files:
+            activity.heartbeat(f.entry.path)
+            if await session.remote_sha256(f.entry.remote) == f.entry.sha256:
+                skipped += 1
+                continue
+
+            def progress(sent: int, path: str = f.entry.path, size: int = f.size) -> None:
+                activity.heartbeat(f"{path}: {sent}/{size} bytes")
+
+            sent_total += await session.put_file(
+                f.local, f.entry.remote, expected_sha256=f.entry.sha256, on_progress=progress
+            )
+            copied += 1
+    activity.logger.info(
+        "payload on %s: %d copied (%d bytes), %d already current",
+        inp.node_name,
+        copied,
+        sent_total,
+        skipped,
+    )
+    return CopyPayloadResult(files_copied=copied, files_skipped=skipped, bytes_copied=sent_total)
