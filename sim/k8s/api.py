@@ -1,0 +1,271 @@
+"""Object semantics of the SIMULATED Kubernetes API server: create, update, patch, delete, evict.
+
+Everything that makes the twin behave like kube-apiserver beyond storage lives here:
+defaulting (uid, creationTimestamp, generation, generateName), optimistic concurrency (409 on a
+stale resourceVersion), status/approval subresources that change only their part, finalizers and
+deletionTimestamp, CSR requester fields filled from the caller's identity, CRD registration, and
+PodDisruptionBudget-checked eviction. Called by `sim.k8s.handlers` (HTTP) and by the stand-in
+controllers (`sim.k8s.controllers`) on the twin's event loop.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import random
+import uuid
+from typing import Any
+
+from sim.k8s import patch as patching
+from sim.k8s.auth import Identity
+from sim.k8s.errors import ApiError, already_exists, conflict, not_found
+from sim.k8s.resources import Registry, ResourceType, crd_types
+from sim.k8s.selectors import match_label_selector_object
+from sim.k8s.store import Obj, Store
+from sim.k8s.validation import check_type_meta, validate
+
+_GEN_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+_IMMUTABLE_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+                   "generation", "namespace", "name")
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _spec_part(obj: Obj) -> Obj:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+class Api:
+    """The API's verbs over a `Store` and a `Registry`."""
+
+    def __init__(self, store: Store, registry: Registry) -> None:
+        self.store = store
+        self.registry = registry
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _current(self, rt: ResourceType, ns: str, name: str) -> Obj:
+        entry = self.store.entry((rt.group, rt.plural), ns, name)
+        if entry is None:
+            raise not_found(rt.group, rt.plural, name)
+        return entry.obj
+
+    def _check_namespace(self, rt: ResourceType, ns: str) -> None:
+        if rt.namespaced and self.store.entry(("", "namespaces"), "", ns) is None:
+            raise not_found("", "namespaces", ns)
+
+    # -- create ----------------------------------------------------------------------------
+    def create(self, rt: ResourceType, ns: str, body: Any, who: Identity) -> Obj:
+        check_type_meta(rt, body)
+        obj = copy.deepcopy(body)
+        meta = obj["metadata"]
+        for k in ("uid", "resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds",
+                  "managedFields", "selfLink", "creationTimestamp", "generation"):
+            meta.pop(k, None)
+        if rt.namespaced:
+            if meta.get("namespace", ns) != ns:
+                raise ApiError(400, "the namespace of the provided object does not match the "
+                               "namespace sent on the request")
+            meta["namespace"] = ns
+        else:
+            meta.pop("namespace", None)
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + "".join(random.choices(_GEN_CHARS, k=5))
+        self._default_on_create(rt, obj, who)
+        validate(rt, obj)
+        if self.store.entry((rt.group, rt.plural), ns if rt.namespaced else "", meta["name"]):
+            raise already_exists(rt.group, rt.plural, meta["name"])
+        self._check_namespace(rt, ns)
+        meta.update(uid=str(uuid.uuid4()), creationTimestamp=now_iso(), generation=1)
+        if rt.kind == "CustomResourceDefinition":
+            self._register_crd(obj)
+        return self.store.put((rt.group, rt.plural), obj, "ADDED")
+
+    def _default_on_create(self, rt: ResourceType, obj: Obj, who: Identity) -> None:
+        if rt.kind == "Pod":
+            obj["status"] = {"phase": "Pending"}
+        elif rt.kind == "Namespace":
+            obj["status"] = {"phase": "Active"}
+            obj.setdefault("spec", {"finalizers": ["kubernetes"]})
+            obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = \
+                obj["metadata"].get("name", "")
+        elif rt.kind == "CertificateSigningRequest":
+            obj["status"] = {}
+            spec = obj.setdefault("spec", {})
+            spec["username"], spec["groups"] = who.user, list(who.groups)
+            spec["uid"] = who.uid
+            if who.extra:
+                spec["extra"] = who.extra
+            else:
+                spec.pop("extra", None)
+        elif rt.has_status and rt.custom:
+            obj.pop("status", None)
+
+    def _register_crd(self, crd: Obj) -> None:
+        for rt in crd_types(crd):
+            self.registry.add(rt)
+        crd["status"] = {
+            "acceptedNames": crd["spec"]["names"],
+            "storedVersions": [v["name"] for v in crd["spec"]["versions"] if v.get("storage")],
+            "conditions": [
+                {"type": t, "status": "True", "reason": r, "message": m,
+                 "lastTransitionTime": now_iso()}
+                for t, r, m in (("NamesAccepted", "NoConflicts", "no conflicts found"),
+                                ("Established", "InitialNamesAccepted",
+                                 "the initial names have been accepted"))],
+        }
+
+    # -- update / patch --------------------------------------------------------------------
+    def update(self, rt: ResourceType, ns: str, name: str, body: Any, sub: str = "") -> Obj:
+        check_type_meta(rt, body)
+        if body["metadata"].get("name", name) != name:
+            raise ApiError(400, f"the name of the object ({body['metadata'].get('name')}) does "
+                           f"not match the name on the URL ({name})")
+        return self._write(rt, ns, name, copy.deepcopy(body), sub)
+
+    def patch(self, rt: ResourceType, ns: str, name: str, content_type: str, body: Any,
+              sub: str = "") -> Obj:
+        current = self._current(rt, ns, name)
+        result = patching.apply(content_type, current, body, custom=rt.custom,
+                                merge_keys=rt.merge_keys)
+        check_type_meta(rt, result)
+        return self._write(rt, ns, name, result, sub)
+
+    def _write(self, rt: ResourceType, ns: str, name: str, new: Obj, sub: str) -> Obj:
+        old = self._current(rt, ns, name)
+        rv = (new.get("metadata") or {}).get("resourceVersion")
+        if rv and str(rv) != old["metadata"]["resourceVersion"]:
+            raise conflict(rt.group, rt.plural, name)
+        if sub == "status":
+            obj = copy.deepcopy(old)
+            if "status" in new:
+                obj["status"] = new["status"]
+            else:
+                obj.pop("status", None)
+        elif sub == "approval":
+            obj = copy.deepcopy(old)
+            obj.setdefault("status", {})["conditions"] = self._approval_conditions(
+                old, (new.get("status") or {}).get("conditions") or [])
+        else:
+            obj = new
+            meta = obj.setdefault("metadata", {})
+            for k in _IMMUTABLE_META:
+                if k in old["metadata"]:
+                    meta[k] = old["metadata"][k]
+                else:
+                    meta.pop(k, None)
+            if rt.has_status or rt.kind == "CertificateSigningRequest":
+                if "status" in old:
+                    obj["status"] = copy.deepcopy(old["status"])
+                else:
+                    obj.pop("status", None)
+            if rt.kind == "CertificateSigningRequest":
+                obj["spec"] = copy.deepcopy(old.get("spec"))
+            if _spec_part(obj) != _spec_part(old):
+                meta["generation"] = old["metadata"].get("generation", 1) + 1
+        validate(rt, obj)
+        obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        if obj == old:
+            return old  # a no-op write does not bump the resourceVersion
+        if obj["metadata"].get("deletionTimestamp") and not obj["metadata"].get("finalizers"):
+            self.store.put((rt.group, rt.plural), obj, "MODIFIED", old=old)
+            return self.store.remove((rt.group, rt.plural), ns, name) or obj
+        return self.store.put((rt.group, rt.plural), obj, "MODIFIED", old=old)
+
+    def _approval_conditions(self, old: Obj, conditions: list[Obj]) -> list[Obj]:
+        types = [c.get("type") for c in conditions]
+        if "Approved" in types and "Denied" in types:
+            raise ApiError(422, "status.conditions: Invalid value: Approved and Denied "
+                           "conditions are mutually exclusive", "Invalid")
+        old_types = {c.get("type") for c in (old.get("status") or {}).get("conditions") or []}
+        for t in ("Approved", "Denied"):
+            if t in old_types and t not in types:
+                raise ApiError(422, f"status.conditions: Forbidden: updates may not remove a "
+                               f"condition of type {t}", "Invalid")
+        out = []
+        for c in conditions:
+            c = dict(c)
+            c.setdefault("status", "True")
+            c.setdefault("lastUpdateTime", now_iso())
+            c.setdefault("lastTransitionTime", c["lastUpdateTime"])
+            out.append(c)
+        return out
+
+    # -- delete ----------------------------------------------------------------------------
+    def delete(self, rt: ResourceType, ns: str, name: str, options: Any = None) -> Obj:
+        old = self._current(rt, ns, name)
+        pre = (options or {}).get("preconditions") or {} if isinstance(options, dict) else {}
+        if pre.get("uid") and pre["uid"] != old["metadata"]["uid"]:
+            raise ApiError(409, f"Precondition failed: UID in precondition: {pre['uid']}, UID in "
+                           f"object meta: {old['metadata']['uid']}", "Conflict")
+        if pre.get("resourceVersion") and pre["resourceVersion"] != \
+                old["metadata"]["resourceVersion"]:
+            raise conflict(rt.group, rt.plural, name)
+        gp = (rt.group, rt.plural)
+        if old["metadata"].get("finalizers"):
+            if old["metadata"].get("deletionTimestamp"):
+                return old
+            obj = copy.deepcopy(old)
+            obj["metadata"]["deletionTimestamp"] = now_iso()
+            obj["metadata"]["deletionGracePeriodSeconds"] = 0
+            return self.store.put(gp, obj, "MODIFIED", old=old)
+        gone = self.store.remove(gp, ns, name)
+        assert gone is not None
+        if rt.kind == "Namespace":
+            for other in list(self.store.groups()):
+                for entry in self.store.entries(other, name):
+                    self.store.remove(other, name, entry.obj["metadata"]["name"])
+        if rt.kind == "CustomResourceDefinition":
+            spec = old.get("spec") or {}
+            self.registry.remove(spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))
+            self.store.drop_all((spec.get("group", ""), (spec.get("names") or {}).get("plural", "")))
+        return gone
+
+    # -- eviction --------------------------------------------------------------------------
+    def evict(self, ns: str, name: str, body: Any) -> None:
+        pods_rt = self.registry.get("", "v1", "pods")
+        assert pods_rt is not None
+        pod = self._current(pods_rt, ns, name)
+        phase = (pod.get("status") or {}).get("phase")
+        if phase not in ("Succeeded", "Failed", "Pending"):
+            labels = pod["metadata"].get("labels") or {}
+            pdbs = [e.obj for e in self.store.entries(("policy", "poddisruptionbudgets"), ns)
+                    if match_label_selector_object((e.obj.get("spec") or {}).get("selector"),
+                                                   labels)]
+            if len(pdbs) > 1:
+                raise ApiError(500, "This pod has more than one PodDisruptionBudget, which the "
+                               "eviction subresource does not support.")
+            if pdbs:
+                self._check_budget(ns, pdbs[0])
+        options = (body or {}).get("deleteOptions") if isinstance(body, dict) else None
+        self.delete(pods_rt, ns, name, options)
+
+    def _check_budget(self, ns: str, pdb: Obj) -> None:
+        spec = pdb.get("spec") or {}
+        selected = [e.obj for e in self.store.entries(("", "pods"), ns)
+                    if match_label_selector_object(spec.get("selector"),
+                                                   e.obj["metadata"].get("labels") or {})]
+        expected = len(selected)
+        healthy = sum(1 for p in selected if (p.get("status") or {}).get("phase") == "Running"
+                      and not p["metadata"].get("deletionTimestamp"))
+
+        def resolve(value: Any) -> int:
+            if isinstance(value, str) and value.endswith("%"):
+                return -(-int(value[:-1]) * expected // 100)  # round up, as Kubernetes does
+            return int(value)
+
+        if "minAvailable" in spec:
+            desired = resolve(spec["minAvailable"])
+        elif "maxUnavailable" in spec:
+            desired = max(0, expected - resolve(spec["maxUnavailable"]))
+        else:
+            desired = expected
+        if healthy - desired <= 0:
+            pdb_name = pdb["metadata"]["name"]
+            raise ApiError(
+                429, "Cannot evict pod as it would violate the pod's disruption budget.",
+                "TooManyRequests",
+                {"causes": [{"reason": "DisruptionBudget",
+                             "message": f"The disruption budget {pdb_name} needs {desired} "
+                                        f"healthy pods and has {healthy} currently"}]})

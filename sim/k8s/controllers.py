@@ -1,0 +1,115 @@
+"""Stand-ins for the cluster's own controllers in the SIMULATED Kubernetes API server.
+
+- OVN master: gives every Node labelled kubernetes.io/os=windows the annotation
+  `k8s.ovn.org/hybrid-overlay-node-subnet` with a distinct /24 from 10.132.0.0/14, shortly after
+  the Node appears (a Node that is re-created keeps its subnet).
+- CSR signer: when a CSR carries an Approved condition (and no Denied one) and its signer is
+  kubernetes.io/kube-apiserver-client-kubelet or kubernetes.io/kubelet-serving, it writes a
+  certificate signed by the twin CA into status.certificate. Nothing approves CSRs.
+
+Both react to store events and act through `sim.k8s.api.Api` on the twin's event loop;
+started and stopped by `sim.k8s.server.KubeTwin`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import ipaddress
+import logging
+
+from sim.k8s.api import Api, now_iso
+from sim.k8s.errors import ApiError
+from sim.k8s.store import Event
+from sim.pki import CertificateAuthority
+
+log = logging.getLogger(__name__)
+
+SUBNET_ANNOTATION = "k8s.ovn.org/hybrid-overlay-node-subnet"
+SIGNERS = frozenset({"kubernetes.io/kube-apiserver-client-kubelet",
+                     "kubernetes.io/kubelet-serving"})
+_POOL = ipaddress.ip_network("10.132.0.0/14")
+
+
+class Controllers:
+    """Runs the OVN-subnet and CSR-signer reactions to store events."""
+
+    def __init__(self, api: Api, ca: CertificateAuthority, ovn_delay: float = 0.05) -> None:
+        self._api = api
+        self._ca = ca
+        self._ovn_delay = ovn_delay
+        self._subnets: dict[str, str] = {}
+        self._subnet_iter = _POOL.subnets(new_prefix=24)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        self._api.store.subscribe(self._on_event)
+
+    async def stop(self) -> None:
+        self._api.store.unsubscribe(self._on_event)
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_event(self, event: Event) -> None:
+        if event.type == "DELETED":
+            return
+        if event.gp == ("", "nodes"):
+            meta = event.obj["metadata"]
+            if (meta.get("labels") or {}).get("kubernetes.io/os") == "windows" and \
+                    SUBNET_ANNOTATION not in (meta.get("annotations") or {}) and \
+                    not meta.get("deletionTimestamp"):
+                self._spawn(self._assign_subnet(meta["name"]))
+        elif event.gp == ("certificates.k8s.io", "certificatesigningrequests"):
+            status = event.obj.get("status") or {}
+            types = {c.get("type") for c in status.get("conditions") or []
+                     if c.get("status", "True") == "True"}
+            if "Approved" in types and not types & {"Denied", "Failed"} and \
+                    not status.get("certificate") and \
+                    (event.obj.get("spec") or {}).get("signerName") in SIGNERS:
+                self._spawn(self._sign(event.obj["metadata"]["name"]))
+
+    # -- OVN master ------------------------------------------------------------------------
+    def subnet_for(self, node: str) -> str:
+        if node not in self._subnets:
+            self._subnets[node] = str(next(self._subnet_iter))
+        return self._subnets[node]
+
+    async def _assign_subnet(self, node: str) -> None:
+        await asyncio.sleep(self._ovn_delay)
+        rt = self._api.registry.get("", "v1", "nodes")
+        assert rt is not None
+        entry = self._api.store.entry(("", "nodes"), "", node)
+        if entry is None or SUBNET_ANNOTATION in (entry.obj["metadata"].get("annotations") or {}):
+            return
+        patch = {"metadata": {"annotations": {SUBNET_ANNOTATION: self.subnet_for(node)}}}
+        try:
+            self._api.patch(rt, "", node, "application/merge-patch+json", patch)
+        except ApiError as exc:  # the node went away meanwhile
+            log.debug("OVN subnet for %s not set: %s", node, exc.message)
+
+    # -- CSR signer ------------------------------------------------------------------------
+    async def _sign(self, name: str) -> None:
+        rt = self._api.registry.get("certificates.k8s.io", "v1", "certificatesigningrequests")
+        entry = self._api.store.entry((rt.group, rt.plural), "", name) if rt else None
+        if rt is None or entry is None or (entry.obj.get("status") or {}).get("certificate"):
+            return
+        csr = copy.deepcopy(entry.obj)
+        spec = csr.get("spec") or {}
+        status = csr.setdefault("status", {})
+        days = max(1, int(spec.get("expirationSeconds") or 365 * 86400) // 86400)
+        try:
+            pem = self._ca.sign_csr(base64.b64decode(spec["request"]),
+                                    spec.get("usages") or ["client auth"], days=days)
+            status["certificate"] = base64.b64encode(pem).decode()
+        except (ValueError, KeyError) as exc:
+            status.setdefault("conditions", []).append({
+                "type": "Failed", "status": "True", "reason": "SignerValidationFailure",
+                "message": str(exc), "lastUpdateTime": now_iso(), "lastTransitionTime": now_iso()})
+        self._api.update(rt, "", name, csr, sub="status")
