@@ -1,0 +1,147 @@
+"""PowerShell statement builders: exact text, and every one inside the twin's vocabulary."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+import sim.windows.pwsh_files
+import sim.windows.pwsh_pipeline
+import sim.windows.pwsh_system  # noqa: F401  (the three register the cmdlets)
+from activities.windows import powershell as ps
+from activities.windows.paths import CNI_CONFIG, HNS_MODULE, K_DIR, KUBELET, WindowsPath
+from sim.windows import cmdline, pwsh, pwsh_parser
+
+STATEMENTS: list[tuple[str, str]] = [
+    (ps.get_file_hash(KUBELET), r"Get-FileHash -Path 'C:\k\kubelet.exe' -Algorithm SHA256"),
+    (ps.test_path(CNI_CONFIG), r"Test-Path -Path 'C:\k\cni\config\cni.conf'"),
+    (ps.new_directory(K_DIR), r"New-Item -ItemType Directory -Path 'C:\k' -Force"),
+    (ps.remove_item(K_DIR), r"Remove-Item -Path 'C:\k' -Force"),
+    (ps.remove_item(K_DIR, recurse=True), r"Remove-Item -Path 'C:\k' -Recurse -Force"),
+    (ps.get_content(CNI_CONFIG), r"Get-Content -Path 'C:\k\cni\config\cni.conf' -Raw"),
+    (
+        ps.set_content(WindowsPath(r"C:\k\note.txt"), "it's done"),
+        r"Set-Content -Path 'C:\k\note.txt' -Value 'it''s done'",
+    ),
+    (ps.get_service("kubelet"), "Get-Service -Name 'kubelet'"),
+    (
+        ps.new_service(
+            "kube-proxy",
+            r'C:\k\kube-proxy.exe --windows-service --log-dir="C:\var\log\kube-proxy"',
+            "kube-proxy",
+            "OpenShift managed kube-proxy",
+            depends_on=("kubelet", "hybrid-overlay-node"),
+        ),
+        "New-Service -Name 'kube-proxy' -BinaryPathName "
+        r"""'C:\k\kube-proxy.exe --windows-service --log-dir="C:\var\log\kube-proxy"' """
+        "-DisplayName 'kube-proxy' -Description 'OpenShift managed kube-proxy' "
+        "-StartupType Automatic -DependsOn 'kubelet','hybrid-overlay-node'",
+    ),
+    (
+        ps.new_service("svc", r"C:\k\svc.exe", "svc", "OpenShift managed svc"),
+        r"New-Service -Name 'svc' -BinaryPathName 'C:\k\svc.exe' -DisplayName 'svc' "
+        "-Description 'OpenShift managed svc' -StartupType Automatic",
+    ),
+    (ps.start_service("kubelet"), "Start-Service -Name 'kubelet'"),
+    (ps.stop_service("kubelet"), "Stop-Service -Name 'kubelet' -Force"),
+    (ps.restart_service("kubelet"), "Restart-Service -Name 'kubelet' -Force"),
+    (ps.get_os(), "Get-CimInstance -ClassName Win32_OperatingSystem"),
+    (ps.hostname(), "hostname"),
+    (ps.rename_computer("winworker-1"), "Rename-Computer -NewName 'winworker-1' -Force"),
+    (ps.restart_computer(), "Restart-Computer -Force"),
+    (ps.import_hns(), r"Import-Module 'C:\k\hns.psm1'"),
+    (ps.get_hns_networks(), "Get-HnsNetwork"),
+    (ps.get_hns_endpoints(), "Get-HnsEndpoint"),
+    (
+        ps.new_hns_endpoint("5c1f-net", "VIPEndpoint"),
+        "New-HnsEndpoint -NetworkId '5c1f-net' -Name 'VIPEndpoint'",
+    ),
+    (
+        ps.remove_hns_network("OVNKubernetesHybridOverlayNetwork"),
+        "Get-HnsNetwork | Where-Object -Property Name -EQ -Value "
+        "'OVNKubernetesHybridOverlayNetwork' | Remove-HnsNetwork",
+    ),
+    (
+        ps.remove_hns_endpoint("VIPEndpoint"),
+        "Get-HnsEndpoint | Where-Object -Property Name -EQ -Value 'VIPEndpoint' "
+        "| Remove-HnsEndpoint",
+    ),
+    (
+        ps.to_json(ps.get_service("kubelet")),
+        "Get-Service -Name 'kubelet' | ConvertTo-Json -Compress -Depth 5",
+    ),
+]
+
+
+@pytest.mark.parametrize(("built", "expected"), STATEMENTS, ids=lambda v: str(v)[:40])
+def test_each_statement_builder_emits_exactly_this_text(built: str, expected: str) -> None:
+    assert built == expected
+
+
+def test_powershell_wraps_statements_in_one_quoted_command_that_stops_on_error() -> None:
+    cmd = ps.powershell(ps.test_path(KUBELET), ps.get_service("kubelet"), display="look")
+    assert cmd.line == (
+        "powershell.exe -NoLogo -NoProfile -NonInteractive -Command "
+        "\"$ErrorActionPreference = 'Stop'; Test-Path -Path 'C:\\k\\kubelet.exe'; "
+        "Get-Service -Name 'kubelet'\""
+    )
+    assert cmd.display == "look"
+    assert cmd.success_line is None
+
+
+def test_a_double_quote_inside_the_script_is_escaped_for_cmd() -> None:
+    cmd = ps.powershell(ps.set_content(WindowsPath(r"C:\k\q.txt"), 'say "hi"'), display="q")
+    argv = cmdline.split(cmd.line)
+    assert argv[-1] == "$ErrorActionPreference = 'Stop'; Set-Content -Path 'C:\\k\\q.txt' " + (
+        "-Value 'say \"hi\"'"
+    )
+    assert cmdline.unquoted_operator(cmd.line) is None
+
+
+def _cmdlet_params(command: pwsh_parser.Command) -> set[str]:
+    return {a.name.lower() for a in command.args if isinstance(a, pwsh_parser.Param)}
+
+
+@pytest.mark.parametrize(("built", "_expected"), STATEMENTS, ids=lambda v: str(v)[:40])
+def test_each_statement_uses_only_cmdlets_and_parameters_the_twin_knows(
+    built: str, _expected: str
+) -> None:
+    script = "; ".join([ps.STOP_ON_ERROR, ps.import_hns(), built])
+    argv = cmdline.split(ps.powershell(ps.import_hns(), built, display="x").line)
+    assert argv[:5] == ["powershell.exe", "-NoLogo", "-NoProfile", "-NonInteractive", "-Command"]
+    assert argv[5:] == [script]
+    for statement in pwsh_parser.parse(script):
+        if isinstance(statement, pwsh_parser.Assignment):
+            continue
+        assert isinstance(statement, list)
+        for command in statement:
+            assert command.name is not None
+            spec = pwsh.CMDLETS.get(command.name.lower())
+            assert spec is not None, f"{command.name} is not in the twin's vocabulary"
+            known = {p.lower() for p in (*spec.values, *spec.switches)}
+            assert _cmdlet_params(command) <= known, command.name
+
+
+BUILDERS_TAKING_A_NAME: list[Callable[[str], str]] = [
+    ps.get_service,
+    ps.start_service,
+    ps.stop_service,
+    ps.restart_service,
+    ps.rename_computer,
+    ps.remove_hns_network,
+    ps.remove_hns_endpoint,
+]
+
+
+@pytest.mark.parametrize("builder", BUILDERS_TAKING_A_NAME, ids=lambda b: b.__name__)
+def test_a_hostile_name_stays_one_quoted_argument(builder: Callable[[str], str]) -> None:
+    hostile = "x'; Remove-Item -Path 'C:\\' -Recurse; '"
+    statements = pwsh_parser.parse(builder(hostile))
+    assert len(statements) == 1
+    values = [a for cmd in statements[0] for a in cmd.args if not isinstance(a, pwsh_parser.Param)]
+    assert hostile in values
+
+
+def test_the_hns_module_path_is_the_payload_copy() -> None:
+    assert ps.import_hns() == f"Import-Module '{HNS_MODULE}'"
