@@ -1,0 +1,65 @@
+"""`HostFleet`: many SIMULATED Windows hosts in one process (the API in sim/README.md).
+
+`HostFleet(state_dir, kube_ca_pem=None, ssh_port=22)`; `await fleet.start()`;
+`await fleet.add_host(HostSpec(...))` creates the host (its disk, key and registry persist under
+`state_dir/hosts/<address>/`) and powers it on (SSH comes up after `boot_seconds`);
+`remove_host`, `get`, `hosts`, `await fleet.stop()`. Used by tests, the bench
+(`sim/windows/bench.py`), the cloud twins (a running instance gets a host) and `python -m sim up`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from sim.windows.host import SimulatedWindowsHost
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    address: str
+    hostname: str
+    username: str = "Administrator"
+    user_data: str | None = None
+    authorized_keys: tuple[str, ...] = ()
+    boot_seconds: float = 0.0
+    os_build: str = "10.0.17763.1457"
+    cloud: str = "byoh"
+
+
+class HostFleet:
+    def __init__(self, state_dir: str | Path, kube_ca_pem: bytes | None = None, ssh_port: int = 22):
+        self.state_dir = Path(state_dir)
+        self.kube_ca_pem = kube_ca_pem
+        self.ssh_port = ssh_port
+        self._hosts: dict[str, SimulatedWindowsHost] = {}
+
+    async def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+
+    async def stop(self) -> None:
+        hosts, self._hosts = list(self._hosts.values()), {}
+        await asyncio.gather(*(h.stop() for h in hosts))
+
+    async def add_host(self, spec: HostSpec) -> SimulatedWindowsHost:
+        if spec.address in self._hosts:
+            raise ValueError(f"a simulated host already has address {spec.address}")
+        host = SimulatedWindowsHost(spec, self.state_dir, self.kube_ca_pem, self.ssh_port)
+        self._hosts[spec.address] = host
+        host.start()
+        if spec.boot_seconds <= 0:
+            await host.wait_up()
+        return host
+
+    async def remove_host(self, address: str) -> None:
+        host = self._hosts.pop(address, None)
+        if host is not None:
+            await host.stop()
+
+    def get(self, address: str) -> SimulatedWindowsHost:
+        return self._hosts[address]
+
+    @property
+    def hosts(self) -> list[SimulatedWindowsHost]:
+        return list(self._hosts.values())

@@ -1,0 +1,294 @@
+"""One SIMULATED Windows Server host: disk, SSH/SFTP server, services, HNS, boot and reboot.
+
+The host keeps its `C:\\` drive under `<state_dir>/hosts/<address>/root/C`, its SSH host key
+(ed25519) and registry beside it, so a process restart keeps them. SSH (asyncssh) listens on
+(address, ssh_port) only while the host is up; it accepts public-key auth for the spec's user with
+the keys in `C:\\ProgramData\\ssh\\administrators_authorized_keys` plus `spec.authorized_keys`.
+At first boot the instance user data runs through the PowerShell interpreter. Created by
+`fleet.HostFleet.add_host`; used by tests through `.faults`, `.reboot()`, `.services`,
+`.hns_networks`, `.root`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import asyncssh
+
+from sim.windows import components, exec as win_exec, pwsh
+from sim.windows.faults import HostFaults
+from sim.windows.hns import HnsState
+from sim.windows.services import ServiceManager
+from sim.windows.sftp import HostSFTPServer
+
+if TYPE_CHECKING:
+    from sim.windows.fleet import HostSpec
+
+log = logging.getLogger(__name__)
+AUTHORIZED_KEYS = "C/ProgramData/ssh/administrators_authorized_keys"
+_PS_WRAPPER = re.compile(r"<powershell>(.*?)</powershell>", re.S | re.I)
+
+
+class _SshServer(asyncssh.SSHServer):
+    def __init__(self, host: SimulatedWindowsHost) -> None:
+        self._host = host
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._host._conns.add(conn)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._host._conns = {c for c in self._host._conns if not c.is_closed()}
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return False
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        if username.lower() != self._host.username.lower():
+            return False
+        return key.public_data in self._host.authorized_key_blobs()
+
+
+class SimulatedWindowsHost:
+    def __init__(self, spec: HostSpec, state_dir: Path, kube_ca_pem: bytes | None, port: int):
+        self.spec = spec
+        self.address = spec.address
+        self.username = spec.username
+        self.port = port
+        self.kube_ca_pem = kube_ca_pem
+        self.dir = state_dir / "hosts" / spec.address
+        self.root = self.dir / "root"
+        self._state_file = self.dir / "state.json"
+        state = json.loads(self._state_file.read_text()) if self._state_file.exists() else {}
+        self.hostname: str = state.get("hostname", spec.hostname)
+        self.pending_hostname: str | None = None
+        self._first_boot_done: bool = state.get("first_boot_done", False)
+        self.faults = HostFaults(self, spec.os_build)
+        self.services = ServiceManager(self.root, self.dir / "registry.json", self._spawn)
+        self.hns = HnsState(self.dir / "hns.json")
+        self.firewall_rules: list[dict[str, Any]] = []
+        self._key_file = self.dir / "ssh_host_ed25519_key"
+        self._host_key = self._load_host_key()
+        self._acceptor: asyncssh.SSHAcceptor | None = None
+        self._conns: set[asyncssh.SSHServerConnection] = set()
+        self._up = False
+        self._refuse_until = 0.0
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._boot_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._prepare_disk()
+
+    # ---- identity ------------------------------------------------------------------------
+    @property
+    def os_build(self) -> str:
+        return self.faults.os_build
+
+    @property
+    def services_state(self) -> dict[str, str]:
+        return self.services.states()
+
+    @property
+    def hns_networks(self) -> dict[str, dict[str, Any]]:
+        """Network name -> `Get-HnsNetwork` object."""
+        return {n.name: n.as_object() for n in self.hns.networks.values()}
+
+    @property
+    def host_key_public(self) -> str:
+        """The SSH host public key in OpenSSH format (`ssh-ed25519 AAAA...`)."""
+        return self._host_key.export_public_key().decode().strip()
+
+    @property
+    def is_up(self) -> bool:
+        """True once booted and (unless a refuse_ssh fault holds it) listening for SSH."""
+        return self._up
+
+    async def wait_up(self) -> None:
+        """Wait for the current boot to finish (tests; add_host with no boot delay)."""
+        while self._boot_task is not None and not self._boot_task.done():
+            await asyncio.wait([self._boot_task])
+
+    def _load_host_key(self) -> asyncssh.SSHKey:
+        if self._key_file.exists():
+            return asyncssh.read_private_key(str(self._key_file))
+        return self._new_host_key()
+
+    def _new_host_key(self) -> asyncssh.SSHKey:
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        key.write_private_key(str(self._key_file))
+        return key
+
+    def rotate_host_key(self) -> None:
+        self._host_key = self._new_host_key()
+        if self._acceptor is not None:
+            self._acceptor.update(server_host_keys=[self._host_key])
+
+    def authorized_key_blobs(self) -> set[bytes]:
+        blobs: set[bytes] = set()
+        lines = list(self.spec.authorized_keys)
+        path = self.root / AUTHORIZED_KEYS
+        if path.is_file():
+            lines += path.read_text(errors="replace").lstrip("\ufeff").splitlines()
+        for line in lines:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            try:
+                blobs.add(asyncssh.import_public_key(line).public_data)
+            except (asyncssh.KeyImportError, ValueError):
+                continue
+        return blobs
+
+    def _prepare_disk(self) -> None:
+        for d in ("Windows/System32", "ProgramData/ssh", f"Users/{self.username}"):
+            (self.root / "C" / d).mkdir(parents=True, exist_ok=True)
+
+    def _save_state(self) -> None:
+        self._state_file.write_text(
+            json.dumps({"hostname": self.hostname, "first_boot_done": self._first_boot_done})
+        )
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Power on: boot after `spec.boot_seconds`."""
+        self._boot_task = asyncio.create_task(self._boot(self.spec.boot_seconds))
+
+    async def _boot(self, delay: float) -> None:
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if not self._first_boot_done:
+            self._run_user_data()
+            self._first_boot_done = True
+            self._save_state()
+        self.services.boot()
+        self._up = True
+        await self._listen()
+
+    def _run_user_data(self) -> None:
+        data = self.spec.user_data
+        if not data:
+            return
+        m = _PS_WRAPPER.search(data)
+        script = m.group(1) if m else data
+        result = pwsh.run_script(self, script)
+        if result.exit_code != 0:
+            log.warning("user data failed on %s: %s", self.address, result.stderr[:300])
+
+    async def _listen(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._acceptor is not None or not self._up or self._stopping:
+            return
+        if loop.time() < self._refuse_until:
+            return
+        self._acceptor = await asyncssh.listen(
+            host=self.address,
+            port=self.port,
+            server_factory=lambda: _SshServer(self),
+            server_host_keys=[self._host_key],
+            process_factory=self._handle_process,
+            sftp_factory=lambda chan: HostSFTPServer(chan, self),
+            allow_scp=False,
+            reuse_address=True,
+            x11_forwarding=False,
+            agent_forwarding=False,
+            allow_pty=False,
+            keepalive_interval=0,
+        )
+
+    async def _close_listener(self, drop_sessions: bool) -> None:
+        acceptor, self._acceptor = self._acceptor, None
+        if acceptor is not None:
+            acceptor.close()
+            await acceptor.wait_closed()
+        if drop_sessions:
+            for conn in list(self._conns):
+                conn.abort()
+            self._conns.clear()
+
+    def _later(self, delay: float, coro_fn: Any) -> None:
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._timers.discard(handle)
+            if not self._stopping:
+                asyncio.ensure_future(coro_fn())
+
+        handle = loop.call_later(delay, fire)
+        self._timers.add(handle)
+
+    def close_ssh_for(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._refuse_until = loop.time() + seconds
+        asyncio.ensure_future(self._close_listener(drop_sessions=False))
+        self._later(seconds, self._listen)
+
+    def request_reboot(self) -> None:
+        """Restart-Computer: the reboot begins once the current command has answered."""
+        self._later(0.05, self.reboot)
+
+    async def reboot(self) -> None:
+        """Drop SSH and services, lose non-persistent HNS state, come back after boot_seconds."""
+        self._up = False
+        if self._boot_task is not None and not self._boot_task.done():
+            self._boot_task.cancel()
+        await self._close_listener(drop_sessions=True)
+        tasks = self.services.shutdown()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        self.hns.reboot()
+        if self.pending_hostname:
+            self.hostname, self.pending_hostname = self.pending_hostname, None
+            self._save_state()
+        self._boot_task = asyncio.create_task(self._boot(self.spec.boot_seconds))
+
+    async def stop(self) -> None:
+        """Power off for good (fleet shutdown/removal)."""
+        self._stopping = True
+        self._up = False
+        for handle in self._timers:
+            handle.cancel()
+        self._timers.clear()
+        if self._boot_task is not None and not self._boot_task.done():
+            self._boot_task.cancel()
+            await asyncio.gather(self._boot_task, return_exceptions=True)
+        await self._close_listener(drop_sessions=True)
+        tasks = self.services.shutdown()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+
+    # ---- exec ----------------------------------------------------------------------------
+    async def run(self, command: str) -> tuple[str, str, int]:
+        """Run one command line as the SSH exec channel would (also handy for tests)."""
+        return await win_exec.run_command(self, command)
+
+    async def _handle_process(self, process: asyncssh.SSHServerProcess[str]) -> None:
+        command = process.command
+        if command is None:
+            process.stderr.write("The simulated host offers no interactive shell.\r\n")
+            process.exit(1)
+            return
+        try:
+            out, err, code = await self.run(command)
+        except Exception as exc:  # a bug in the twin: say so loudly, keep serving
+            log.exception("simulated command failed on %s", self.address)
+            out, err, code = "", f"sim internal error: {exc!r}\r\n", 1
+        if out:
+            process.stdout.write(out)
+        if err:
+            process.stderr.write(err)
+        process.exit(code)
+
+    def _spawn(self, svc: Any) -> asyncio.Task[None] | None:
+        return components.spawn(self, svc)

@@ -1,0 +1,178 @@
+"""File-system cmdlets of the SIMULATED PowerShell: Get-FileHash, Test-Path, New-Item,
+Remove-Item, Get-Content, Set-Content, Add-Content, Import-Module.
+
+Paths are Windows paths on the host's disk (`paths.to_local`). Error messages follow Windows
+PowerShell 5.1. Registered into `pwsh.CMDLETS` on import; used by `pwsh.run_script`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+from sim.windows import paths
+from sim.windows.pwsh import CmdletError, Context, cmdlet
+
+
+def _local(ctx: Context, path: Any) -> Path:
+    if not isinstance(path, str):
+        raise CmdletError(f"Cannot bind argument to parameter 'Path' ('{path}').")
+    try:
+        return paths.to_local(ctx.host.root, path)
+    except paths.PathError as exc:
+        raise CmdletError(f"Cannot find drive. A drive with the name '{path}' does not exist.") from exc
+
+
+def _win(ctx: Context, local: Path) -> str:
+    return paths.to_windows(ctx.host.root, local)
+
+
+def _item(ctx: Context, local: Path) -> dict[str, Any]:
+    return {
+        "Name": local.name,
+        "FullName": _win(ctx, local),
+        "Length": local.stat().st_size if local.is_file() else None,
+        "Mode": "d-----" if local.is_dir() else "-a----",
+    }
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return "".join(f"{_text(v)}\r\n" for v in value)
+    if isinstance(value, bool):
+        return "True\r\n" if value else "False\r\n"
+    return f"{value}\r\n"
+
+
+@cmdlet("Get-FileHash", values=("Path", "Algorithm"), positional=("Path",), required=("Path",))
+def get_file_hash(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[Any]:
+    algorithm = str(p.get("Algorithm", "SHA256")).upper()
+    if algorithm != "SHA256":
+        raise CmdletError(f"Cannot validate argument on parameter 'Algorithm'. '{algorithm}'.")
+    local = _local(ctx, p["Path"])
+    if not local.is_file():
+        raise CmdletError(f"Cannot find path '{p['Path']}' because it does not exist.")
+    digest = hashlib.sha256()
+    with local.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return [{"Algorithm": "SHA256", "Hash": digest.hexdigest().upper(), "Path": _win(ctx, local)}]
+
+
+@cmdlet("Test-Path", values=("Path",), positional=("Path",), required=("Path",))
+def test_path(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[Any]:
+    try:
+        return [paths.to_local(ctx.host.root, str(p["Path"])).exists()]
+    except paths.PathError:
+        return [False]
+
+
+@cmdlet(
+    "New-Item",
+    values=("ItemType", "Path", "Value", "Name"),
+    switches=("Force",),
+    positional=("Path",),
+    required=("Path",),
+)
+def new_item(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[Any]:
+    local = _local(ctx, p["Path"])
+    kind = str(p.get("ItemType", "File")).lower()
+    force = p.get("Force", False)
+    if kind not in ("directory", "file"):
+        raise CmdletError(f"The type '{p.get('ItemType')}' is not a valid item type.")
+    if local.exists() and not force:
+        raise CmdletError(f"An item with the specified name {p['Path']} already exists.")
+    if kind == "directory":
+        if local.is_file():
+            raise CmdletError(f"An item with the specified name {p['Path']} already exists.")
+        local.mkdir(parents=True, exist_ok=True)
+    else:
+        if not local.parent.is_dir():
+            if not force:
+                raise CmdletError(f"Could not find a part of the path '{p['Path']}'.")
+            local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text(str(p.get("Value") or ""), newline="")
+    return [_item(ctx, local)]
+
+
+@cmdlet(
+    "Remove-Item",
+    values=("Path",),
+    switches=("Recurse", "Force"),
+    positional=("Path",),
+    required=("Path",),
+)
+def remove_item(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[Any]:
+    local = _local(ctx, p["Path"])
+    if not local.exists():
+        raise CmdletError(f"Cannot find path '{p['Path']}' because it does not exist.")
+    if local.is_dir():
+        if any(local.iterdir()) and not p.get("Recurse"):
+            raise CmdletError(
+                f"The item at {p['Path']} has children and the Recurse parameter was not "
+                "specified."
+            )
+        if local == ctx.host.root / "C":
+            raise CmdletError("Access to the path 'C:\\' is denied.")
+        shutil.rmtree(local)
+    else:
+        local.unlink()
+    return []
+
+
+@cmdlet("Get-Content", values=("Path",), switches=("Raw",), positional=("Path",), required=("Path",))
+def get_content(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[Any]:
+    local = _local(ctx, p["Path"])
+    if not local.is_file():
+        raise CmdletError(f"Cannot find path '{p['Path']}' because it does not exist.")
+    text = local.read_bytes().decode("utf-8", errors="replace").lstrip("\ufeff")
+    if p.get("Raw"):
+        return [text]
+    return text.splitlines()
+
+
+def _write(ctx: Context, p: dict[str, Any], data: list[Any] | None, append: bool) -> list[Any]:
+    local = _local(ctx, p["Path"])
+    value = p.get("Value", data)
+    if not local.parent.is_dir():
+        raise CmdletError(f"Could not find a part of the path '{p['Path']}'.")
+    if local.is_dir():
+        raise CmdletError(f"Access to the path '{p['Path']}' is denied.")
+    with local.open("a" if append else "w", newline="") as fh:
+        fh.write(_text(value))
+    return []
+
+
+@cmdlet("Set-Content", values=("Path", "Value", "Encoding"), positional=("Path", "Value"),
+        required=("Path",))
+def set_content(ctx: Context, p: dict[str, Any], data: list[Any] | None) -> list[Any]:
+    return _write(ctx, p, data, append=False)
+
+
+@cmdlet("Add-Content", values=("Path", "Value", "Encoding"), positional=("Path", "Value"),
+        required=("Path",))
+def add_content(ctx: Context, p: dict[str, Any], data: list[Any] | None) -> list[Any]:
+    return _write(ctx, p, data, append=True)
+
+
+@cmdlet("Import-Module", values=("Name",), switches=("Force",), positional=("Name",),
+        required=("Name",))
+def import_module(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[Any]:
+    name = str(p["Name"])
+    try:
+        exists = paths.to_local(ctx.host.root, name).is_file()
+    except paths.PathError:
+        exists = False
+    if not exists:
+        raise CmdletError(
+            f"The specified module '{name}' was not loaded because no valid module file was "
+            "found in any module directory."
+        )
+    stem = name.replace("/", "\\").rsplit("\\", 1)[-1].lower()
+    if stem.endswith(".psm1"):
+        ctx.modules.add(stem[: -len(".psm1")])
+    return []
