@@ -19,7 +19,7 @@ from temporalio import activity
 
 from activities import csr_rules, events, kube
 from activities.errors import CsrRejected, NodeNotReadyYet, boundary
-from activities.node import JsonObject, as_json, get_node, poll
+from activities.node import JsonObject, call_json, get_node, poll
 
 APPROVE_ATTEMPTS = 5
 APPROVE_REASON = "WinfleetApprove"
@@ -133,15 +133,13 @@ async def _approve(csr: JsonObject, why: str) -> bool:
         ]
         body = V1CertificateSigningRequest.from_dict(csr)
         try:
-            await kube.call(
+            await call_json(
                 f"approve CSR {name}", api.replace_certificate_signing_request_approval, name, body
             )
             activity.logger.info("approved CSR %s: %s", name, why)
             return True
         except kube.Conflict:
-            csr = as_json(
-                await kube.call(f"read CSR {name}", api.read_certificate_signing_request, name)
-            )
+            csr = await call_json(f"read CSR {name}", api.read_certificate_signing_request, name)
             decided = csr_rules.decision(csr)
             if decided is not None:
                 return decided == "Approved"
@@ -149,8 +147,8 @@ async def _approve(csr: JsonObject, why: str) -> bool:
 
 
 async def _list_csrs() -> list[JsonObject]:
-    listing = await kube.call("list CSRs", kube.certificates().list_certificate_signing_request)
-    return [as_json(item) for item in listing.items or ()]
+    listing = await call_json("list CSRs", kube.certificates().list_certificate_signing_request)
+    return [item for item in listing.get("items") or () if isinstance(item, dict)]
 
 
 def _created(csr: JsonObject) -> tuple[str, str]:

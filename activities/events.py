@@ -9,7 +9,7 @@ call idempotent: an Event of that name that already exists is left as it is.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 from kubernetes.client import CoreV1Event
 
@@ -67,12 +67,14 @@ async def record_event(
         }
     )
     try:
-        await kube.call(
+        response: Any = await kube.call(
             f"create event {reason} for {involved.get('kind')}/{involved.get('name')}",
             kube.core().create_namespaced_event,
             namespace,
             body,
+            _preload_content=False,  # the reply is not needed; skip the typed model
         )
+        response.release_conn()
     except kube.Conflict:
         if not name:
             raise

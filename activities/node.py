@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -81,16 +82,23 @@ class SetupFailureInput:
 
 
 # --- reading ---------------------------------------------------------------------------------
-def as_json(obj: object) -> JsonObject:
-    """A client model as the API's JSON (camelCase keys, no nulls)."""
-    data = kube.api_client().sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+async def call_json(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> JsonObject:
+    """`kube.call` returning the response body as JSON.
+
+    The client's typed models reject objects missing fields they declare required (a Node
+    without full nodeInfo, say); winfleet reads the few fields it needs from the JSON instead.
+    """
+    response = await kube.call(what, fn, *args, _preload_content=False, **kwargs)
+    body = response.data
+    response.release_conn()
+    data = json.loads(body or b"{}")
     return data if isinstance(data, dict) else {}
 
 
 async def get_node(name: str) -> JsonObject | None:
     """The Node as JSON, or None when it does not exist."""
     try:
-        return as_json(await kube.call(f"read node {name}", kube.core().read_node, name))
+        return await call_json(f"read node {name}", kube.core().read_node, name)
     except kube.NotFound:
         return None
 
@@ -206,7 +214,7 @@ async def finalize_node(inp: FinalizeNodeInput) -> None:
     notes = meta.get("annotations") or {}
     cordoned = bool((node.get("spec") or {}).get("unschedulable"))
     if cordoned or any(notes.get(k) != v for k, v in wanted.items()):
-        await kube.call(
+        await call_json(
             f"annotate and uncordon node {inp.node_name}",
             kube.core().patch_node,
             inp.node_name,
@@ -235,7 +243,7 @@ async def delete_node(inp: DeleteNodeInput) -> bool:
             "Windows nodes, check for a name clash"
         )
     try:
-        await kube.call(f"delete node {inp.node_name}", kube.core().delete_node, inp.node_name)
+        await call_json(f"delete node {inp.node_name}", kube.core().delete_node, inp.node_name)
     except kube.NotFound:
         return False
     return True
@@ -261,7 +269,7 @@ async def public_key_hash(secret_name: str) -> str:
     """sha256 (hex) of the OpenSSH public key of the private key in `secret_name` (as WMCO)."""
     namespace = settings().namespace
     try:
-        secret = await kube.call(
+        secret = await call_json(
             f"read secret {namespace}/{secret_name}",
             kube.core().read_namespaced_secret,
             secret_name,
@@ -271,7 +279,7 @@ async def public_key_hash(secret_name: str) -> str:
         raise InvalidRequest(
             f"secret {namespace}/{secret_name} does not exist; create it with {PRIVATE_KEY_FIELD}"
         ) from exc
-    encoded = (secret.data or {}).get(PRIVATE_KEY_FIELD)
+    encoded = (secret.get("data") or {}).get(PRIVATE_KEY_FIELD)
     if not encoded:
         raise InvalidRequest(f"secret {namespace}/{secret_name} has no {PRIVATE_KEY_FIELD}")
     pem = base64.b64decode(encoded)

@@ -1,0 +1,175 @@
+"""approve_node_csrs against the Kubernetes API twin: kubelet's CSRs pass, impostors' do not."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+from twin_callers import (
+    SERVING_SIGNER,
+    SERVING_USAGES,
+    Caller,
+    events_for,
+    eventually,
+)
+
+from activities.csr import ApproveCsrsInput, ApproveCsrsResult, approve_node_csrs
+from sim.k8s.server import KubeTwin
+
+NODE = "winworker-7"
+IP = "127.5.0.7"
+INPUT = ApproveCsrsInput(node_name=NODE, addresses=(IP,), dns_names=(NODE,), timeout_s=30.0)
+
+
+def csr(twin: KubeTwin, name: str) -> dict[str, Any]:
+    return twin.store.get("certificatesigningrequests", name) or {}
+
+
+def approved_by_winfleet(twin: KubeTwin, name: str) -> bool:
+    conds = (csr(twin, name).get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Approved" and c.get("reason") == "WinfleetApprove" for c in conds)
+
+
+def undecided(twin: KubeTwin, name: str) -> bool:
+    return not (csr(twin, name).get("status") or {}).get("conditions")
+
+
+def certificate(twin: KubeTwin, name: str) -> str:
+    return str((csr(twin, name).get("status") or {}).get("certificate") or "")
+
+
+async def kubelet(
+    twin: KubeTwin,
+    bootstrapper: Caller,
+    admin: Caller,
+    as_node: Callable[[str], Caller],
+    before_serving: Callable[[], Any] | None = None,
+) -> None:
+    """What kubelet does: client CSR, wait for its certificate, register, serving CSR."""
+    await bootstrapper.create_csr("csr-client", NODE)
+    await eventually("the client certificate", lambda: certificate(twin, "csr-client"))
+    await admin.create_node(NODE, ip=IP)  # kubelet registers (admin stands in for the write)
+    if before_serving is not None:
+        await before_serving()
+    await as_node(NODE).create_csr(
+        "csr-serving", NODE, signer=SERVING_SIGNER, usages=SERVING_USAGES, dns=(NODE,), ips=(IP,)
+    )
+
+
+async def test_kubelets_client_then_serving_csr_are_approved_and_signed(
+    twin: KubeTwin, bootstrapper: Caller, admin: Caller, as_node: Callable[[str], Caller]
+) -> None:
+    result, _ = await asyncio.gather(
+        ActivityEnvironment().run(approve_node_csrs, INPUT),
+        kubelet(twin, bootstrapper, admin, as_node),
+    )
+    assert result == ApproveCsrsResult(client_csr="csr-client", serving_csr="csr-serving")
+    assert approved_by_winfleet(twin, "csr-client")
+    assert approved_by_winfleet(twin, "csr-serving")
+    await eventually("the serving certificate", lambda: certificate(twin, "csr-serving"))
+
+
+async def test_forged_csrs_stay_pending_with_one_csr_refused_event_each(
+    twin: KubeTwin, bootstrapper: Caller, admin: Caller, as_node: Callable[[str], Caller]
+) -> None:
+    # Before kubelet asks: an admin-made client CSR and a CSR for some Linux node.
+    await admin.create_csr("csr-forged-by-admin", NODE)
+    await bootstrapper.create_csr("csr-linux", "linux-0")
+
+    async def impostors() -> None:
+        await as_node(NODE).create_csr(
+            "csr-foreign-ip", NODE, signer=SERVING_SIGNER, usages=SERVING_USAGES,
+            dns=(NODE,), ips=(IP, "10.20.30.40"),
+        )  # fmt: skip
+        await as_node("linux-0").create_csr(
+            "csr-from-linux-0", NODE, signer=SERVING_SIGNER, usages=SERVING_USAGES, ips=(IP,)
+        )
+        # kubelet's own serving CSR comes only once both were looked at (and refused).
+        for name in ("csr-foreign-ip", "csr-from-linux-0"):
+            await eventually(
+                f"a refusal of {name}", lambda n=name: events_for(twin, "CSRRefused", n)
+            )
+
+    result, _ = await asyncio.gather(
+        ActivityEnvironment().run(approve_node_csrs, INPUT),
+        kubelet(twin, bootstrapper, admin, as_node, before_serving=impostors),
+    )
+    assert result == ApproveCsrsResult(client_csr="csr-client", serving_csr="csr-serving")
+    rules = {
+        "csr-forged-by-admin": "the requester 'system:admin' is neither",
+        "csr-foreign-ip": "the IP SAN 10.20.30.40 is not an address of this instance",
+        "csr-from-linux-0": "the requester 'system:node:linux-0' is not",
+    }
+    for name, rule in rules.items():
+        assert undecided(twin, name), f"{name} must stay pending (never approved, never denied)"
+        (event,) = events_for(twin, "CSRRefused", name)  # one, although polled many times
+        assert event["type"] == "Warning"
+        assert event["source"]["component"] == "winfleet"
+        assert name in event["message"] and rule in event["message"]
+    assert undecided(twin, "csr-linux")
+    assert events_for(twin, "CSRRefused", "csr-linux") == []
+
+
+async def test_only_forged_csrs_until_the_deadline_is_a_permanent_csr_rejected(
+    twin: KubeTwin, admin: Caller
+) -> None:
+    await admin.create_csr("csr-forged", NODE)
+    with pytest.raises(ApplicationError) as err:
+        await ActivityEnvironment().run(approve_node_csrs, _with_timeout(2.0))
+    assert err.value.type == "CsrRejected"
+    assert err.value.non_retryable
+    assert "csr-forged" in err.value.message and "system:admin" in err.value.message
+
+
+async def test_silence_until_the_deadline_is_a_retryable_node_not_ready_yet(
+    twin: KubeTwin,
+) -> None:
+    beats: list[Any] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(details)
+    with pytest.raises(ApplicationError) as err:
+        await env.run(approve_node_csrs, _with_timeout(1.5))
+    assert err.value.type == "NodeNotReadyYet"
+    assert not err.value.non_retryable
+    assert "has not asked" in err.value.message
+    assert len(beats) >= 2
+
+
+async def test_a_retry_after_success_returns_at_once_without_touching_anything(
+    twin: KubeTwin, bootstrapper: Caller, admin: Caller, as_node: Callable[[str], Caller]
+) -> None:
+    first, _ = await asyncio.gather(
+        ActivityEnvironment().run(approve_node_csrs, INPUT),
+        kubelet(twin, bootstrapper, admin, as_node),
+    )
+    before = {n: csr(twin, n)["metadata"]["resourceVersion"] for n in ("csr-client", "csr-serving")}
+    await eventually("the serving certificate", lambda: certificate(twin, "csr-serving"))
+    before = {n: csr(twin, n)["metadata"]["resourceVersion"] for n in before}
+
+    started = time.monotonic()
+    again = await ActivityEnvironment().run(approve_node_csrs, INPUT)
+    assert again == first
+    assert time.monotonic() - started < 5.0  # one look, not a wait for the 30 s budget
+    assert {n: csr(twin, n)["metadata"]["resourceVersion"] for n in before} == before
+
+
+async def test_a_briefly_failing_api_server_does_not_fail_the_approval(
+    twin: KubeTwin, bootstrapper: Caller, admin: Caller, as_node: Callable[[str], Caller]
+) -> None:
+    twin.faults.add("list", "certificatesigningrequests", status=500, count=2)
+    result, _ = await asyncio.gather(
+        ActivityEnvironment().run(approve_node_csrs, INPUT),
+        kubelet(twin, bootstrapper, admin, as_node),
+    )
+    assert result.serving_csr == "csr-serving"
+
+
+def _with_timeout(seconds: float) -> ApproveCsrsInput:
+    return ApproveCsrsInput(
+        node_name=NODE, addresses=INPUT.addresses, dns_names=INPUT.dns_names, timeout_s=seconds
+    )
