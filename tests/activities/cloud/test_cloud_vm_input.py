@@ -163,9 +163,7 @@ async def test_create_vm_for_azure_without_resource_group_names_the_setting_to_s
     "host",
     [
         HostRef(Platform.BYOH, HostAddress("10.0.0.5"), "Administrator"),
-        HostRef(
-            Platform.BYOH, HostAddress("10.0.0.5"), "Administrator", InstanceId("i-1"), True
-        ),
+        HostRef(Platform.BYOH, HostAddress("10.0.0.5"), "Administrator", InstanceId("i-1"), True),
         HostRef(Platform.AWS, HostAddress("10.0.0.6"), "Administrator", InstanceId("i-1")),
         HostRef(Platform.AZURE, HostAddress("10.0.0.7"), "capi", None, True),
     ],
