@@ -1,0 +1,260 @@
+"""SIMULATED AWS EC2: moto in server mode, plus host bring-up for running instances.
+
+`AwsTwin` starts moto's threaded server on loopback, gives itself a fresh AWS account (an IAM
+user and access key, so two twins in one process never see each other's instances), and seeds
+what an admin would have: a Windows Server 2019 AMI, a VPC and subnet whose CIDR is a loopback
+range (so instance private IPs are addresses a simulated host can listen on) and a security
+group. A watcher polls DescribeInstances: a `running` instance becomes a simulated Windows host
+in the `HostFleet` (its user data is run at first boot); a stopped or terminated one is removed.
+
+Used by `sim.twin.Twin` and `tests/sim_cloud/`. The product only sees `endpoint_url`, the
+region and the access key (the `env` file).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from sim.cloud import moto_idempotency
+from sim.windows.fleet import HostFleet, HostSpec
+
+log = logging.getLogger(__name__)
+
+# moto ships this public Windows Server 2019 image; the twin launches it once to create its own
+# image with a current, WMCO-style name (moto's RegisterImage cannot set the platform).
+_MOTO_WINDOWS_2019_AMI = "ami-ekswin"
+IMAGE_NAME = "Windows_Server-2019-English-Full-ContainersLatest-2026.11.12"
+SECURITY_GROUP_NAME = "winfleet-windows"
+_WINDOWS_PORTS = (22, 10250, 9182)  # ssh, kubelet, windows_exporter (WMCO opens the same)
+_DOWN_STATES = {"stopping", "stopped", "shutting-down", "terminated"}
+
+
+def ec2_hostname(instance_id: str) -> str:
+    """The Windows computer name EC2 gives an instance: `EC2AMAZ-` + 7 characters (stable)."""
+    digest = base64.b32encode(hashlib.sha256(instance_id.encode()).digest()).decode()
+    return "EC2AMAZ-" + digest[:7]
+
+
+@dataclass
+class _Hosted:
+    address: str
+    bring_up: asyncio.Task[Any]
+
+
+class AwsTwin:
+    """moto EC2 server on `host:port` whose running instances become simulated Windows hosts."""
+
+    def __init__(
+        self,
+        fleet: HostFleet,
+        *,
+        cidr: str = "127.10.0.0/16",
+        boot_seconds: float = 3.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        region: str = "us-east-1",
+        poll_interval: float = 0.3,
+    ) -> None:
+        self.fleet = fleet
+        self.cidr = cidr
+        self.boot_seconds = boot_seconds
+        self.region = region
+        self.poll_interval = poll_interval
+        self._host, self._port = host, port
+        self._server: ThreadedMotoServer | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._hosted: dict[str, _Hosted] = {}  # instance id -> host
+        self.endpoint_url = ""
+        self.account_id = ""
+        self.access_key = ""
+        self.secret_key = ""
+        self.image_id = ""
+        self.vpc_id = ""
+        self.subnet_id = ""
+        self.security_group_id = ""
+
+    @property
+    def hosted(self) -> dict[str, str]:
+        """Instance id -> private IP of every instance that currently has a simulated host."""
+        return {iid: h.address for iid, h in self._hosted.items()}
+
+    def client(self, service: str = "ec2") -> Any:
+        """A boto3 client for this twin with its credentials (tests and the twin itself)."""
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+        )
+
+    async def start(self) -> None:
+        moto_idempotency.install()
+        # werkzeug logs every request at INFO on its own handler unless a level is set.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
+        await asyncio.to_thread(self._server.start)
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        await asyncio.to_thread(self._seed)
+        self._ec2 = self.client()
+        self._watcher = asyncio.create_task(self._watch(), name="aws-twin-watcher")
+        log.info(
+            "AWS twin ready at %s (account %s, subnet %s)",
+            self.endpoint_url,
+            self.account_id,
+            self.cidr,
+        )
+
+    async def stop(self) -> None:
+        if self._watcher:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        for iid in list(self._hosted):
+            await self._take_down(iid)
+        if self._server:
+            await asyncio.to_thread(self._server.stop)
+            self._server = None
+
+    async def __aenter__(self) -> AwsTwin:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- seeding (as an admin would, through the API) -------------------------------------
+
+    def _seed(self) -> None:
+        self.account_id = str(100000000000 + secrets.randbelow(900000000000))
+        iam = boto3.client(
+            "iam",
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id="AKIASIMBOOTSTRAP0000",
+            aws_secret_access_key="bootstrap",
+        )
+
+        def in_new_account(request: Any, **_: Any) -> None:
+            request.headers["x-moto-account-id"] = self.account_id
+
+        iam.meta.events.register("before-sign.iam.*", in_new_account)
+        iam.create_user(UserName="winfleet")
+        key = iam.create_access_key(UserName="winfleet")["AccessKey"]
+        self.access_key, self.secret_key = key["AccessKeyId"], key["SecretAccessKey"]
+
+        ec2 = self.client()
+        self.vpc_id = ec2.create_vpc(CidrBlock=self.cidr)["Vpc"]["VpcId"]
+        self.subnet_id = ec2.create_subnet(VpcId=self.vpc_id, CidrBlock=self.cidr)["Subnet"][
+            "SubnetId"
+        ]
+        ec2.create_tags(
+            Resources=[self.vpc_id, self.subnet_id], Tags=[{"Key": "Name", "Value": "winfleet"}]
+        )
+        self.security_group_id = ec2.create_security_group(
+            GroupName=SECURITY_GROUP_NAME, Description="Windows nodes", VpcId=self.vpc_id
+        )["GroupId"]
+        ec2.authorize_security_group_ingress(
+            GroupId=self.security_group_id,
+            IpPermissions=[
+                {
+                    "IpProtocol": "tcp",
+                    "FromPort": p,
+                    "ToPort": p,
+                    "IpRanges": [{"CidrIp": self.cidr}],
+                }
+                for p in _WINDOWS_PORTS
+            ],
+        )
+        seed = ec2.run_instances(
+            ImageId=_MOTO_WINDOWS_2019_AMI,
+            MinCount=1,
+            MaxCount=1,
+            SubnetId=self.subnet_id,
+        )["Instances"][0]["InstanceId"]
+        self.image_id = ec2.create_image(
+            InstanceId=seed,
+            Name=IMAGE_NAME,
+            Description="Microsoft Windows Server 2019 with Containers Locale English AMI "
+            "(SIMULATED)",
+        )["ImageId"]
+        ec2.terminate_instances(InstanceIds=[seed])
+
+    # -- watcher ---------------------------------------------------------------------------
+
+    def _describe(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for page in self._ec2.get_paginator("describe_instances").paginate():
+            for reservation in page["Reservations"]:
+                for inst in reservation["Instances"]:
+                    out[inst["InstanceId"]] = inst
+        return out
+
+    def _user_data(self, instance_id: str) -> str | None:
+        attr = self._ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
+        value = attr.get("UserData", {}).get("Value")
+        return base64.b64decode(value).decode("utf-8", "replace") if value else None
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                await self._reconcile()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep watching; a hiccup must not stop host bring-up
+                log.exception("AWS twin: reconciling instances failed")
+            await asyncio.sleep(self.poll_interval)
+
+    async def _reconcile(self) -> None:
+        instances = await asyncio.to_thread(self._describe)
+        running = {
+            iid: inst
+            for iid, inst in instances.items()
+            if inst["State"]["Name"] not in _DOWN_STATES and inst.get("PrivateIpAddress")
+        }
+        # Removals first: EC2 (and moto) reuse a terminated instance's private IP.
+        for iid in [i for i in self._hosted if i not in running]:
+            await self._take_down(iid)
+        for iid, inst in running.items():
+            if iid in self._hosted or inst["State"]["Name"] != "running":
+                continue
+            user_data = await asyncio.to_thread(self._user_data, iid)
+            spec = HostSpec(
+                address=inst["PrivateIpAddress"],
+                hostname=ec2_hostname(iid),
+                username="Administrator",
+                user_data=user_data,
+                boot_seconds=self.boot_seconds,
+                cloud="aws",
+            )
+            log.info("AWS twin: instance %s running at %s, booting host", iid, spec.address)
+            task = asyncio.create_task(self.fleet.add_host(spec), name=f"aws-host-{iid}")
+            self._hosted[iid] = _Hosted(spec.address, task)
+
+    async def _take_down(self, iid: str) -> None:
+        hosted = self._hosted.pop(iid)
+        log.info("AWS twin: instance %s gone, removing host %s", iid, hosted.address)
+        if not hosted.bring_up.done():
+            hosted.bring_up.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await hosted.bring_up
+        with contextlib.suppress(KeyError, LookupError):
+            await _maybe_await(self.fleet.remove_host(hosted.address))
+
+
+async def _maybe_await(value: Any) -> Any:
+    """`HostFleet.remove_host` may be sync or async; accept both."""
+    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+        return await value
+    return value

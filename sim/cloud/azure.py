@@ -1,0 +1,378 @@
+"""SIMULATED Azure: an HTTPS ARM endpoint (Compute VMs, Network NICs/VNets) plus AAD tokens.
+
+`AzureTwin` serves, on one loopback HTTPS port with a certificate from the twin CA:
+- the AAD token endpoint for one tenant/app registration (`sim.cloud.azure_aad`);
+- the ARM subset the product's Azure activity uses through `azure-mgmt-compute` and
+  `azure-mgmt-network`, with bearer-token checks, ARM error bodies and the real long-running
+  operation protocol (`sim.cloud.azure_arm`, `azure_network`, `azure_compute`).
+Pre-seeded: resource group `winfleet-rg` in `eastus`, vnet `winfleet-vnet`, subnet `windows`
+whose prefix is a loopback range. A VM that reaches Succeeded becomes a simulated Windows host
+(address = its NIC's private IP, hostname = osProfile.computerName, user = adminUsername, user
+data run at first boot); deleting the VM removes the host.
+
+Client construction that works against it (the product copies this):
+
+    cred = ClientSecretCredential(tenant_id, client_id, client_secret,
+                                  authority=twin.authority_host,        # https://127.0.0.1:PORT
+                                  disable_instance_discovery=True,
+                                  connection_verify=ca_bundle_path)
+    ComputeManagementClient(cred, subscription_id, base_url=twin.arm_endpoint,
+                            credential_scopes=[twin.credential_scope],
+                            connection_verify=ca_bundle_path)
+    (same kwargs for NetworkManagementClient)
+
+Used by `sim.twin.Twin` and `tests/sim_cloud/`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import secrets
+import socket
+import ssl
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from sim.cloud.azure_aad import TokenIssuer
+from sim.cloud.azure_arm import ArmError, Operations, error_response, json_body
+from sim.cloud.azure_compute import Compute
+from sim.cloud.azure_network import Network, group_id
+from sim.pki import CertificateAuthority
+from sim.windows.fleet import HostFleet, HostSpec
+
+log = logging.getLogger(__name__)
+
+CREDENTIAL_SCOPE = "https://management.azure.com/.default"
+_SUB = r"^/subscriptions/(?P<sub>[^/]+)"
+_RG = _SUB + r"/resourceGroups/(?P<rg>[^/]+)"
+
+
+@dataclass
+class _Hosted:
+    address: str
+    bring_up: asyncio.Task[Any]
+
+
+class AzureTwin:
+    """ARM + AAD on `https://host:port`; VMs that reach Succeeded become simulated hosts."""
+
+    def __init__(
+        self,
+        fleet: HostFleet,
+        ca: CertificateAuthority,
+        *,
+        cidr: str = "127.20.0.0/16",
+        boot_seconds: float = 3.0,
+        provision_seconds: float = 1.0,
+        subscription_id: str | None = None,
+        tenant_id: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        location: str = "eastus",
+        resource_group: str = "winfleet-rg",
+        vnet: str = "winfleet-vnet",
+        subnet: str = "windows",
+    ) -> None:
+        self.fleet, self.ca = fleet, ca
+        self.cidr = cidr
+        self.boot_seconds = boot_seconds
+        self.subscription_id = subscription_id or str(uuid.uuid4())
+        self.tenant_id = tenant_id or str(uuid.uuid4())
+        self.client_id = client_id or str(uuid.uuid4())
+        self.client_secret = client_secret or secrets.token_urlsafe(24)
+        self.location = location
+        self.resource_group = resource_group
+        self._host, self._port = host, port
+        self.url = ""
+        self.credential_scope = CREDENTIAL_SCOPE
+        self.aad = TokenIssuer(self.tenant_id, self.client_id, self.client_secret)
+        self.ops = Operations(lambda: self.url, self.subscription_id)
+        self.network = Network(self.subscription_id, self.ops)
+        self.compute = Compute(
+            self.subscription_id,
+            self.ops,
+            self.network,
+            provision_seconds=provision_seconds,
+            on_ready=self._vm_ready,
+            on_deleted=self._vm_deleted,
+        )
+        self.groups: dict[str, dict[str, Any]] = {}
+        self._add_group(resource_group)
+        self.subnet_id = self.network.seed_vnet(resource_group, vnet, subnet, cidr, location)
+        self._hosted: dict[str, _Hosted] = {}  # vm id (lower) -> host
+        self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
+        self._handlers: set[Any] = set()  # aiohttp RequestHandlers (not weak-referenceable)
+        self._routes = self._route_table()
+
+    # -- what clients need -----------------------------------------------------------------
+
+    @property
+    def arm_endpoint(self) -> str:
+        return self.url
+
+    @property
+    def authority_host(self) -> str:
+        return self.url
+
+    @property
+    def hosted(self) -> dict[str, str]:
+        """VM name -> private IP of every VM that currently has a simulated host."""
+        return {k.rsplit("/", 1)[-1]: h.address for k, h in self._hosted.items()}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self._host, self._port))
+        port = sock.getsockname()[1]
+        self.url = f"https://{self._host}:{port}"
+        cert, key = self.ca.issue_server_cert(dns_names=("localhost",), ip_addresses=(self._host,))
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "tls.crt").write_bytes(cert)
+            (Path(tmp) / "tls.key").write_bytes(key)
+            tls.load_cert_chain(Path(tmp) / "tls.crt", Path(tmp) / "tls.key")
+        app = web.Application(client_max_size=8 * 1024 * 1024)
+        app.add_routes(self.aad.routes(self.url))
+        app.router.add_route("*", "/{tail:.*}", self._arm)
+        app.on_response_prepare.append(_request_ids)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        handler_factory = self._runner.server
+        assert handler_factory is not None
+
+        def track() -> Any:
+            handler = handler_factory()
+            # forget handlers whose connection is over (aiohttp drops `_manager` then)
+            self._handlers.difference_update(
+                [h for h in self._handlers if getattr(h, "_manager", None) is None]
+            )
+            self._handlers.add(handler)
+            return handler
+
+        self._server = await asyncio.get_running_loop().create_server(track, sock=sock, ssl=tls)
+        log.info(
+            "Azure twin ready at %s (subscription %s, subnet %s)",
+            self.url,
+            self.subscription_id,
+            self.cidr,
+        )
+
+    async def stop(self) -> None:
+        await self.ops.stop()
+        for key in list(self._hosted):
+            await self._take_down(key)
+        if self._server:
+            self._server.close()
+            # Clients with pooled keep-alive connections never answer the TLS close_notify;
+            # abort them so no socket outlives the twin.
+            for handler in self._handlers:
+                if handler.transport is not None:
+                    handler.transport.abort()
+            self._handlers.clear()
+            await self._server.wait_closed()
+            self._server = None
+        if self._runner:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> AzureTwin:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- hosts -----------------------------------------------------------------------------
+
+    async def _vm_ready(self, vm: dict[str, Any], address: str, user_data: str | None) -> None:
+        os_profile = vm["properties"]["osProfile"]
+        spec = HostSpec(
+            address=address,
+            hostname=os_profile["computerName"],
+            username=os_profile["adminUsername"],
+            user_data=user_data,
+            boot_seconds=self.boot_seconds,
+            cloud="azure",
+        )
+        log.info("Azure twin: VM %s succeeded at %s, booting host", vm["name"], address)
+        task = asyncio.create_task(self.fleet.add_host(spec), name=f"azure-host-{vm['name']}")
+        self._hosted[vm["id"].lower()] = _Hosted(address, task)
+
+    async def _vm_deleted(self, vm: dict[str, Any], address: str) -> None:
+        if vm["id"].lower() in self._hosted:
+            await self._take_down(vm["id"].lower())
+
+    async def _take_down(self, key: str) -> None:
+        hosted = self._hosted.pop(key)
+        log.info(
+            "Azure twin: VM %s deleted, removing host %s", key.rsplit("/", 1)[-1], hosted.address
+        )
+        if not hosted.bring_up.done():
+            hosted.bring_up.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await hosted.bring_up
+        with contextlib.suppress(KeyError, LookupError):
+            result = self.fleet.remove_host(hosted.address)
+            if asyncio.iscoroutine(result):
+                await result
+
+    # -- ARM dispatch ----------------------------------------------------------------------
+
+    def _add_group(self, name: str) -> None:
+        self.groups[name.lower()] = {
+            "id": group_id(self.subscription_id, name),
+            "name": name,
+            "type": "Microsoft.Resources/resourceGroups",
+            "location": self.location,
+            "properties": {"provisioningState": "Succeeded"},
+        }
+
+    def _route_table(self) -> list[tuple[str, re.Pattern[str], Callable[..., Any]]]:
+        ops_path = _SUB + r"/providers/(?P<ns>[^/]+)/locations/(?P<loc>[^/]+)"
+        vms = _RG + r"/providers/Microsoft\.Compute/virtualMachines"
+        nics = _RG + r"/providers/Microsoft\.Network/networkInterfaces"
+        vnet = _RG + r"/providers/Microsoft\.Network/virtualNetworks/(?P<vnet>[^/]+)"
+        table: list[tuple[str, str, Callable[..., Any]]] = [
+            ("GET", ops_path + r"/operations/(?P<op>[^/]+)$", self._op_status),
+            ("GET", ops_path + r"/operationResults/(?P<op>[^/]+)$", self._op_result),
+            ("GET", _RG + "$", self._get_group),
+            ("GET", _SUB + r"/providers/Microsoft\.Compute/virtualMachines$", self._list_all_vms),
+            ("GET", vms + "$", self._list_vms),
+            ("GET", vms + r"/(?P<name>[^/]+)$", self._get_vm),
+            ("PUT", vms + r"/(?P<name>[^/]+)$", self._put_vm),
+            ("DELETE", vms + r"/(?P<name>[^/]+)$", self._delete_vm),
+            ("GET", nics + "$", self._list_nics),
+            ("GET", nics + r"/(?P<name>[^/]+)$", self._get_nic),
+            ("PUT", nics + r"/(?P<name>[^/]+)$", self._put_nic),
+            ("DELETE", nics + r"/(?P<name>[^/]+)$", self._delete_nic),
+            ("GET", vnet + "$", self._get_vnet),
+            ("GET", vnet + r"/subnets/(?P<name>[^/]+)$", self._get_subnet),
+        ]
+        return [(m, re.compile(p, re.IGNORECASE), h) for m, p, h in table]
+
+    async def _arm(self, request: web.Request) -> web.StreamResponse:
+        try:
+            if not request.path.lower().startswith("/subscriptions/"):
+                raise ArmError(404, "NotFound", f"The path '{request.path}' was not found.")
+            self.aad.check(request.headers.get("Authorization"))
+            if "api-version" not in request.query:
+                raise ArmError(
+                    400,
+                    "MissingApiVersionParameter",
+                    "The api-version query parameter (?api-version=) is required for all requests.",
+                )
+            path = request.path.rstrip("/")
+            matched = [(m, p.match(path), h) for m, p, h in self._routes]
+            matched = [(m, mt, h) for m, mt, h in matched if mt]
+            if not matched:
+                raise ArmError(
+                    404,
+                    "InvalidResourceType",
+                    f"The resource type of '{request.path}' could not be found for "
+                    f"api version '{request.query['api-version']}'.",
+                )
+            args = matched[0][1].groupdict()
+            if args.pop("sub").lower() != self.subscription_id.lower():
+                raise ArmError(
+                    404,
+                    "SubscriptionNotFound",
+                    f"The subscription '{matched[0][1].group('sub')}' could not be found.",
+                )
+            if "rg" in args and args["rg"].lower() not in self.groups:
+                raise ArmError(
+                    404,
+                    "ResourceGroupNotFound",
+                    f"Resource group '{args['rg']}' could not be found.",
+                )
+            for method, _, handler in matched:
+                if method == request.method:
+                    return await handler(request, **args)
+            raise ArmError(
+                405, "MethodNotAllowed", f"The requested method '{request.method}' is not allowed."
+            )
+        except ArmError as exc:
+            return error_response(exc.status, exc.code, exc.message)
+
+    async def _located_body(self, request: web.Request) -> tuple[str, dict[str, Any]]:
+        body = json_body(await request.read())
+        location = body.get("location")
+        if not location:
+            raise ArmError(
+                400, "LocationRequired", "The location property is required for this definition."
+            )
+        if str(location).replace(" ", "").lower() != self.location.lower():
+            raise ArmError(
+                400,
+                "LocationNotAvailableForResourceType",
+                f"The provided location '{location}' is not available for this "
+                f"resource type. List of available regions is '{self.location}'.",
+            )
+        return self.location, body
+
+    async def _op_status(self, request: web.Request, ns: str, loc: str, op: str) -> web.Response:
+        return self.ops.status(op)
+
+    async def _op_result(self, request: web.Request, ns: str, loc: str, op: str) -> web.Response:
+        return self.ops.result(op)
+
+    async def _get_group(self, request: web.Request, rg: str) -> web.Response:
+        return web.json_response(self.groups[rg.lower()])
+
+    async def _list_all_vms(self, request: web.Request) -> web.Response:
+        return web.json_response({"value": self.compute.list(None)})
+
+    async def _list_vms(self, request: web.Request, rg: str) -> web.Response:
+        return web.json_response({"value": self.compute.list(rg)})
+
+    async def _get_vm(self, request: web.Request, rg: str, name: str) -> web.Response:
+        return web.json_response(self.compute.get(rg, name, request.query.get("$expand")))
+
+    async def _put_vm(self, request: web.Request, rg: str, name: str) -> web.Response:
+        location, body = await self._located_body(request)
+        return self.compute.put(rg, name, location, body)
+
+    async def _delete_vm(self, request: web.Request, rg: str, name: str) -> web.Response:
+        return self.compute.delete(rg, name)
+
+    async def _list_nics(self, request: web.Request, rg: str) -> web.Response:
+        return web.json_response({"value": self.network.list_nics(rg)})
+
+    async def _get_nic(self, request: web.Request, rg: str, name: str) -> web.Response:
+        return web.json_response(self.network.get_nic(rg, name))
+
+    async def _put_nic(self, request: web.Request, rg: str, name: str) -> web.Response:
+        location, body = await self._located_body(request)
+        return self.network.put_nic(rg, name, location, body)
+
+    async def _delete_nic(self, request: web.Request, rg: str, name: str) -> web.Response:
+        return self.network.delete_nic(rg, name)
+
+    async def _get_vnet(self, request: web.Request, rg: str, vnet: str) -> web.Response:
+        return web.json_response(self.network.get_vnet(rg, vnet))
+
+    async def _get_subnet(
+        self, request: web.Request, rg: str, vnet: str, name: str
+    ) -> web.Response:
+        return web.json_response(self.network.get_subnet(rg, vnet, name))
+
+
+async def _request_ids(request: web.Request, response: web.StreamResponse) -> None:
+    rid = str(uuid.uuid4())
+    response.headers.setdefault("x-ms-request-id", rid)
+    response.headers.setdefault(
+        "x-ms-correlation-request-id", request.headers.get("x-ms-correlation-request-id", rid)
+    )

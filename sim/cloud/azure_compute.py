@@ -1,0 +1,238 @@
+"""SIMULATED Microsoft.Compute: virtual machines with Azure's validation and lifecycle.
+
+A PUT validates like Azure does for a Windows VM (computer name at most 15 characters, admin
+password required and complex, NICs must exist and be free, user data must be base64), attaches
+the NICs and answers 201 Creating; after `provision_seconds` the VM is Succeeded and
+`on_ready(vm, private_ip, user_data)` fires (the twin boots a simulated host there). DELETE
+answers 202; when done the NICs are detached (or deleted, with deleteOption Delete) and
+`on_deleted(vm, private_ip)` fires. Used by `sim.cloud.azure.AzureTwin`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from sim.cloud.azure_arm import ArmError, Operations, invalid, not_found, now_iso
+from sim.cloud.azure_network import Network, group_id
+
+NS = "Microsoft.Compute"
+_BAD_COMPUTER_NAME = re.compile(r"[`~!@#$%^&*()=+_\[\]{}\\|;:.'\",<>/?\s]")
+
+ReadyHook = Callable[[dict[str, Any], str, "str | None"], Awaitable[None]]
+DeletedHook = Callable[[dict[str, Any], str], Awaitable[None]]
+
+
+def _b64(value: str, field: str) -> str:
+    try:
+        return base64.b64decode(value, validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError) as exc:
+        raise invalid(
+            f"The value of parameter {field} is invalid: it must be base64 encoded."
+        ) from exc
+
+
+def _check_password(password: str | None) -> None:
+    if not password:
+        raise invalid("Required parameter 'adminPassword' is missing (null).")
+    classes = sum(bool(re.search(p, password)) for p in ("[a-z]", "[A-Z]", "[0-9]", r"[^\w]"))
+    if not 8 <= len(password) <= 123 or classes < 3:
+        raise invalid(
+            "The supplied password must be between 8-123 characters long and must "
+            "satisfy at least 3 of password complexity requirements from the "
+            "following: 1) Contains an uppercase character 2) Contains a lowercase "
+            "character 3) Contains a numeric digit 4) Contains a special character "
+            "5) Control characters are not allowed"
+        )
+
+
+def _check_computer_name(name: str | None) -> None:
+    if not name:
+        raise invalid("Required parameter 'osProfile.computerName' is missing (null).")
+    if len(name) > 15 or name.isdigit() or _BAD_COMPUTER_NAME.search(name):
+        raise invalid(
+            f"Windows computer name '{name}' cannot be more than 15 characters long, "
+            "be entirely numeric, or contain the following characters: "
+            "` ~ ! @ # $ % ^ & * ( ) = + _ [ ] { } \\ | ; : . ' \" , < > / ?."
+        )
+
+
+class Compute:
+    """Virtual machines of one subscription (keys are lowercase ids)."""
+
+    def __init__(
+        self,
+        subscription_id: str,
+        ops: Operations,
+        network: Network,
+        *,
+        provision_seconds: float,
+        on_ready: ReadyHook,
+        on_deleted: DeletedHook,
+    ) -> None:
+        self.sub = subscription_id
+        self.ops = ops
+        self.network = network
+        self.provision_seconds = provision_seconds
+        self.on_ready, self.on_deleted = on_ready, on_deleted
+        self.vms: dict[str, dict[str, Any]] = {}
+        self._user_data: dict[str, str | None] = {}
+
+    def vm_id(self, group: str, name: str) -> str:
+        return f"{group_id(self.sub, group)}/providers/{NS}/virtualMachines/{name}"
+
+    def _primary_ip(self, vm: dict[str, Any]) -> str | None:
+        nics = vm["properties"]["networkProfile"]["networkInterfaces"]
+        primary = next((n for n in nics if (n.get("properties") or {}).get("primary")), nics[0])
+        return self.network.private_ip(primary["id"])
+
+    def _view(self, vm: dict[str, Any], expand: str | None) -> dict[str, Any]:
+        out = copy.deepcopy(vm)
+        expand = (expand or "").lower()
+        if "userdata" in expand and self._user_data.get(vm["id"].lower()) is not None:
+            out["properties"]["userData"] = base64.b64encode(
+                (self._user_data[vm["id"].lower()] or "").encode()
+            ).decode()
+        if "instanceview" in expand:
+            state = vm["properties"]["provisioningState"]
+            power = {"Succeeded": "running", "Creating": "starting", "Deleting": "stopping"}.get(
+                state, "unknown"
+            )
+            out["properties"]["instanceView"] = {
+                "computerName": vm["properties"]["osProfile"]["computerName"],
+                "osName": "Windows Server 2019 Datacenter",
+                "osVersion": "10.0.17763.1457",
+                "statuses": [
+                    {
+                        "code": f"ProvisioningState/{state.lower()}",
+                        "level": "Info",
+                        "displayStatus": f"Provisioning {state.lower()}",
+                    },
+                    {
+                        "code": f"PowerState/{power}",
+                        "level": "Info",
+                        "displayStatus": f"VM {power}",
+                    },
+                ],
+            }
+        return out
+
+    def get(self, group: str, name: str, expand: str | None = None) -> dict[str, Any]:
+        vm = self.vms.get(self.vm_id(group, name).lower())
+        if vm is None:
+            raise not_found(f"{NS}/virtualMachines", name, group)
+        return self._view(vm, expand)
+
+    def list(self, group: str | None) -> list[dict[str, Any]]:
+        prefix = (group_id(self.sub, group).lower() + "/") if group else ""
+        return [self._view(v, None) for k, v in self.vms.items() if k.startswith(prefix)]
+
+    def put(self, group: str, name: str, location: str, body: dict[str, Any]) -> web.Response:
+        vm_id = self.vm_id(group, name)
+        existing = self.vms.get(vm_id.lower())
+        if existing is not None:  # upsert: only tags may change in the twin
+            existing["tags"] = body.get("tags") or existing.get("tags") or {}
+            return web.json_response(self._view(existing, None), status=200)
+        props = copy.deepcopy(body.get("properties") or {})
+        if not (props.get("hardwareProfile") or {}).get("vmSize"):
+            raise invalid("Required parameter 'hardwareProfile.vmSize' is missing (null).")
+        storage = props.get("storageProfile") or {}
+        if not storage.get("imageReference"):
+            raise invalid("Required parameter 'storageProfile.imageReference' is missing.")
+        os_profile = props.get("osProfile") or {}
+        _check_computer_name(os_profile.get("computerName"))
+        if not os_profile.get("adminUsername"):
+            raise invalid("Required parameter 'osProfile.adminUsername' is missing (null).")
+        _check_password(os_profile.get("adminPassword"))
+        user_data = _b64(props["userData"], "userData") if props.get("userData") else None
+        if os_profile.get("customData"):
+            custom = _b64(os_profile["customData"], "osProfile.customData")
+            user_data = user_data if user_data is not None else custom
+        nics = (props.get("networkProfile") or {}).get("networkInterfaces") or []
+        if not nics:
+            raise invalid(
+                "At least one network interface is required: 'networkProfile.networkInterfaces'."
+            )
+        attached: list[str] = []
+        try:
+            for nic in nics:
+                self.network.attach(nic.get("id", ""), vm_id)
+                attached.append(nic["id"])
+        except ArmError:
+            for nic_id in attached:
+                self.network.detach(nic_id)
+            raise
+        props.pop("userData", None)
+        os_profile.pop("adminPassword", None)
+        os_profile.pop("customData", None)
+        storage.setdefault(
+            "osDisk",
+            {
+                "osType": "Windows",
+                "createOption": "FromImage",
+                "name": f"{name}_OsDisk_1_{uuid.uuid4().hex}",
+            },
+        )
+        props.update(
+            osProfile=os_profile,
+            storageProfile=storage,
+            provisioningState="Creating",
+            vmId=str(uuid.uuid4()),
+            timeCreated=now_iso(),
+        )
+        vm = {
+            "id": vm_id,
+            "name": name,
+            "type": f"{NS}/virtualMachines",
+            "location": location,
+            "tags": body.get("tags") or {},
+            "properties": props,
+        }
+        self.vms[vm_id.lower()] = vm
+        self._user_data[vm_id.lower()] = user_data
+
+        async def provisioned() -> None:
+            vm["properties"]["provisioningState"] = "Succeeded"
+            address = self._primary_ip(vm)
+            if address:
+                await self.on_ready(vm, address, user_data)
+
+        op = self.ops.start(NS, location, self.provision_seconds, provisioned)
+        return self.ops.created(op, self._view(vm, None))
+
+    def delete(self, group: str, name: str) -> web.Response:
+        vm = self.vms.get(self.vm_id(group, name).lower())
+        if vm is None:
+            return web.Response(status=204)
+        if vm["properties"]["provisioningState"] == "Deleting":
+            raise ArmError(
+                409,
+                "OperationNotAllowed",
+                f"Operation 'delete' is not allowed on VM '{name}' since the VM is "
+                "marked for deletion.",
+            )
+        vm["properties"]["provisioningState"] = "Deleting"
+        address = self._primary_ip(vm)
+
+        async def deleted() -> None:
+            self.vms.pop(vm["id"].lower(), None)
+            self._user_data.pop(vm["id"].lower(), None)
+            for nic in vm["properties"]["networkProfile"]["networkInterfaces"]:
+                self.network.detach(nic["id"])
+                if (nic.get("properties") or {}).get("deleteOption") == "Delete":
+                    found = self.network.nic_by_id(nic["id"])
+                    if found is not None:
+                        group = nic["id"].split("/")[4]
+                        self.network.delete_nic(group, found["name"])
+            if address:
+                await self.on_deleted(vm, address)
+
+        op = self.ops.start(NS, vm["location"], self.provision_seconds / 2, deleted)
+        return self.ops.accepted(op)
