@@ -147,9 +147,9 @@ async def test_a_retry_after_success_returns_at_once_without_touching_anything(
         ActivityEnvironment().run(approve_node_csrs, INPUT),
         kubelet(twin, bootstrapper, admin, as_node),
     )
-    before = {n: csr(twin, n)["metadata"]["resourceVersion"] for n in ("csr-client", "csr-serving")}
     await eventually("the serving certificate", lambda: certificate(twin, "csr-serving"))
-    before = {n: csr(twin, n)["metadata"]["resourceVersion"] for n in before}
+    names = ("csr-client", "csr-serving")
+    before = {n: csr(twin, n)["metadata"]["resourceVersion"] for n in names}
 
     started = time.monotonic()
     again = await ActivityEnvironment().run(approve_node_csrs, INPUT)
