@@ -24,6 +24,7 @@ CONFIGMAP = "windows-ssh-host-keys"
 HOST_KEY_ANNOTATION = ANNOTATION_PREFIX + "ssh-host-key"
 HOST_KEY_TYPE_ANNOTATION = ANNOTATION_PREFIX + "ssh-host-key-type"
 CONFLICT_ATTEMPTS = 5
+MERGE_PATCH = "application/merge-patch+json"
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,11 @@ async def forget(address: str, node_name: str | None = None) -> None:
         }
         try:
             await kube.call(
-                f"unpin host key on node {node_name}", kube.core().patch_node, node_name, patch
+                f"unpin host key on node {node_name}",
+                kube.core().patch_node,
+                node_name,
+                patch,
+                _content_type=MERGE_PATCH,
             )
         except kube.NotFound:
             pass
@@ -136,7 +141,13 @@ async def _pin_on_node(address: str, node: Any, key: str) -> None:
             "annotations": {HOST_KEY_ANNOTATION: key, HOST_KEY_TYPE_ANNOTATION: key.split()[0]},
         }
     }
-    await kube.call(f"pin host key on node {name}", kube.core().patch_node, name, patch)
+    await kube.call(
+        f"pin host key on node {name}",
+        kube.core().patch_node,
+        name,
+        patch,
+        _content_type=MERGE_PATCH,
+    )
 
 
 async def _pin_in_configmap(address: str, key: str) -> None:
@@ -184,6 +195,7 @@ async def _drop_from_configmap(address: str) -> None:
             CONFIGMAP,
             ns,
             patch,
+            _content_type=MERGE_PATCH,
         )
     except kube.NotFound:
         pass
