@@ -58,8 +58,13 @@ def new_private_key_pem() -> bytes:
     return _key_pem(ec.generate_private_key(ec.SECP256R1()))
 
 
-def make_csr(key_pem: bytes, cn: str, orgs: Sequence[str] = (), dns_names: Sequence[str] = (),
-             ip_addresses: Sequence[str] = ()) -> bytes:
+def make_csr(
+    key_pem: bytes,
+    cn: str,
+    orgs: Sequence[str] = (),
+    dns_names: Sequence[str] = (),
+    ip_addresses: Sequence[str] = (),
+) -> bytes:
     """A PEM certificate signing request for `key_pem` (what a kubelet would send)."""
     key = serialization.load_pem_private_key(key_pem, password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
@@ -88,9 +93,15 @@ class CertificateAuthority:
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                    crl_sign=True, encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
@@ -106,8 +117,16 @@ class CertificateAuthority:
     def certificate(self) -> x509.Certificate:
         return self._cert
 
-    def _issue(self, subject: x509.Name, public_key: object, *, server: bool, client: bool,
-               sans: list[x509.GeneralName], days: int) -> bytes:
+    def _issue(
+        self,
+        subject: x509.Name,
+        public_key: object,
+        *,
+        server: bool,
+        client: bool,
+        sans: list[x509.GeneralName],
+        days: int,
+    ) -> bytes:
         now = _now()
         ext_usages = []
         if server:
@@ -125,9 +144,15 @@ class CertificateAuthority:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=True,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                    crl_sign=False, encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=True,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
@@ -143,26 +168,38 @@ class CertificateAuthority:
         cert = builder.sign(self._key, hashes.SHA256())
         return cert.public_bytes(serialization.Encoding.PEM)
 
-    def issue_server_cert(self, dns_names: Sequence[str] = ("localhost",),
-                          ip_addresses: Sequence[str] = ("127.0.0.1",),
-                          days: int = 365) -> tuple[bytes, bytes]:
+    def issue_server_cert(
+        self,
+        dns_names: Sequence[str] = ("localhost",),
+        ip_addresses: Sequence[str] = ("127.0.0.1",),
+        days: int = 365,
+    ) -> tuple[bytes, bytes]:
         """(cert_pem, key_pem) for a TLS server reachable by those names/addresses."""
         key = ec.generate_private_key(ec.SECP256R1())
         cn = dns_names[0] if dns_names else (ip_addresses[0] if ip_addresses else "server")
-        cert = self._issue(_name(cn), key.public_key(), server=True, client=False,
-                           sans=_sans(dns_names, ip_addresses), days=days)
+        cert = self._issue(
+            _name(cn),
+            key.public_key(),
+            server=True,
+            client=False,
+            sans=_sans(dns_names, ip_addresses),
+            days=days,
+        )
         return cert, _key_pem(key)
 
-    def issue_client_cert(self, cn: str, orgs: Sequence[str] = (),
-                          days: int = 365) -> tuple[bytes, bytes]:
+    def issue_client_cert(
+        self, cn: str, orgs: Sequence[str] = (), days: int = 365
+    ) -> tuple[bytes, bytes]:
         """(cert_pem, key_pem) for a TLS client; Kubernetes reads user=CN, groups=O."""
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = self._issue(_name(cn, orgs), key.public_key(), server=False, client=True,
-                           sans=[], days=days)
+        cert = self._issue(
+            _name(cn, orgs), key.public_key(), server=False, client=True, sans=[], days=days
+        )
         return cert, _key_pem(key)
 
-    def sign_csr(self, csr_pem: bytes, usages: Sequence[str] = ("client auth",),
-                 days: int = 365) -> bytes:
+    def sign_csr(
+        self, csr_pem: bytes, usages: Sequence[str] = ("client auth",), days: int = 365
+    ) -> bytes:
         """Sign a PEM CSR; subject (CN/O) and SANs come from the CSR, usages from Kubernetes."""
         csr = x509.load_pem_x509_csr(csr_pem)
         if not csr.is_signature_valid:
@@ -175,8 +212,14 @@ class CertificateAuthority:
         unknown = set(usages) - _KEY_USAGES - set(_EXT_USAGES)
         if unknown:
             raise ValueError(f"unsupported usages: {sorted(unknown)}")
-        return self._issue(csr.subject, csr.public_key(), server="server auth" in usages,
-                           client="client auth" in usages, sans=sans, days=days)
+        return self._issue(
+            csr.subject,
+            csr.public_key(),
+            server="server auth" in usages,
+            client="client auth" in usages,
+            sans=sans,
+            days=days,
+        )
 
     def verify(self, cert_pem: bytes) -> x509.Certificate:
         """Parse `cert_pem` and check it was signed by this CA (raises if not)."""

@@ -25,8 +25,15 @@ from sim.k8s.store import Obj, Store
 from sim.k8s.validation import check_type_meta, validate
 
 _GEN_CHARS = "bcdfghjklmnpqrstvwxz2456789"
-_IMMUTABLE_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
-                   "generation", "namespace", "name")
+_IMMUTABLE_META = (
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "namespace",
+    "name",
+)
 
 
 def now_iso() -> str:
@@ -60,13 +67,24 @@ class Api:
         check_type_meta(rt, body)
         obj = copy.deepcopy(body)
         meta = obj["metadata"]
-        for k in ("uid", "resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds",
-                  "managedFields", "selfLink", "creationTimestamp", "generation"):
+        for k in (
+            "uid",
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "managedFields",
+            "selfLink",
+            "creationTimestamp",
+            "generation",
+        ):
             meta.pop(k, None)
         if rt.namespaced:
             if meta.get("namespace", ns) != ns:
-                raise ApiError(400, "the namespace of the provided object does not match the "
-                               "namespace sent on the request")
+                raise ApiError(
+                    400,
+                    "the namespace of the provided object does not match the "
+                    "namespace sent on the request",
+                )
             meta["namespace"] = ns
         else:
             meta.pop("namespace", None)
@@ -88,8 +106,9 @@ class Api:
         elif rt.kind == "Namespace":
             obj["status"] = {"phase": "Active"}
             obj.setdefault("spec", {"finalizers": ["kubernetes"]})
-            obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = \
-                obj["metadata"].get("name", "")
+            obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj[
+                "metadata"
+            ].get("name", "")
         elif rt.kind == "CertificateSigningRequest":
             obj["status"] = {}
             spec = obj.setdefault("spec", {})
@@ -109,26 +128,38 @@ class Api:
             "acceptedNames": crd["spec"]["names"],
             "storedVersions": [v["name"] for v in crd["spec"]["versions"] if v.get("storage")],
             "conditions": [
-                {"type": t, "status": "True", "reason": r, "message": m,
-                 "lastTransitionTime": now_iso()}
-                for t, r, m in (("NamesAccepted", "NoConflicts", "no conflicts found"),
-                                ("Established", "InitialNamesAccepted",
-                                 "the initial names have been accepted"))],
+                {
+                    "type": t,
+                    "status": "True",
+                    "reason": r,
+                    "message": m,
+                    "lastTransitionTime": now_iso(),
+                }
+                for t, r, m in (
+                    ("NamesAccepted", "NoConflicts", "no conflicts found"),
+                    ("Established", "InitialNamesAccepted", "the initial names have been accepted"),
+                )
+            ],
         }
 
     # -- update / patch --------------------------------------------------------------------
     def update(self, rt: ResourceType, ns: str, name: str, body: Any, sub: str = "") -> Obj:
         check_type_meta(rt, body)
         if body["metadata"].get("name", name) != name:
-            raise ApiError(400, f"the name of the object ({body['metadata'].get('name')}) does "
-                           f"not match the name on the URL ({name})")
+            raise ApiError(
+                400,
+                f"the name of the object ({body['metadata'].get('name')}) does "
+                f"not match the name on the URL ({name})",
+            )
         return self._write(rt, ns, name, copy.deepcopy(body), sub)
 
-    def patch(self, rt: ResourceType, ns: str, name: str, content_type: str, body: Any,
-              sub: str = "") -> Obj:
+    def patch(
+        self, rt: ResourceType, ns: str, name: str, content_type: str, body: Any, sub: str = ""
+    ) -> Obj:
         current = self._current(rt, ns, name)
-        result = patching.apply(content_type, current, body, custom=rt.custom,
-                                merge_keys=rt.merge_keys)
+        result = patching.apply(
+            content_type, current, body, custom=rt.custom, merge_keys=rt.merge_keys
+        )
         check_type_meta(rt, result)
         return self._write(rt, ns, name, result, sub)
 
@@ -146,7 +177,8 @@ class Api:
         elif sub == "approval":
             obj = copy.deepcopy(old)
             obj.setdefault("status", {})["conditions"] = self._approval_conditions(
-                old, (new.get("status") or {}).get("conditions") or [])
+                old, (new.get("status") or {}).get("conditions") or []
+            )
         else:
             obj = new
             meta = obj.setdefault("metadata", {})
@@ -176,13 +208,20 @@ class Api:
     def _approval_conditions(self, old: Obj, conditions: list[Obj]) -> list[Obj]:
         types = [c.get("type") for c in conditions]
         if "Approved" in types and "Denied" in types:
-            raise ApiError(422, "status.conditions: Invalid value: Approved and Denied "
-                           "conditions are mutually exclusive", "Invalid")
+            raise ApiError(
+                422,
+                "status.conditions: Invalid value: Approved and Denied "
+                "conditions are mutually exclusive",
+                "Invalid",
+            )
         old_types = {c.get("type") for c in (old.get("status") or {}).get("conditions") or []}
         for t in ("Approved", "Denied"):
             if t in old_types and t not in types:
-                raise ApiError(422, f"status.conditions: Forbidden: updates may not remove a "
-                               f"condition of type {t}", "Invalid")
+                raise ApiError(
+                    422,
+                    f"status.conditions: Forbidden: updates may not remove a condition of type {t}",
+                    "Invalid",
+                )
         out = []
         for c in conditions:
             c = dict(c)
@@ -197,10 +236,16 @@ class Api:
         old = self._current(rt, ns, name)
         pre = (options or {}).get("preconditions") or {} if isinstance(options, dict) else {}
         if pre.get("uid") and pre["uid"] != old["metadata"]["uid"]:
-            raise ApiError(409, f"Precondition failed: UID in precondition: {pre['uid']}, UID in "
-                           f"object meta: {old['metadata']['uid']}", "Conflict")
-        if pre.get("resourceVersion") and pre["resourceVersion"] != \
-                old["metadata"]["resourceVersion"]:
+            raise ApiError(
+                409,
+                f"Precondition failed: UID in precondition: {pre['uid']}, UID in "
+                f"object meta: {old['metadata']['uid']}",
+                "Conflict",
+            )
+        if (
+            pre.get("resourceVersion")
+            and pre["resourceVersion"] != old["metadata"]["resourceVersion"]
+        ):
             raise conflict(rt.group, rt.plural, name)
         gp = (rt.group, rt.plural)
         if old["metadata"].get("finalizers"):
@@ -218,8 +263,9 @@ class Api:
                     self.store.remove(other, name, entry.obj["metadata"]["name"])
         if rt.kind == "CustomResourceDefinition":
             spec = old.get("spec") or {}
-            self.registry.remove(spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))
-            self.store.drop_all((spec.get("group", ""), (spec.get("names") or {}).get("plural", "")))
+            group, plural = spec.get("group", ""), (spec.get("names") or {}).get("plural", "")
+            self.registry.remove(group, plural)
+            self.store.drop_all((group, plural))
         return gone
 
     # -- eviction --------------------------------------------------------------------------
@@ -230,12 +276,17 @@ class Api:
         phase = (pod.get("status") or {}).get("phase")
         if phase not in ("Succeeded", "Failed", "Pending"):
             labels = pod["metadata"].get("labels") or {}
-            pdbs = [e.obj for e in self.store.entries(("policy", "poddisruptionbudgets"), ns)
-                    if match_label_selector_object((e.obj.get("spec") or {}).get("selector"),
-                                                   labels)]
+            pdbs = [
+                e.obj
+                for e in self.store.entries(("policy", "poddisruptionbudgets"), ns)
+                if match_label_selector_object((e.obj.get("spec") or {}).get("selector"), labels)
+            ]
             if len(pdbs) > 1:
-                raise ApiError(500, "This pod has more than one PodDisruptionBudget, which the "
-                               "eviction subresource does not support.")
+                raise ApiError(
+                    500,
+                    "This pod has more than one PodDisruptionBudget, which the "
+                    "eviction subresource does not support.",
+                )
             if pdbs:
                 self._check_budget(ns, pdbs[0])
         options = (body or {}).get("deleteOptions") if isinstance(body, dict) else None
@@ -243,12 +294,20 @@ class Api:
 
     def _check_budget(self, ns: str, pdb: Obj) -> None:
         spec = pdb.get("spec") or {}
-        selected = [e.obj for e in self.store.entries(("", "pods"), ns)
-                    if match_label_selector_object(spec.get("selector"),
-                                                   e.obj["metadata"].get("labels") or {})]
+        selected = [
+            e.obj
+            for e in self.store.entries(("", "pods"), ns)
+            if match_label_selector_object(
+                spec.get("selector"), e.obj["metadata"].get("labels") or {}
+            )
+        ]
         expected = len(selected)
-        healthy = sum(1 for p in selected if (p.get("status") or {}).get("phase") == "Running"
-                      and not p["metadata"].get("deletionTimestamp"))
+        healthy = sum(
+            1
+            for p in selected
+            if (p.get("status") or {}).get("phase") == "Running"
+            and not p["metadata"].get("deletionTimestamp")
+        )
 
         def resolve(value: Any) -> int:
             if isinstance(value, str) and value.endswith("%"):
@@ -264,8 +323,16 @@ class Api:
         if healthy - desired <= 0:
             pdb_name = pdb["metadata"]["name"]
             raise ApiError(
-                429, "Cannot evict pod as it would violate the pod's disruption budget.",
+                429,
+                "Cannot evict pod as it would violate the pod's disruption budget.",
                 "TooManyRequests",
-                {"causes": [{"reason": "DisruptionBudget",
-                             "message": f"The disruption budget {pdb_name} needs {desired} "
-                                        f"healthy pods and has {healthy} currently"}]})
+                {
+                    "causes": [
+                        {
+                            "reason": "DisruptionBudget",
+                            "message": f"The disruption budget {pdb_name} needs {desired} "
+                            f"healthy pods and has {healthy} currently",
+                        }
+                    ]
+                },
+            )

@@ -17,8 +17,11 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 BOOTSTRAP_USER = "system:serviceaccount:openshift-machine-config-operator:node-bootstrapper"
-BOOTSTRAP_GROUPS = ("system:serviceaccounts", "system:serviceaccounts:openshift-machine-config-operator",
-                    "system:authenticated")
+BOOTSTRAP_GROUPS = (
+    "system:serviceaccounts",
+    "system:serviceaccounts:openshift-machine-config-operator",
+    "system:authenticated",
+)
 ADMIN_USER = "system:admin"
 ADMIN_GROUPS = ("system:masters", "system:authenticated")
 READ_VERBS = frozenset({"get", "list", "watch"})
@@ -53,8 +56,9 @@ class Authenticator:
         self.bootstrap_token = secrets.token_urlsafe(32)
         self._tokens: dict[str, Identity] = {
             self.admin_token: Identity(ADMIN_USER, ADMIN_GROUPS),
-            self.bootstrap_token: Identity(BOOTSTRAP_USER, BOOTSTRAP_GROUPS,
-                                           uid="6c0ffee0-b007-4bad-9a11-000000000001"),
+            self.bootstrap_token: Identity(
+                BOOTSTRAP_USER, BOOTSTRAP_GROUPS, uid="6c0ffee0-b007-4bad-9a11-000000000001"
+            ),
         }
 
     def add_token(self, token: str, identity: Identity) -> None:
@@ -66,8 +70,9 @@ class Authenticator:
         if peer_der:
             cert = x509.load_der_x509_certificate(peer_der)
             cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-            orgs = [str(a.value) for a in
-                    cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+            orgs = [
+                str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+            ]
             if not cns:
                 return None
             return Identity(str(cns[0].value), (*orgs, "system:authenticated"))
@@ -87,7 +92,9 @@ def allowed(who: Identity, verb: str, group: str, plural: str, sub: str, name: s
     if group == "" and plural == "nodes":
         if verb in READ_VERBS and not sub:
             return True
-        return verb in ("create", "update", "patch", "get") and name == node and sub in ("", "status")
+        return (
+            verb in ("create", "update", "patch", "get") and name == node and sub in ("", "status")
+        )
     if group == "" and plural == "events":
         return verb in ("create", "patch", "update")
     if group == "coordination.k8s.io" and plural == "leases":

@@ -22,25 +22,53 @@ from sim.k8s.server import KubeTwin
 def windows_node(i: int) -> dict[str, Any]:
     name = f"winworker-{i:05d}"
     return {
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "labels": {
-            "kubernetes.io/os": "windows", "node.openshift.io/os_id": "Windows",
-            "kubernetes.io/hostname": name, "node-role.kubernetes.io/worker": ""},
-            "annotations": {"windowsmachineconfig.openshift.io/version": "1.0.0",
-                            "k8s.ovn.org/hybrid-overlay-node-subnet": f"10.132.{i % 256}.0/24"}},
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes.io/os": "windows",
+                "node.openshift.io/os_id": "Windows",
+                "kubernetes.io/hostname": name,
+                "node-role.kubernetes.io/worker": "",
+            },
+            "annotations": {
+                "windowsmachineconfig.openshift.io/version": "1.0.0",
+                "k8s.ovn.org/hybrid-overlay-node-subnet": f"10.132.{i % 256}.0/24",
+            },
+        },
         "spec": {"taints": [{"key": "os", "value": "Windows", "effect": "NoSchedule"}]},
         "status": {
-            "addresses": [{"type": "InternalIP", "address": f"10.0.{i // 256}.{i % 256}"},
-                          {"type": "Hostname", "address": name}],
-            "conditions": [{"type": t, "status": s, "reason": "KubeletReady",
-                            "lastHeartbeatTime": "2026-01-01T00:00:00Z"}
-                           for t, s in (("Ready", "True"), ("MemoryPressure", "False"),
-                                        ("DiskPressure", "False"), ("PIDPressure", "False"))],
-            "nodeInfo": {"kubeletVersion": "v1.29.0", "osImage": "Windows Server 2019 Datacenter",
-                         "kernelVersion": "10.0.17763.1457", "operatingSystem": "windows",
-                         "architecture": "amd64", "containerRuntimeVersion": "containerd://1.7",
-                         "bootID": f"boot-{i}", "machineID": f"machine-{i}",
-                         "systemUUID": f"uuid-{i}", "kubeProxyVersion": "v1.29.0"},
+            "addresses": [
+                {"type": "InternalIP", "address": f"10.0.{i // 256}.{i % 256}"},
+                {"type": "Hostname", "address": name},
+            ],
+            "conditions": [
+                {
+                    "type": t,
+                    "status": s,
+                    "reason": "KubeletReady",
+                    "lastHeartbeatTime": "2026-01-01T00:00:00Z",
+                }
+                for t, s in (
+                    ("Ready", "True"),
+                    ("MemoryPressure", "False"),
+                    ("DiskPressure", "False"),
+                    ("PIDPressure", "False"),
+                )
+            ],
+            "nodeInfo": {
+                "kubeletVersion": "v1.29.0",
+                "osImage": "Windows Server 2019 Datacenter",
+                "kernelVersion": "10.0.17763.1457",
+                "operatingSystem": "windows",
+                "architecture": "amd64",
+                "containerRuntimeVersion": "containerd://1.7",
+                "bootID": f"boot-{i}",
+                "machineID": f"machine-{i}",
+                "systemUUID": f"uuid-{i}",
+                "kubeProxyVersion": "v1.29.0",
+            },
             "capacity": {"cpu": "4", "memory": "16Gi", "pods": "250"},
         },
     }
@@ -56,6 +84,7 @@ async def seed_nodes(twin: KubeTwin, n: int) -> None:
 def _time_lists(url: str, token: str, ca_pem: bytes, runs: int) -> list[float]:
     ctx = ssl.create_default_context(cadata=ca_pem.decode())
     import http.client
+
     host, port = url.removeprefix("https://").split(":")
     conn = http.client.HTTPSConnection(host, int(port), context=ctx)
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
@@ -81,8 +110,9 @@ async def bench_list_nodes(n: int = 1000, runs: int = 9) -> float:
         await twin.start()
         try:
             await seed_nodes(twin, n)
-            timings = await asyncio.to_thread(_time_lists, twin.url, twin.admin_token,
-                                              twin.ca.ca_pem, runs)
+            timings = await asyncio.to_thread(
+                _time_lists, twin.url, twin.admin_token, twin.ca.ca_pem, runs
+            )
         finally:
             await twin.stop()
     return statistics.median(timings)

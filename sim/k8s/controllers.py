@@ -27,8 +27,9 @@ from sim.pki import CertificateAuthority
 log = logging.getLogger(__name__)
 
 SUBNET_ANNOTATION = "k8s.ovn.org/hybrid-overlay-node-subnet"
-SIGNERS = frozenset({"kubernetes.io/kube-apiserver-client-kubelet",
-                     "kubernetes.io/kubelet-serving"})
+SIGNERS = frozenset(
+    {"kubernetes.io/kube-apiserver-client-kubelet", "kubernetes.io/kubelet-serving"}
+)
 _POOL = ipaddress.ip_network("10.132.0.0/14")
 
 
@@ -62,17 +63,25 @@ class Controllers:
             return
         if event.gp == ("", "nodes"):
             meta = event.obj["metadata"]
-            if (meta.get("labels") or {}).get("kubernetes.io/os") == "windows" and \
-                    SUBNET_ANNOTATION not in (meta.get("annotations") or {}) and \
-                    not meta.get("deletionTimestamp"):
+            if (
+                (meta.get("labels") or {}).get("kubernetes.io/os") == "windows"
+                and SUBNET_ANNOTATION not in (meta.get("annotations") or {})
+                and not meta.get("deletionTimestamp")
+            ):
                 self._spawn(self._assign_subnet(meta["name"]))
         elif event.gp == ("certificates.k8s.io", "certificatesigningrequests"):
             status = event.obj.get("status") or {}
-            types = {c.get("type") for c in status.get("conditions") or []
-                     if c.get("status", "True") == "True"}
-            if "Approved" in types and not types & {"Denied", "Failed"} and \
-                    not status.get("certificate") and \
-                    (event.obj.get("spec") or {}).get("signerName") in SIGNERS:
+            types = {
+                c.get("type")
+                for c in status.get("conditions") or []
+                if c.get("status", "True") == "True"
+            }
+            if (
+                "Approved" in types
+                and not types & {"Denied", "Failed"}
+                and not status.get("certificate")
+                and (event.obj.get("spec") or {}).get("signerName") in SIGNERS
+            ):
                 self._spawn(self._sign(event.obj["metadata"]["name"]))
 
     # -- OVN master ------------------------------------------------------------------------
@@ -105,11 +114,19 @@ class Controllers:
         status = csr.setdefault("status", {})
         days = max(1, int(spec.get("expirationSeconds") or 365 * 86400) // 86400)
         try:
-            pem = self._ca.sign_csr(base64.b64decode(spec["request"]),
-                                    spec.get("usages") or ["client auth"], days=days)
+            pem = self._ca.sign_csr(
+                base64.b64decode(spec["request"]), spec.get("usages") or ["client auth"], days=days
+            )
             status["certificate"] = base64.b64encode(pem).decode()
         except (ValueError, KeyError) as exc:
-            status.setdefault("conditions", []).append({
-                "type": "Failed", "status": "True", "reason": "SignerValidationFailure",
-                "message": str(exc), "lastUpdateTime": now_iso(), "lastTransitionTime": now_iso()})
+            status.setdefault("conditions", []).append(
+                {
+                    "type": "Failed",
+                    "status": "True",
+                    "reason": "SignerValidationFailure",
+                    "message": str(exc),
+                    "lastUpdateTime": now_iso(),
+                    "lastTransitionTime": now_iso(),
+                }
+            )
         self._api.update(rt, "", name, csr, sub="status")

@@ -10,18 +10,32 @@ from __future__ import annotations
 from typing import Any
 
 _REASONS = {
-    400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
-    405: "MethodNotAllowed", 406: "NotAcceptable", 409: "Conflict", 410: "Expired",
-    415: "UnsupportedMediaType", 422: "Invalid", 429: "TooManyRequests",
-    500: "InternalError", 503: "ServiceUnavailable",
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    406: "NotAcceptable",
+    409: "Conflict",
+    410: "Expired",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
 }
 
 
 class ApiError(Exception):
     """An API failure with its HTTP code and the Status body to send."""
 
-    def __init__(self, code: int, message: str, reason: str | None = None,
-                 details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -32,11 +46,19 @@ class ApiError(Exception):
         return status_body(self.code, self.message, self.reason, self.details)
 
 
-def status_body(code: int, message: str, reason: str = "", details: dict[str, Any] | None = None,
-                success: bool = False) -> dict[str, Any]:
+def status_body(
+    code: int,
+    message: str,
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+    success: bool = False,
+) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "kind": "Status", "apiVersion": "v1", "metadata": {},
-        "status": "Success" if success else "Failure", "code": code,
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success" if success else "Failure",
+        "code": code,
     }
     if message:
         body["message"] = message
@@ -52,13 +74,21 @@ def _qualified(group: str, plural: str) -> str:
 
 
 def not_found(group: str, plural: str, name: str) -> ApiError:
-    return ApiError(404, f'{_qualified(group, plural)} "{name}" not found', "NotFound",
-                    {"name": name, "group": group, "kind": plural})
+    return ApiError(
+        404,
+        f'{_qualified(group, plural)} "{name}" not found',
+        "NotFound",
+        {"name": name, "group": group, "kind": plural},
+    )
 
 
 def already_exists(group: str, plural: str, name: str) -> ApiError:
-    return ApiError(409, f'{_qualified(group, plural)} "{name}" already exists', "AlreadyExists",
-                    {"name": name, "group": group, "kind": plural})
+    return ApiError(
+        409,
+        f'{_qualified(group, plural)} "{name}" already exists',
+        "AlreadyExists",
+        {"name": name, "group": group, "kind": plural},
+    )
 
 
 def conflict(group: str, plural: str, name: str) -> ApiError:
@@ -66,22 +96,34 @@ def conflict(group: str, plural: str, name: str) -> ApiError:
         409,
         f'Operation cannot be fulfilled on {_qualified(group, plural)} "{name}": the object has '
         "been modified; please apply your changes to the latest version and try again",
-        "Conflict", {"name": name, "group": group, "kind": plural})
+        "Conflict",
+        {"name": name, "group": group, "kind": plural},
+    )
 
 
 def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str, str]]) -> ApiError:
     """422 Invalid; causes are (field, reason e.g. FieldValueInvalid, message)."""
     text = "; ".join(f"{f}: {m}" for f, _r, m in causes)
     return ApiError(
-        422, f'{kind}.{group or "core"} "{name}" is invalid: {text}'.replace(".core ", " "),
+        422,
+        f'{kind}.{group or "core"} "{name}" is invalid: {text}'.replace(".core ", " "),
         "Invalid",
-        {"name": name, "group": group, "kind": kind,
-         "causes": [{"field": f, "reason": r, "message": m} for f, r, m in causes]})
+        {
+            "name": name,
+            "group": group,
+            "kind": kind,
+            "causes": [{"field": f, "reason": r, "message": m} for f, r, m in causes],
+        },
+    )
 
 
 def forbidden(user: str, verb: str, group: str, plural: str, name: str, ns: str) -> ApiError:
     where = f' in the namespace "{ns}"' if ns else " at the cluster scope"
     what = f'{_qualified(group, plural)} "{name}"' if name else _qualified(group, plural)
     return ApiError(
-        403, f'{what} is forbidden: User "{user}" cannot {verb} resource "{plural}" in API group '
-        f'"{group}"{where}', "Forbidden", {"name": name, "group": group, "kind": plural})
+        403,
+        f'{what} is forbidden: User "{user}" cannot {verb} resource "{plural}" in API group '
+        f'"{group}"{where}',
+        "Forbidden",
+        {"name": name, "group": group, "kind": plural},
+    )

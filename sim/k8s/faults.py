@@ -12,8 +12,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-VERBS = frozenset({"get", "list", "watch", "create", "update", "patch", "delete",
-                   "deletecollection", "*"})
+VERBS = frozenset(
+    {"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection", "*"}
+)
 
 
 @dataclass

@@ -29,10 +29,17 @@ from sim.k8s.resources import ResourceType
 from sim.k8s.selectors import parse_field_selector, parse_label_selector
 from sim.k8s.store import Event, Obj, dumps
 
-VERSION = {"major": "1", "minor": "29", "gitVersion": "v1.29.0-winfleet-sim",
-           "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
-           "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.21", "compiler": "gc",
-           "platform": "linux/amd64"}
+VERSION = {
+    "major": "1",
+    "minor": "29",
+    "gitVersion": "v1.29.0-winfleet-sim",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.21",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
 DEFAULT_WATCH_SECONDS = 1800.0
 
 
@@ -56,8 +63,14 @@ def _raw(raw: bytes, status: int = 200) -> web.Response:
 class Handlers:
     """Request routing and the HTTP verbs."""
 
-    def __init__(self, api: Api, authn: Authenticator, faults: Faults,
-                 server_url: Callable[[], str], bookmark_interval: float) -> None:
+    def __init__(
+        self,
+        api: Api,
+        authn: Authenticator,
+        faults: Faults,
+        server_url: Callable[[], str],
+        bookmark_interval: float,
+    ) -> None:
         self.api = api
         self.authn = authn
         self.faults = faults
@@ -89,10 +102,15 @@ class Handlers:
             failure = self.faults.take(target.verb, target.rt.plural)
             if failure is not None:
                 headers = {"Retry-After": "1"} if failure == 429 else {}
-                err = ApiError(failure, f"injected fault for {target.verb} "
-                               f"{target.rt.plural} (simulated)")
-                return web.Response(body=dumps(err.status()), status=failure,
-                                    content_type="application/json", headers=headers)
+                err = ApiError(
+                    failure, f"injected fault for {target.verb} {target.rt.plural} (simulated)"
+                )
+                return web.Response(
+                    body=dumps(err.status()),
+                    status=failure,
+                    content_type="application/json",
+                    headers=headers,
+                )
             return await self._serve(request, target, who)
         except ApiError as exc:
             return _json(exc.status(), exc.code)
@@ -140,10 +158,13 @@ class Handlers:
         else:
             raise ApiError(404, "the server could not find the requested resource")
         ns = ""
-        if len(rest) >= 3 and rest[0] == "namespaces" and not (
-                len(rest) == 3 and rest[2] in ("status", "finalize")):
+        if (
+            len(rest) >= 3
+            and rest[0] == "namespaces"
+            and not (len(rest) == 3 and rest[2] in ("status", "finalize"))
+        ):
             ns, rest = rest[1], rest[2:]
-        plural, name, sub = (rest + ["", "", ""])[:3]
+        plural, name, sub = [*rest, "", "", ""][:3]
         if len(rest) > 3 or not plural:
             raise ApiError(404, "the server could not find the requested resource")
         rt = self.api.registry.get(group, version, plural)
@@ -155,12 +176,21 @@ class Handlers:
             raise ApiError(404, "the server could not find the requested resource")
         method = request.method
         watch = request.query.get("watch") in ("true", "1")
-        verb = {"GET": "get" if name else ("watch" if watch else "list"),
-                "POST": "create", "PUT": "update", "PATCH": "patch",
-                "DELETE": "delete" if name else "deletecollection"}.get(method)
-        if verb is None or (method == "POST" and name and sub != "eviction") or \
-                (method in ("PUT", "PATCH") and not name) or (sub == "eviction" and method != "POST"):
-            raise ApiError(405, f"the server does not allow this method on the requested resource")
+        verb = {
+            "GET": "get" if name else ("watch" if watch else "list"),
+            "POST": "create",
+            "PUT": "update",
+            "PATCH": "patch",
+            "DELETE": "delete" if name else "deletecollection",
+        }.get(method)
+        bad_post = method == "POST" and bool(name) and sub != "eviction"
+        if (
+            verb is None
+            or bad_post
+            or (method in ("PUT", "PATCH") and not name)
+            or (sub == "eviction" and method != "POST")
+        ):
+            raise ApiError(405, "the server does not allow this method on the requested resource")
         return Target(rt, ns, name, sub, verb)
 
     def _authorize(self, who: Identity, t: Target, request: web.Request) -> None:
@@ -186,13 +216,15 @@ class Handlers:
     # -- verbs -----------------------------------------------------------------------------
     async def _serve(self, request: web.Request, t: Target, who: Identity) -> web.StreamResponse:
         api, rt = self.api, t.rt
-        q = request.query
         if t.verb == "get":
             entry = api.store.entry((rt.group, rt.plural), t.ns, t.name)
             if entry is None:
-                raise ApiError(404, f'{rt.plural}{"." + rt.group if rt.group else ""} '
-                               f'"{t.name}" not found', "NotFound",
-                               {"name": t.name, "group": rt.group, "kind": rt.plural})
+                raise ApiError(
+                    404,
+                    f'{rt.plural}{"." + rt.group if rt.group else ""} "{t.name}" not found',
+                    "NotFound",
+                    {"name": t.name, "group": rt.group, "kind": rt.plural},
+                )
             if tables.wants_table(request):
                 return _json(tables.table(rt, [entry.obj], ""))
             return _raw(entry.raw)
@@ -217,14 +249,20 @@ class Handlers:
         if t.verb == "delete":
             return _json(api.delete(rt, t.ns, t.name, body))
         # deletecollection
-        gone = [api.delete(rt, e.obj["metadata"].get("namespace", ""), e.obj["metadata"]["name"])
-                for e in self._select(request, rt, t.ns)]
-        return _json({"kind": f"{rt.kind}List", "apiVersion": rt.api_version,
-                      "metadata": {"resourceVersion": str(api.store.resource_version)},
-                      "items": gone})
+        gone = [
+            api.delete(rt, e.obj["metadata"].get("namespace", ""), e.obj["metadata"]["name"])
+            for e in self._select(request, rt, t.ns)
+        ]
+        return _json(
+            {
+                "kind": f"{rt.kind}List",
+                "apiVersion": rt.api_version,
+                "metadata": {"resourceVersion": str(api.store.resource_version)},
+                "items": gone,
+            }
+        )
 
-    def _predicate(self, request: web.Request, rt: ResourceType,
-                   ns: str) -> Callable[[Obj], bool]:
+    def _predicate(self, request: web.Request, rt: ResourceType, ns: str) -> Callable[[Obj], bool]:
         label = parse_label_selector(request.query.get("labelSelector"))
         field = parse_field_selector(request.query.get("fieldSelector"))
 
@@ -232,11 +270,13 @@ class Handlers:
             if ns and rt.namespaced and obj["metadata"].get("namespace") != ns:
                 return False
             return (label is None or label(obj)) and (field is None or field(obj))
+
         return match
 
     def _select(self, request: web.Request, rt: ResourceType, ns: str) -> list[Any]:
         match = self._predicate(request, rt, ns)
-        entries = self.api.store.entries((rt.group, rt.plural), ns if rt.namespaced and ns else None)
+        scope = ns if rt.namespaced and ns else None
+        entries = self.api.store.entries((rt.group, rt.plural), scope)
         return [e for e in entries if match(e.obj)]
 
     def _list(self, request: web.Request, rt: ResourceType, ns: str) -> web.Response:
@@ -250,8 +290,11 @@ class Handlers:
                 rv = int(token["rv"])
             except (ValueError, KeyError, binascii.Error) as exc:
                 raise ApiError(400, "continue key is not valid") from exc
-            entries = [e for e in entries if (e.obj["metadata"].get("namespace", ""),
-                                              e.obj["metadata"]["name"]) > start]
+            entries = [
+                e
+                for e in entries
+                if (e.obj["metadata"].get("namespace", ""), e.obj["metadata"]["name"]) > start
+            ]
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
         limit = int(q.get("limit") or 0)
         if 0 < limit < len(entries):
@@ -309,8 +352,9 @@ class Handlers:
                 if match(entry.obj):
                     lines.append(b'{"type":"ADDED","object":' + entry.raw + b"}\n")
         elif since < store.compacted_rv:
-            err = status_body(410, f"too old resource version: {since} "
-                              f"({store.compacted_rv + 1})", "Expired")
+            err = status_body(
+                410, f"too old resource version: {since} ({store.compacted_rv + 1})", "Expired"
+            )
             lines.append(dumps({"type": "ERROR", "object": err}) + b"\n")
             queue.put_nowait(None)
         else:
@@ -326,9 +370,14 @@ class Handlers:
                     event = await asyncio.wait_for(queue.get(), wait)
                 except TimeoutError:
                     if bookmarks and deadline - loop.time() > 0:
-                        mark = {"type": "BOOKMARK", "object": {
-                            "kind": rt.kind, "apiVersion": rt.api_version,
-                            "metadata": {"resourceVersion": str(store.resource_version)}}}
+                        mark = {
+                            "type": "BOOKMARK",
+                            "object": {
+                                "kind": rt.kind,
+                                "apiVersion": rt.api_version,
+                                "metadata": {"resourceVersion": str(store.resource_version)},
+                            },
+                        }
                         await resp.write(dumps(mark) + b"\n")
                     continue
                 if event is None:

@@ -25,8 +25,10 @@ IGNITION_ACCEPT = "application/vnd.coreos.ignition+json;version=3.2.0"
 KUBELET_CONFIG: dict[str, Any] = {
     "kind": "KubeletConfiguration",
     "apiVersion": "kubelet.config.k8s.io/v1beta1",
-    "authentication": {"x509": {"clientCAFile": "/etc/kubernetes/kubelet-ca.crt"},
-                       "anonymous": {"enabled": False}},
+    "authentication": {
+        "x509": {"clientCAFile": "/etc/kubernetes/kubelet-ca.crt"},
+        "anonymous": {"enabled": False},
+    },
     "clusterDomain": "cluster.local",
     "clusterDNS": ["172.30.0.10"],
     "cgroupDriver": "systemd",
@@ -39,32 +41,54 @@ KUBELET_CONFIG: dict[str, Any] = {
 
 def bootstrap_kubeconfig(server: str, ca_pem: bytes, token: str) -> str:
     """The kubeconfig a new node's kubelet uses to ask for its first certificate."""
-    return yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "local", "cluster": {
-            "server": server, "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
-        "users": [{"name": "kubelet", "user": {"token": token}}],
-        "contexts": [{"name": "kubelet", "context": {"cluster": "local", "user": "kubelet"}}],
-        "current-context": "kubelet",
-    }, sort_keys=False)
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "local",
+                    "cluster": {
+                        "server": server,
+                        "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+                    },
+                }
+            ],
+            "users": [{"name": "kubelet", "user": {"token": token}}],
+            "contexts": [{"name": "kubelet", "context": {"cluster": "local", "user": "kubelet"}}],
+            "current-context": "kubelet",
+        },
+        sort_keys=False,
+    )
 
 
 def _file(path: str, data: bytes, mode: int = 0o600) -> dict[str, Any]:
-    return {"path": path, "mode": mode, "overwrite": True,
-            "contents": {"source": "data:;base64," + base64.b64encode(data).decode()}}
+    return {
+        "path": path,
+        "mode": mode,
+        "overwrite": True,
+        "contents": {"source": "data:;base64," + base64.b64encode(data).decode()},
+    }
 
 
 def worker_ignition(server: str, ca_pem: bytes, bootstrap_token: str) -> dict[str, Any]:
     return {
         "ignition": {"version": "3.2.0"},
         "passwd": {},
-        "storage": {"files": [
-            _file("/etc/kubernetes/kubeconfig",
-                  bootstrap_kubeconfig(server, ca_pem, bootstrap_token).encode()),
-            _file("/etc/kubernetes/kubelet.conf",
-                  yaml.safe_dump(KUBELET_CONFIG, sort_keys=False).encode(), 0o644),
-            _file("/etc/kubernetes/kubelet-ca.crt", ca_pem, 0o644),
-        ]},
+        "storage": {
+            "files": [
+                _file(
+                    "/etc/kubernetes/kubeconfig",
+                    bootstrap_kubeconfig(server, ca_pem, bootstrap_token).encode(),
+                ),
+                _file(
+                    "/etc/kubernetes/kubelet.conf",
+                    yaml.safe_dump(KUBELET_CONFIG, sort_keys=False).encode(),
+                    0o644,
+                ),
+                _file("/etc/kubernetes/kubelet-ca.crt", ca_pem, 0o644),
+            ]
+        },
         "systemd": {"units": [{"name": "kubelet.service", "enabled": True}]},
     }
 
@@ -83,8 +107,9 @@ async def close_connections(runner: web.AppRunner) -> None:
 class MachineConfigServer:
     """The HTTPS listener serving /config/worker."""
 
-    def __init__(self, host: str, port: int, ssl_context: ssl.SSLContext,
-                 ignition: dict[str, Any]) -> None:
+    def __init__(
+        self, host: str, port: int, ssl_context: ssl.SSLContext, ignition: dict[str, Any]
+    ) -> None:
         self._host, self._port, self._ssl = host, port, ssl_context
         self._body = json.dumps(ignition).encode()
         self._runner: web.AppRunner | None = None

@@ -103,7 +103,8 @@ def json_patch(doc: Any, ops: Any) -> Any:
             else:
                 parent, last = _parent(doc, parts)
                 parent[int(last) if isinstance(parent, list) else last] = copy.deepcopy(
-                    op.get("value"))
+                    op.get("value")
+                )
         elif kind in ("move", "copy"):
             src = _pointer(op.get("from", ""))
             value = _remove(doc, src) if kind == "move" else copy.deepcopy(_get(doc, src))
@@ -149,8 +150,9 @@ def strategic_merge(target: Any, patch: Any, merge_keys: dict[str, str], path: s
     return out
 
 
-def _merge_list(current: list[Any], patch: list[Any], key: str, merge_keys: dict[str, str],
-                path: str) -> list[Any]:
+def _merge_list(
+    current: list[Any], patch: list[Any], key: str, merge_keys: dict[str, str], path: str
+) -> list[Any]:
     if any(isinstance(p, dict) and p.get("$patch") == "replace" for p in patch):
         return [copy.deepcopy(p) for p in patch if not (isinstance(p, dict) and "$patch" in p)]
     if key == "":  # a set of scalars
@@ -163,8 +165,9 @@ def _merge_list(current: list[Any], patch: list[Any], key: str, merge_keys: dict
     for item in patch:
         if not isinstance(item, dict) or key not in item:
             raise ApiError(422, f"map: {item!r} does not contain declared merge key: {key}")
-        idx = next((i for i, c in enumerate(out)
-                    if isinstance(c, dict) and c.get(key) == item[key]), None)
+        idx = next(
+            (i for i, c in enumerate(out) if isinstance(c, dict) and c.get(key) == item[key]), None
+        )
         if item.get("$patch") == "delete":
             if idx is not None:
                 out.pop(idx)
@@ -176,8 +179,14 @@ def _merge_list(current: list[Any], patch: list[Any], key: str, merge_keys: dict
     return out
 
 
-def apply(content_type: str, current: dict[str, Any], body: Any, *, custom: bool,
-          merge_keys: dict[str, str]) -> dict[str, Any]:
+def apply(
+    content_type: str,
+    current: dict[str, Any],
+    body: Any,
+    *,
+    custom: bool,
+    merge_keys: dict[str, str],
+) -> dict[str, Any]:
     """Apply a PATCH body of `content_type` to `current`; returns the new object."""
     ctype = content_type.split(";")[0].strip().lower()
     if ctype == JSON_PATCH:
@@ -191,9 +200,11 @@ def apply(content_type: str, current: dict[str, Any], body: Any, *, custom: bool
             raise ApiError(400, "strategic merge patch body must be a JSON object")
         result = strategic_merge(current, body, merge_keys)
     else:
-        raise ApiError(415, f"the body of the request was in an unknown format - accepted media "
-                       f"types include: {JSON_PATCH}, {MERGE}"
-                       + ("" if custom else f", {STRATEGIC}"))
+        raise ApiError(
+            415,
+            f"the body of the request was in an unknown format - accepted media "
+            f"types include: {JSON_PATCH}, {MERGE}" + ("" if custom else f", {STRATEGIC}"),
+        )
     if not isinstance(result, dict):
         raise ApiError(422, "patch result is not an object")
     return result

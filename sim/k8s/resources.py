@@ -24,7 +24,14 @@ class ResourceType:
     singular: str = ""
     custom: bool = False  # a CRD-declared type (no strategic merge patch)
     verbs: tuple[str, ...] = (
-        "create", "delete", "deletecollection", "get", "list", "patch", "update", "watch",
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch",
     )
     # Strategic-merge list keys for this kind: dotted path -> merge key ("" = set of scalars).
     merge_keys: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
@@ -44,19 +51,38 @@ class ResourceType:
 
 _META_KEYS = {"metadata.finalizers": "", "metadata.ownerReferences": "uid"}
 _POD_KEYS = {
-    "spec.containers": "name", "spec.initContainers": "name", "spec.volumes": "name",
-    "spec.containers.env": "name", "spec.containers.ports": "containerPort",
-    "spec.containers.volumeMounts": "mountPath", "spec.tolerations": "",
+    "spec.containers": "name",
+    "spec.initContainers": "name",
+    "spec.volumes": "name",
+    "spec.containers.env": "name",
+    "spec.containers.ports": "containerPort",
+    "spec.containers.volumeMounts": "mountPath",
+    "spec.tolerations": "",
     "status.conditions": "type",
 }
 _NODE_KEYS = {"status.conditions": "type", "status.addresses": "type", "spec.podCIDRs": ""}
 _CSR_KEYS = {"status.conditions": "type"}
 
 
-def _core(plural: str, kind: str, namespaced: bool = True, sub: tuple[str, ...] = (),
-          short: tuple[str, ...] = (), keys: dict[str, str] | None = None) -> ResourceType:
-    return ResourceType("", "v1", plural, kind, namespaced, frozenset(sub), short,
-                        kind.lower(), merge_keys={**_META_KEYS, **(keys or {})})
+def _core(
+    plural: str,
+    kind: str,
+    namespaced: bool = True,
+    sub: tuple[str, ...] = (),
+    short: tuple[str, ...] = (),
+    keys: dict[str, str] | None = None,
+) -> ResourceType:
+    return ResourceType(
+        "",
+        "v1",
+        plural,
+        kind,
+        namespaced,
+        frozenset(sub),
+        short,
+        kind.lower(),
+        merge_keys={**_META_KEYS, **(keys or {})},
+    )
 
 
 BUILTINS: tuple[ResourceType, ...] = (
@@ -66,19 +92,51 @@ BUILTINS: tuple[ResourceType, ...] = (
     _core("configmaps", "ConfigMap", short=("cm",)),
     _core("secrets", "Secret"),
     _core("events", "Event", short=("ev",)),
-    _core("services", "Service", sub=("status",), short=("svc",),
-          keys={"spec.ports": "port"}),
-    ResourceType("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True,
-                 frozenset({"status"}), ("pdb",), "poddisruptionbudget",
-                 merge_keys={**_META_KEYS, "status.conditions": "type"}),
-    ResourceType("certificates.k8s.io", "v1", "certificatesigningrequests",
-                 "CertificateSigningRequest", False, frozenset({"status", "approval"}),
-                 ("csr",), "certificatesigningrequest", merge_keys={**_META_KEYS, **_CSR_KEYS}),
-    ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True, frozenset(), (),
-                 "lease", merge_keys=dict(_META_KEYS)),
-    ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions",
-                 "CustomResourceDefinition", False, frozenset({"status"}), ("crd", "crds"),
-                 "customresourcedefinition", merge_keys=dict(_META_KEYS)),
+    _core("services", "Service", sub=("status",), short=("svc",), keys={"spec.ports": "port"}),
+    ResourceType(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        True,
+        frozenset({"status"}),
+        ("pdb",),
+        "poddisruptionbudget",
+        merge_keys={**_META_KEYS, "status.conditions": "type"},
+    ),
+    ResourceType(
+        "certificates.k8s.io",
+        "v1",
+        "certificatesigningrequests",
+        "CertificateSigningRequest",
+        False,
+        frozenset({"status", "approval"}),
+        ("csr",),
+        "certificatesigningrequest",
+        merge_keys={**_META_KEYS, **_CSR_KEYS},
+    ),
+    ResourceType(
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "Lease",
+        True,
+        frozenset(),
+        (),
+        "lease",
+        merge_keys=dict(_META_KEYS),
+    ),
+    ResourceType(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        False,
+        frozenset({"status"}),
+        ("crd", "crds"),
+        "customresourcedefinition",
+        merge_keys=dict(_META_KEYS),
+    ),
 )
 
 
@@ -91,37 +149,61 @@ def crd_types(crd: dict[str, Any]) -> list[ResourceType]:
         if not v.get("served", True):
             continue
         sub = frozenset(k for k in (v.get("subresources") or {}) if k in ("status", "scale"))
-        out.append(ResourceType(
-            spec["group"], v["name"], names["plural"], names["kind"],
-            spec.get("scope", "Namespaced") == "Namespaced", sub,
-            tuple(names.get("shortNames", ())), names.get("singular", names["kind"].lower()),
-            custom=True,
-        ))
+        out.append(
+            ResourceType(
+                spec["group"],
+                v["name"],
+                names["plural"],
+                names["kind"],
+                spec.get("scope", "Namespaced") == "Namespaced",
+                sub,
+                tuple(names.get("shortNames", ())),
+                names.get("singular", names["kind"].lower()),
+                custom=True,
+            )
+        )
     return out
 
 
 def machine_api_crds() -> list[dict[str, Any]]:
     """The machine.openshift.io/v1beta1 Machine and MachineSet CRDs (pre-registered)."""
     out = []
-    for kind, plural, short in (("Machine", "machines", ["mach"]),
-                                ("MachineSet", "machinesets", ["ms"])):
-        out.append({
-            "apiVersion": "apiextensions.k8s.io/v1",
-            "kind": "CustomResourceDefinition",
-            "metadata": {"name": f"{plural}.machine.openshift.io"},
-            "spec": {
-                "group": "machine.openshift.io",
-                "scope": "Namespaced",
-                "names": {"kind": kind, "plural": plural, "singular": kind.lower(),
-                          "listKind": f"{kind}List", "shortNames": short},
-                "versions": [{
-                    "name": "v1beta1", "served": True, "storage": True,
-                    "subresources": {"status": {}},
-                    "schema": {"openAPIV3Schema": {
-                        "type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-                }],
-            },
-        })
+    for kind, plural, short in (
+        ("Machine", "machines", ["mach"]),
+        ("MachineSet", "machinesets", ["ms"]),
+    ):
+        out.append(
+            {
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {"name": f"{plural}.machine.openshift.io"},
+                "spec": {
+                    "group": "machine.openshift.io",
+                    "scope": "Namespaced",
+                    "names": {
+                        "kind": kind,
+                        "plural": plural,
+                        "singular": kind.lower(),
+                        "listKind": f"{kind}List",
+                        "shortNames": short,
+                    },
+                    "versions": [
+                        {
+                            "name": "v1beta1",
+                            "served": True,
+                            "storage": True,
+                            "subresources": {"status": {}},
+                            "schema": {
+                                "openAPIV3Schema": {
+                                    "type": "object",
+                                    "x-kubernetes-preserve-unknown-fields": True,
+                                }
+                            },
+                        }
+                    ],
+                },
+            }
+        )
     return out
 
 
@@ -158,8 +240,13 @@ class Registry:
 
     # -- discovery documents -------------------------------------------------------------
     def api_versions(self, server_address: str) -> dict[str, Any]:
-        return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
-            {"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]}
+        return {
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [
+                {"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}
+            ],
+        }
 
     def api_group_list(self) -> dict[str, Any]:
         groups = []
@@ -173,8 +260,13 @@ class Registry:
         if not versions:
             return None
         vs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
-        return {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": vs,
-                "preferredVersion": vs[0]}
+        return {
+            "kind": "APIGroup",
+            "apiVersion": "v1",
+            "name": group,
+            "versions": vs,
+            "preferredVersion": vs[0],
+        }
 
     def resource_list(self, group: str, version: str) -> dict[str, Any] | None:
         types = [rt for rt in self._types.values() if rt.group == group and rt.version == version]
@@ -182,14 +274,31 @@ class Registry:
             return None
         resources: list[dict[str, Any]] = []
         for rt in sorted(types, key=lambda t: t.plural):
-            resources.append({
-                "name": rt.plural, "singularName": rt.singular, "namespaced": rt.namespaced,
-                "kind": rt.kind, "verbs": list(rt.verbs), "shortNames": list(rt.short_names),
-            })
+            resources.append(
+                {
+                    "name": rt.plural,
+                    "singularName": rt.singular,
+                    "namespaced": rt.namespaced,
+                    "kind": rt.kind,
+                    "verbs": list(rt.verbs),
+                    "shortNames": list(rt.short_names),
+                }
+            )
             for sub in sorted(rt.subresources):
                 verbs = ["create"] if sub == "eviction" else ["get", "patch", "update"]
                 kind = "Eviction" if sub == "eviction" else rt.kind
-                resources.append({"name": f"{rt.plural}/{sub}", "singularName": "",
-                                  "namespaced": rt.namespaced, "kind": kind, "verbs": verbs})
-        return {"kind": "APIResourceList", "apiVersion": "v1",
-                "groupVersion": rt.api_version, "resources": resources}
+                resources.append(
+                    {
+                        "name": f"{rt.plural}/{sub}",
+                        "singularName": "",
+                        "namespaced": rt.namespaced,
+                        "kind": kind,
+                        "verbs": verbs,
+                    }
+                )
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": rt.api_version,
+            "resources": resources,
+        }

@@ -17,9 +17,19 @@ from sim.k8s.errors import ApiError
 Predicate = Callable[[dict[str, Any]], bool]
 
 _SET_RE = re.compile(r"^\s*(\S+?)\s+(in|notin)\s+\(([^)]*)\)\s*$")
-_FIELDS = {"metadata.name", "metadata.namespace", "spec.nodeName", "spec.signerName",
-           "status.phase", "spec.unschedulable", "involvedObject.name", "involvedObject.kind",
-           "involvedObject.namespace", "type", "reason"}
+_FIELDS = {
+    "metadata.name",
+    "metadata.namespace",
+    "spec.nodeName",
+    "spec.signerName",
+    "status.phase",
+    "spec.unschedulable",
+    "involvedObject.name",
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "type",
+    "reason",
+}
 
 
 def _split_terms(text: str) -> list[str]:
@@ -73,6 +83,7 @@ def parse_label_selector(text: str | None) -> Predicate | None:
     def match(obj: dict[str, Any]) -> bool:
         labels = obj.get("metadata", {}).get("labels") or {}
         return all(t(labels) for t in terms)
+
     return match
 
 
@@ -99,16 +110,22 @@ def parse_field_selector(text: str | None) -> Predicate | None:
                 path, _, value = term.partition(op)
                 path = path.strip()
                 if path not in _FIELDS:
-                    raise ApiError(400, f'"{path}" is not a known field selector: only '
-                                   f'"{", ".join(sorted(_FIELDS))}"')
+                    raise ApiError(
+                        400,
+                        f'"{path}" is not a known field selector: only '
+                        f'"{", ".join(sorted(_FIELDS))}"',
+                    )
                 checks.append((path, op == "!=", value.strip()))
                 break
         else:
             raise ApiError(400, f"invalid field selector: {term!r}")
 
     def match(obj: dict[str, Any]) -> bool:
-        return all((_field_value(obj, p) != v) if neg else (_field_value(obj, p) == v)
-                   for p, neg, v in checks)
+        return all(
+            (_field_value(obj, p) != v) if neg else (_field_value(obj, p) == v)
+            for p, neg, v in checks
+        )
+
     return match
 
 

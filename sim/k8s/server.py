@@ -25,8 +25,13 @@ from sim.k8s.resources import Registry, ResourceType, machine_api_crds
 from sim.k8s.store import Store
 from sim.pki import CertificateAuthority
 
-DEFAULT_NAMESPACES = ("default", "kube-system", "openshift-machine-api",
-                      "openshift-machine-config-operator", "winfleet")
+DEFAULT_NAMESPACES = (
+    "default",
+    "kube-system",
+    "openshift-machine-api",
+    "openshift-machine-config-operator",
+    "winfleet",
+)
 
 
 def _server_ssl(ca: CertificateAuthority, state_dir: Path, host: str) -> ssl.SSLContext:
@@ -45,9 +50,18 @@ def _server_ssl(ca: CertificateAuthority, state_dir: Path, host: str) -> ssl.SSL
 class KubeTwin:
     """A simulated kube-apiserver; `await KubeTwin(dir).start()`, then use `.kubeconfig_path`."""
 
-    def __init__(self, state_dir: str | Path, host: str = "127.0.0.1", port: int = 0, *,
-                 mcs_port: int = 0, event_window: int = 10_000, bookmark_interval: float = 30.0,
-                 ovn_delay: float = 0.05, ca: CertificateAuthority | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: str | Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        mcs_port: int = 0,
+        event_window: int = 10_000,
+        bookmark_interval: float = 30.0,
+        ovn_delay: float = 0.05,
+        ca: CertificateAuthority | None = None,
+    ) -> None:
         self.state_dir = Path(state_dir)
         self.host, self._port, self._mcs_port = host, port, mcs_port
         self.ca = ca or CertificateAuthority("winfleet-sim-kube-ca")
@@ -59,8 +73,9 @@ class KubeTwin:
         self.admin_token = self._authn.admin_token
         self.bootstrap_token = self._authn.bootstrap_token
         self.controllers = Controllers(self.api, self.ca, ovn_delay)
-        self.handlers = Handlers(self.api, self._authn, self.faults, lambda: self.url,
-                                 bookmark_interval)
+        self.handlers = Handlers(
+            self.api, self._authn, self.faults, lambda: self.url, bookmark_interval
+        )
         self._runner: web.AppRunner | None = None
         self._mcs: MachineConfigServer | None = None
         self.port = 0
@@ -91,15 +106,23 @@ class KubeTwin:
         for crd in machine_api_crds():
             self.api.create(crd_rt, "", crd, INTERNAL)
 
-    def write_kubeconfig(self, path: Path | None = None, user: str = "admin",
-                         token: str | None = None) -> Path:
+    def write_kubeconfig(
+        self, path: Path | None = None, user: str = "admin", token: str | None = None
+    ) -> Path:
         """Write a kubeconfig for `token` (default: the admin token)."""
         path = path or self.kubeconfig_path
         doc = {
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": "sim", "cluster": {
-                "server": self.url,
-                "certificate-authority-data": base64.b64encode(self.ca.ca_pem).decode()}}],
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "sim",
+                    "cluster": {
+                        "server": self.url,
+                        "certificate-authority-data": base64.b64encode(self.ca.ca_pem).decode(),
+                    },
+                }
+            ],
             "users": [{"name": user, "user": {"token": token or self.admin_token}}],
             "contexts": [{"name": f"{user}@sim", "context": {"cluster": "sim", "user": user}}],
             "current-context": f"{user}@sim",
@@ -120,8 +143,12 @@ class KubeTwin:
         await web.TCPSite(self._runner, self.host, self._port, ssl_context=ctx).start()
         self.port = self._runner.addresses[0][1]
         self.controllers.start()
-        self._mcs = MachineConfigServer(self.host, self._mcs_port, ctx, worker_ignition(
-            self.url, self.ca.ca_pem, self.bootstrap_token))
+        self._mcs = MachineConfigServer(
+            self.host,
+            self._mcs_port,
+            ctx,
+            worker_ignition(self.url, self.ca.ca_pem, self.bootstrap_token),
+        )
         await self._mcs.start()
         self.write_kubeconfig()
         return self

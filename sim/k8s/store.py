@@ -144,16 +144,18 @@ class Store:
         with self._lock:
             return next((gp for gp in self._data if gp[1] == plural), None)
 
-    def get(self, plural: str, name: str, namespace: str = "",
-            group: str | None = None) -> Obj | None:
+    def get(
+        self, plural: str, name: str, namespace: str = "", group: str | None = None
+    ) -> Obj | None:
         """A copy of one object, e.g. `store.get("nodes", "win-1")`, or None."""
         gp = self._gp(plural, group)
         with self._lock:
             entry = self._data.get(gp, {}).get((namespace, name)) if gp else None
             return copy.deepcopy(entry.obj) if entry else None
 
-    def list(self, plural: str, namespace: str | None = None,
-             group: str | None = None) -> list[Obj]:
+    def list(
+        self, plural: str, namespace: str | None = None, group: str | None = None
+    ) -> list[Obj]:
         """Copies of all objects of a plural (optionally in one namespace), sorted by name."""
         gp = self._gp(plural, group)
         if gp is None:

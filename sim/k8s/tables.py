@@ -35,10 +35,13 @@ def _age(obj: Obj) -> str:
 
 
 def _node_status(obj: Obj) -> str:
-    ready = next((c for c in (obj.get("status") or {}).get("conditions") or []
-                  if c.get("type") == "Ready"), None)
-    status = "Ready" if ready and ready.get("status") == "True" else (
-        "NotReady" if ready else "Unknown")
+    ready = next(
+        (c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"),
+        None,
+    )
+    status = (
+        "Ready" if ready and ready.get("status") == "True" else ("NotReady" if ready else "Unknown")
+    )
     if (obj.get("spec") or {}).get("unschedulable"):
         status += ",SchedulingDisabled"
     return status
@@ -46,8 +49,9 @@ def _node_status(obj: Obj) -> str:
 
 def _node_roles(obj: Obj) -> str:
     prefix = "node-role.kubernetes.io/"
-    roles = sorted(k[len(prefix):] for k in obj["metadata"].get("labels") or {}
-                   if k.startswith(prefix))
+    roles = sorted(
+        k[len(prefix) :] for k in obj["metadata"].get("labels") or {} if k.startswith(prefix)
+    )
     return ",".join(roles) or "<none>"
 
 
@@ -59,28 +63,51 @@ def _csr_condition(obj: Obj) -> str:
 
 
 _COLUMNS: dict[str, list[tuple[str, Any]]] = {
-    "Node": [("Status", _node_status), ("Roles", _node_roles), ("Age", _age),
-             ("Version", lambda o: ((o.get("status") or {}).get("nodeInfo") or {}).get(
-                 "kubeletVersion", ""))],
+    "Node": [
+        ("Status", _node_status),
+        ("Roles", _node_roles),
+        ("Age", _age),
+        (
+            "Version",
+            lambda o: ((o.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", ""),
+        ),
+    ],
     "CertificateSigningRequest": [
-        ("Age", _age), ("SignerName", lambda o: (o.get("spec") or {}).get("signerName", "")),
+        ("Age", _age),
+        ("SignerName", lambda o: (o.get("spec") or {}).get("signerName", "")),
         ("Requestor", lambda o: (o.get("spec") or {}).get("username", "")),
-        ("Condition", _csr_condition)],
+        ("Condition", _csr_condition),
+    ],
     "Pod": [("Status", lambda o: (o.get("status") or {}).get("phase", "")), ("Age", _age)],
     "Machine": [("Phase", lambda o: (o.get("status") or {}).get("phase", "")), ("Age", _age)],
 }
 
 
 def table(rt: ResourceType, objs: list[Obj], resource_version: str) -> Obj:
-    columns = [("Name", lambda o: o["metadata"]["name"]),
-               *_COLUMNS.get(rt.kind, [("Age", _age)])]
+    columns = [("Name", lambda o: o["metadata"]["name"]), *_COLUMNS.get(rt.kind, [("Age", _age)])]
     return {
-        "kind": "Table", "apiVersion": "meta.k8s.io/v1",
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
         "metadata": {"resourceVersion": resource_version},
         "columnDefinitions": [
-            {"name": name, "type": "string", "format": "name" if name == "Name" else "",
-             "description": name, "priority": 0} for name, _ in columns],
-        "rows": [{"cells": [fn(o) for _, fn in columns],
-                  "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                             "metadata": o["metadata"]}} for o in objs],
+            {
+                "name": name,
+                "type": "string",
+                "format": "name" if name == "Name" else "",
+                "description": name,
+                "priority": 0,
+            }
+            for name, _ in columns
+        ],
+        "rows": [
+            {
+                "cells": [fn(o) for _, fn in columns],
+                "object": {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": o["metadata"],
+                },
+            }
+            for o in objs
+        ],
     }

@@ -28,13 +28,23 @@ def _key_errors(field: str, key: str) -> list[tuple[str, str, str]]:
     prefix, _, name = key.rpartition("/")
     errs = []
     if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
-        errs.append((field, "FieldValueInvalid",
-                     f'Invalid value: "{key}": prefix part must be a DNS-1123 subdomain'))
+        errs.append(
+            (
+                field,
+                "FieldValueInvalid",
+                f'Invalid value: "{key}": prefix part must be a DNS-1123 subdomain',
+            )
+        )
     if not name or len(name) > 63 or not _QUALIFIED_NAME.match(name):
-        errs.append((field, "FieldValueInvalid",
-                     f'Invalid value: "{key}": name part must consist of alphanumeric '
-                     "characters, '-', '_' or '.', and must start and end with an alphanumeric "
-                     "character (max 63 characters)"))
+        errs.append(
+            (
+                field,
+                "FieldValueInvalid",
+                f'Invalid value: "{key}": name part must consist of alphanumeric '
+                "characters, '-', '_' or '.', and must start and end with an alphanumeric "
+                "character (max 63 characters)",
+            )
+        )
     return errs
 
 
@@ -44,13 +54,19 @@ def _name_errors(kind: str, name: str) -> list[tuple[str, str, str]]:
         rule = "may not contain '/' or '%'"
     elif kind in _DNS_LABEL_KINDS:
         ok = len(name) <= 63 and bool(_DNS_LABEL.match(name))
-        rule = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters " \
-               "or '-', and must start and end with an alphanumeric character"
+        rule = (
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters "
+            "or '-', and must start and end with an alphanumeric character"
+        )
     else:
         ok = len(name) <= 253 and bool(_DNS_SUBDOMAIN.match(name))
-        rule = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric " \
-               "characters, '-' or '.', and must start and end with an alphanumeric character"
-    return [] if ok else [("metadata.name", "FieldValueInvalid", f'Invalid value: "{name}": {rule}')]
+        rule = (
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+            "characters, '-' or '.', and must start and end with an alphanumeric character"
+        )
+    if ok:
+        return []
+    return [("metadata.name", "FieldValueInvalid", f'Invalid value: "{name}": {rule}')]
 
 
 def validate(rt: ResourceType, obj: dict[str, Any]) -> None:
@@ -58,12 +74,16 @@ def validate(rt: ResourceType, obj: dict[str, Any]) -> None:
     meta = obj.get("metadata")
     name = meta.get("name", "") if isinstance(meta, dict) else ""
     if not isinstance(meta, dict):
-        raise invalid(rt.kind, rt.group, "", [("metadata", "FieldValueRequired",
-                                                "Required value")])
+        raise invalid(rt.kind, rt.group, "", [("metadata", "FieldValueRequired", "Required value")])
     errs: list[tuple[str, str, str]] = []
     if not name:
-        errs.append(("metadata.name", "FieldValueRequired",
-                     "Required value: name or generateName is required"))
+        errs.append(
+            (
+                "metadata.name",
+                "FieldValueRequired",
+                "Required value: name or generateName is required",
+            )
+        )
     else:
         errs += _name_errors(rt.kind, name)
     labels = meta.get("labels") or {}
@@ -73,10 +93,15 @@ def validate(rt: ResourceType, obj: dict[str, Any]) -> None:
     for k, v in labels.items():
         errs += _key_errors("metadata.labels", str(k))
         if not isinstance(v, str) or len(v) > 63 or not _LABEL_VALUE.match(v):
-            errs.append(("metadata.labels", "FieldValueInvalid",
-                         f'Invalid value: "{v}": a valid label must be an empty string or '
-                         "consist of alphanumeric characters, '-', '_' or '.', and must start "
-                         "and end with an alphanumeric character (max 63 characters)"))
+            errs.append(
+                (
+                    "metadata.labels",
+                    "FieldValueInvalid",
+                    f'Invalid value: "{v}": a valid label must be an empty string or '
+                    "consist of alphanumeric characters, '-', '_' or '.', and must start "
+                    "and end with an alphanumeric character (max 63 characters)",
+                )
+            )
     annotations = meta.get("annotations") or {}
     for k, v in annotations.items() if isinstance(annotations, dict) else ():
         errs += _key_errors("metadata.annotations", str(k))
@@ -99,8 +124,13 @@ def _csr_errors(spec: dict[str, Any]) -> list[tuple[str, str, str]]:
         if b"CERTIFICATE REQUEST" not in pem:
             raise ValueError
     except ValueError:
-        errs.append(("spec.request", "FieldValueInvalid",
-                     "Invalid value: []byte{...}: PEM block type must be CERTIFICATE REQUEST"))
+        errs.append(
+            (
+                "spec.request",
+                "FieldValueInvalid",
+                "Invalid value: []byte{...}: PEM block type must be CERTIFICATE REQUEST",
+            )
+        )
     if not spec.get("usages"):
         errs.append(("spec.usages", "FieldValueRequired", "Required value"))
     return errs
@@ -116,11 +146,21 @@ def _crd_errors(name: str, spec: dict[str, Any]) -> list[tuple[str, str, str]]:
         if not names.get(field):
             errs.append((f"spec.names.{field}", "FieldValueRequired", "Required value"))
     if spec.get("group") and names.get("plural") and name != f"{names['plural']}.{spec['group']}":
-        errs.append(("metadata.name", "FieldValueInvalid",
-                     f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group'))
+        errs.append(
+            (
+                "metadata.name",
+                "FieldValueInvalid",
+                f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group',
+            )
+        )
     if spec.get("scope") not in ("Namespaced", "Cluster"):
-        errs.append(("spec.scope", "FieldValueNotSupported",
-                     'Unsupported value: supported values: "Cluster", "Namespaced"'))
+        errs.append(
+            (
+                "spec.scope",
+                "FieldValueNotSupported",
+                'Unsupported value: supported values: "Cluster", "Namespaced"',
+            )
+        )
     return errs
 
 
@@ -130,11 +170,15 @@ def check_type_meta(rt: ResourceType, obj: Any) -> None:
         raise ApiError(400, "the body of the request must be a JSON object")
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
     if api_version is not None and api_version != rt.api_version:
-        raise ApiError(400, f"the API version in the data ({api_version}) does not match the "
-                       f"expected API version ({rt.api_version})")
+        raise ApiError(
+            400,
+            f"the API version in the data ({api_version}) does not match the "
+            f"expected API version ({rt.api_version})",
+        )
     if kind is not None and kind != rt.kind:
-        raise ApiError(400, f"the kind in the data ({kind}) does not match the expected kind "
-                       f"({rt.kind})")
+        raise ApiError(
+            400, f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})"
+        )
     obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
     if not isinstance(obj.get("metadata", {}), dict):
         raise ApiError(400, "metadata must be an object")

@@ -44,8 +44,7 @@ class RunningTwin:
         self.loop.close()
 
 
-def wait_for(predicate: Callable[[], T | None], timeout: float = 5.0,
-             what: str = "condition") -> T:
+def wait_for(predicate: Callable[[], T | None], timeout: float = 5.0, what: str = "condition") -> T:
     """Poll `predicate` until it returns something truthy, or fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -67,6 +66,7 @@ def start_twin(tmp_path: Path) -> Iterator[Callable[..., RunningTwin]]:
         running.start()
         started.append(running)
         return running
+
     yield start
     for running in started:
         running.stop()
@@ -118,9 +118,16 @@ def core(api_client: client.ApiClient) -> client.CoreV1Api:
 
 
 def node_body(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": labels or {}},
-            "spec": {"taints": [{"key": "os", "value": "Windows", "effect": "NoSchedule"}]},
-            "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "Booting"}],
-                       "addresses": [{"type": "InternalIP", "address": "10.0.0.5"},
-                                     {"type": "Hostname", "address": name}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {"taints": [{"key": "os", "value": "Windows", "effect": "NoSchedule"}]},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "False", "reason": "Booting"}],
+            "addresses": [
+                {"type": "InternalIP", "address": "10.0.0.5"},
+                {"type": "Hostname", "address": name},
+            ],
+        },
+    }

@@ -21,15 +21,30 @@ CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
 SERVING_SIGNER = "kubernetes.io/kubelet-serving"
 
 
-def csr_body(name: str, cn: str = "system:node:win-1", signer: str = CLIENT_SIGNER,
-             ips: tuple[str, ...] = (), **spec: Any) -> dict[str, Any]:
+def csr_body(
+    name: str,
+    cn: str = "system:node:win-1",
+    signer: str = CLIENT_SIGNER,
+    ips: tuple[str, ...] = (),
+    **spec: Any,
+) -> dict[str, Any]:
     pem = make_csr(new_private_key_pem(), cn, ["system:nodes"], ip_addresses=ips)
-    usages = ["digital signature", "key encipherment",
-              "server auth" if signer == SERVING_SIGNER else "client auth"]
-    return {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
-            "metadata": {"name": name},
-            "spec": {"request": base64.b64encode(pem).decode(), "signerName": signer,
-                     "usages": usages, **spec}}
+    usages = [
+        "digital signature",
+        "key encipherment",
+        "server auth" if signer == SERVING_SIGNER else "client auth",
+    ]
+    return {
+        "apiVersion": "certificates.k8s.io/v1",
+        "kind": "CertificateSigningRequest",
+        "metadata": {"name": name},
+        "spec": {
+            "request": base64.b64encode(pem).decode(),
+            "signerName": signer,
+            "usages": usages,
+            **spec,
+        },
+    }
 
 
 @pytest.fixture
@@ -39,8 +54,11 @@ def certs(api_client: client.ApiClient) -> client.CertificatesV1Api:
 
 def _approve(certs: client.CertificatesV1Api, name: str, kind: str = "Approved") -> None:
     csr = certs.read_certificate_signing_request(name)
-    csr.status.conditions = [client.V1CertificateSigningRequestCondition(
-        type=kind, status="True", reason="WMCOApprove", message="by test")]
+    csr.status.conditions = [
+        client.V1CertificateSigningRequestCondition(
+            type=kind, status="True", reason="WMCOApprove", message="by test"
+        )
+    ]
     certs.replace_certificate_signing_request_approval(name, csr)
 
 
@@ -49,8 +67,9 @@ def _certificate(certs: client.CertificatesV1Api, name: str) -> str | None:
 
 
 def test_csr_requester_is_filled_by_the_server_not_the_client(certs: client.CertificatesV1Api):
-    created = certs.create_certificate_signing_request(csr_body(
-        "spoof", username="system:node:evil", groups=["system:masters"]))
+    created = certs.create_certificate_signing_request(
+        csr_body("spoof", username="system:node:evil", groups=["system:masters"])
+    )
     assert created.spec.username == "system:admin"
     assert "system:masters" in created.spec.groups and "system:node:evil" not in created.spec.groups
 
@@ -61,8 +80,7 @@ def test_bootstrap_token_creates_csrs_as_the_node_bootstrapper(twin: KubeTwin):
         created = certs.create_certificate_signing_request(csr_body("boot"))
         assert created.spec.username == BOOTSTRAP_USER
         assert {"system:serviceaccounts", "system:authenticated"} <= set(created.spec.groups)
-        assert [c.metadata.name for c in certs.list_certificate_signing_request().items] == \
-            ["boot"]
+        assert [c.metadata.name for c in certs.list_certificate_signing_request().items] == ["boot"]
 
 
 def test_bootstrap_token_may_not_touch_nodes_or_approve(twin: KubeTwin):
@@ -73,14 +91,16 @@ def test_bootstrap_token_may_not_touch_nodes_or_approve(twin: KubeTwin):
         client.CertificatesV1Api(api).create_certificate_signing_request(csr_body("b2"))
         with pytest.raises(ApiException) as exc:
             client.CertificatesV1Api(api).patch_certificate_signing_request_approval(
-                "b2", {"status": {"conditions": [{"type": "Approved", "status": "True"}]}})
+                "b2", {"status": {"conditions": [{"type": "Approved", "status": "True"}]}}
+            )
         assert exc.value.status == 403
 
 
 def test_client_certificate_identity_is_cn_and_organizations(twin: KubeTwin, tmp_path: Path):
     with client_for_cert(twin, tmp_path, "system:node:win-1", ["system:nodes"]) as api:
         created = client.CertificatesV1Api(api).create_certificate_signing_request(
-            csr_body("serving", signer=SERVING_SIGNER, ips=("10.0.0.5",)))
+            csr_body("serving", signer=SERVING_SIGNER, ips=("10.0.0.5",))
+        )
     assert created.spec.username == "system:node:win-1"
     assert sorted(created.spec.groups) == ["system:authenticated", "system:nodes"]
 
@@ -89,8 +109,9 @@ def test_a_node_may_register_and_update_only_itself(twin: KubeTwin, tmp_path: Pa
     with client_for_cert(twin, tmp_path, "system:node:win-1", ["system:nodes"]) as api:
         core = client.CoreV1Api(api)
         core.create_node(node_body("win-1"))
-        core.patch_node_status("win-1", {"status": {"conditions": [
-            {"type": "Ready", "status": "True"}]}})
+        core.patch_node_status(
+            "win-1", {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+        )
         with pytest.raises(ApiException) as exc:
             core.create_node(node_body("win-2"))
         assert exc.value.status == 403
@@ -102,6 +123,7 @@ def test_a_node_may_register_and_update_only_itself(twin: KubeTwin, tmp_path: Pa
 
 def test_a_certificate_from_another_ca_is_not_an_identity(twin: KubeTwin, tmp_path: Path):
     from sim.pki import CertificateAuthority
+
     other = CertificateAuthority("rogue")
     cert, key = other.issue_client_cert("system:admin", ["system:masters"])
     (tmp_path / "r.crt").write_bytes(cert)
@@ -123,7 +145,8 @@ def test_approval_changes_only_the_conditions(certs: client.CertificatesV1Api):
 
 
 def test_approved_kubelet_csr_gets_a_certificate_that_verifies_against_the_ca(
-        certs: client.CertificatesV1Api, twin: KubeTwin):
+    certs: client.CertificatesV1Api, twin: KubeTwin
+):
     certs.create_certificate_signing_request(csr_body("kubelet-client"))
     _approve(certs, "kubelet-client")
     issued = wait_for(lambda: _certificate(certs, "kubelet-client"), what="signed certificate")
@@ -133,10 +156,12 @@ def test_approved_kubelet_csr_gets_a_certificate_that_verifies_against_the_ca(
     assert (cn, org) == ("system:node:win-1", "system:nodes")
 
 
-def test_serving_certificate_carries_the_requested_ip_sans(certs: client.CertificatesV1Api,
-                                                           twin: KubeTwin):
-    certs.create_certificate_signing_request(csr_body("serve", signer=SERVING_SIGNER,
-                                                      ips=("10.0.0.5",)))
+def test_serving_certificate_carries_the_requested_ip_sans(
+    certs: client.CertificatesV1Api, twin: KubeTwin
+):
+    certs.create_certificate_signing_request(
+        csr_body("serve", signer=SERVING_SIGNER, ips=("10.0.0.5",))
+    )
     _approve(certs, "serve")
     issued = wait_for(lambda: _certificate(certs, "serve"), what="serving certificate")
     cert = twin.ca.verify(base64.b64decode(issued))
@@ -158,13 +183,24 @@ def test_denied_or_unknown_signer_csrs_never_get_a_certificate(certs: client.Cer
 def test_approved_and_denied_together_are_invalid(certs: client.CertificatesV1Api):
     certs.create_certificate_signing_request(csr_body("both"))
     with pytest.raises(ApiException) as exc:
-        certs.patch_certificate_signing_request_approval("both", {"status": {"conditions": [
-            {"type": "Approved", "status": "True"}, {"type": "Denied", "status": "True"}]}})
+        certs.patch_certificate_signing_request_approval(
+            "both",
+            {
+                "status": {
+                    "conditions": [
+                        {"type": "Approved", "status": "True"},
+                        {"type": "Denied", "status": "True"},
+                    ]
+                }
+            },
+        )
     assert exc.value.status == 422
 
 
 def test_csrs_can_be_listed_by_signer_name(certs: client.CertificatesV1Api):
     certs.create_certificate_signing_request(csr_body("c1"))
     certs.create_certificate_signing_request(csr_body("s1", signer=SERVING_SIGNER))
-    listed = certs.list_certificate_signing_request(field_selector=f"spec.signerName={SERVING_SIGNER}")
+    listed = certs.list_certificate_signing_request(
+        field_selector=f"spec.signerName={SERVING_SIGNER}"
+    )
     assert [c.metadata.name for c in listed.items] == ["s1"]

@@ -33,18 +33,22 @@ def test_windows_nodes_get_distinct_hybrid_overlay_subnets(core: client.CoreV1Ap
     core.create_node(node_body("linux-1", {"kubernetes.io/os": "linux"}))
     for name in ("win-1", "win-2"):
         core.create_node(node_body(name, {"kubernetes.io/os": "windows"}))
-    subnets = [wait_for(lambda n=n: _subnet(core, n), what=f"subnet on {n}")
-               for n in ("win-1", "win-2")]
+    subnets = [
+        wait_for(lambda n=n: _subnet(core, n), what=f"subnet on {n}") for n in ("win-1", "win-2")
+    ]
     nets = [ipaddress.ip_network(s) for s in subnets]
     assert len(set(nets)) == 2
-    assert all(n.prefixlen == 24 and n.subnet_of(ipaddress.ip_network("10.132.0.0/14"))
-               for n in nets)
+    assert all(
+        n.prefixlen == 24 and n.subnet_of(ipaddress.ip_network("10.132.0.0/14")) for n in nets
+    )
     assert _subnet(core, "linux-1") is None
 
 
 def _pod(name: str, phase: str | None = "Running") -> dict[str, Any]:
-    return {"metadata": {"name": name, "labels": {"app": "web"}},
-            "spec": {"nodeName": "win-1", "containers": [{"name": "c", "image": "web"}]}}
+    return {
+        "metadata": {"name": name, "labels": {"app": "web"}},
+        "spec": {"nodeName": "win-1", "containers": [{"name": "c", "image": "web"}]},
+    }
 
 
 def _running_pod(core: client.CoreV1Api, name: str) -> None:
@@ -53,21 +57,28 @@ def _running_pod(core: client.CoreV1Api, name: str) -> None:
 
 
 def _evict(core: client.CoreV1Api, name: str) -> None:
-    core.create_namespaced_pod_eviction(name, "winfleet", client.V1Eviction(
-        metadata=client.V1ObjectMeta(name=name, namespace="winfleet")))
+    core.create_namespaced_pod_eviction(
+        name,
+        "winfleet",
+        client.V1Eviction(metadata=client.V1ObjectMeta(name=name, namespace="winfleet")),
+    )
 
 
 def test_eviction_that_would_violate_a_disruption_budget_is_refused_with_429(
-        core: client.CoreV1Api, api_client: client.ApiClient, twin: KubeTwin):
-    client.PolicyV1Api(api_client).create_namespaced_pod_disruption_budget("winfleet", {
-        "metadata": {"name": "web"},
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}})
+    core: client.CoreV1Api, api_client: client.ApiClient, twin: KubeTwin
+):
+    client.PolicyV1Api(api_client).create_namespaced_pod_disruption_budget(
+        "winfleet",
+        {
+            "metadata": {"name": "web"},
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}},
+        },
+    )
     _running_pod(core, "web-1")
     with pytest.raises(ApiException) as exc:
         _evict(core, "web-1")
     body = json.loads(exc.value.body)
-    assert exc.value.status == 429 and body["details"]["causes"][0]["reason"] == \
-        "DisruptionBudget"
+    assert exc.value.status == 429 and body["details"]["causes"][0]["reason"] == "DisruptionBudget"
     assert twin.store.get("pods", "web-1", "winfleet") is not None
     _running_pod(core, "web-2")
     _evict(core, "web-1")
@@ -81,13 +92,23 @@ def test_pods_without_a_budget_are_evicted(core: client.CoreV1Api, twin: KubeTwi
 
 
 WIDGET_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
     "metadata": {"name": "widgets.example.com"},
-    "spec": {"group": "example.com", "scope": "Namespaced",
-             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-             "versions": [{"name": "v1", "served": True, "storage": True,
-                           "subresources": {"status": {}},
-                           "schema": {"openAPIV3Schema": {"type": "object"}}}]},
+    "spec": {
+        "group": "example.com",
+        "scope": "Namespaced",
+        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object"}},
+            }
+        ],
+    },
 }
 
 
@@ -95,48 +116,84 @@ def test_a_registered_crd_serves_its_custom_resources(api_client: client.ApiClie
     client.ApiextensionsV1Api(api_client).create_custom_resource_definition(WIDGET_CRD)
     custom = client.CustomObjectsApi(api_client)
     args = ("example.com", "v1", "winfleet", "widgets")
-    created = custom.create_namespaced_custom_object(*args, {
-        "apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"},
-        "spec": {"size": 1}, "status": {"ignored": True}})
+    created = custom.create_namespaced_custom_object(
+        *args,
+        {
+            "apiVersion": "example.com/v1",
+            "kind": "Widget",
+            "metadata": {"name": "w1"},
+            "spec": {"size": 1},
+            "status": {"ignored": True},
+        },
+    )
     assert "status" not in created and created["metadata"]["generation"] == 1
     custom.patch_namespaced_custom_object(*args, "w1", {"spec": {"size": 2}})
     custom.patch_namespaced_custom_object_status(*args, "w1", {"status": {"ready": True}})
     got = custom.get_namespaced_custom_object(*args, "w1")
-    assert (got["spec"], got["status"], got["metadata"]["generation"]) == \
-        ({"size": 2}, {"ready": True}, 2)
-    assert [w["metadata"]["name"] for w in
-            custom.list_namespaced_custom_object(*args)["items"]] == ["w1"]
+    assert (got["spec"], got["status"], got["metadata"]["generation"]) == (
+        {"size": 2},
+        {"ready": True},
+        2,
+    )
+    assert [
+        w["metadata"]["name"] for w in custom.list_namespaced_custom_object(*args)["items"]
+    ] == ["w1"]
     custom.delete_namespaced_custom_object(*args, "w1")
     assert custom.list_namespaced_custom_object(*args)["items"] == []
 
 
 def test_cluster_scoped_crds_serve_cluster_scoped_resources(api_client: client.ApiClient):
-    crd = json.loads(json.dumps(WIDGET_CRD).replace("widget", "gadget").replace(
-        "Widget", "Gadget").replace('"Namespaced"', '"Cluster"'))
+    crd = json.loads(
+        json.dumps(WIDGET_CRD)
+        .replace("widget", "gadget")
+        .replace("Widget", "Gadget")
+        .replace('"Namespaced"', '"Cluster"')
+    )
     client.ApiextensionsV1Api(api_client).create_custom_resource_definition(crd)
     custom = client.CustomObjectsApi(api_client)
-    custom.create_cluster_custom_object("example.com", "v1", "gadgets", {
-        "apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g1"}})
-    assert custom.get_cluster_custom_object("example.com", "v1", "gadgets", "g1")[
-        "metadata"]["name"] == "g1"
+    custom.create_cluster_custom_object(
+        "example.com",
+        "v1",
+        "gadgets",
+        {"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g1"}},
+    )
+    assert (
+        custom.get_cluster_custom_object("example.com", "v1", "gadgets", "g1")["metadata"]["name"]
+        == "g1"
+    )
 
 
 def test_machine_api_types_are_served_from_start(api_client: client.ApiClient):
     custom = client.CustomObjectsApi(api_client)
     args = ("machine.openshift.io", "v1beta1", "openshift-machine-api")
-    custom.create_namespaced_custom_object(*args, "machinesets", {
-        "apiVersion": "machine.openshift.io/v1beta1", "kind": "MachineSet",
-        "metadata": {"name": "win"}, "spec": {"replicas": 2}})
-    custom.create_namespaced_custom_object(*args, "machines", {
-        "apiVersion": "machine.openshift.io/v1beta1", "kind": "Machine",
-        "metadata": {"name": "win-a", "labels": {"machine.openshift.io/os-id": "Windows"}}})
+    custom.create_namespaced_custom_object(
+        *args,
+        "machinesets",
+        {
+            "apiVersion": "machine.openshift.io/v1beta1",
+            "kind": "MachineSet",
+            "metadata": {"name": "win"},
+            "spec": {"replicas": 2},
+        },
+    )
+    custom.create_namespaced_custom_object(
+        *args,
+        "machines",
+        {
+            "apiVersion": "machine.openshift.io/v1beta1",
+            "kind": "Machine",
+            "metadata": {"name": "win-a", "labels": {"machine.openshift.io/os-id": "Windows"}},
+        },
+    )
     listed = custom.list_namespaced_custom_object(
-        *args, "machines", label_selector="machine.openshift.io/os-id=Windows")
+        *args, "machines", label_selector="machine.openshift.io/os-id=Windows"
+    )
     assert [m["metadata"]["name"] for m in listed["items"]] == ["win-a"]
 
 
 def test_an_injected_fault_fails_the_next_request_then_the_store_serves_normally(
-        core: client.CoreV1Api, twin: KubeTwin):
+    core: client.CoreV1Api, twin: KubeTwin
+):
     twin.faults.add("create", "configmaps", status=500, count=1)
     with pytest.raises(ApiException) as exc:
         core.create_namespaced_config_map("winfleet", {"metadata": {"name": "f"}})
@@ -147,7 +204,8 @@ def test_an_injected_fault_fails_the_next_request_then_the_store_serves_normally
 
 
 def test_injected_429s_carry_retry_after_and_only_hit_matching_requests(
-        core: client.CoreV1Api, twin: KubeTwin):
+    core: client.CoreV1Api, twin: KubeTwin
+):
     certs = client.CertificatesV1Api(core.api_client)
     twin.faults.add("create", "certificatesigningrequests", status=429, count=1)
     core.list_node()
@@ -190,8 +248,7 @@ def test_mcs_serves_worker_ignition_whose_bootstrap_kubeconfig_works(twin: KubeT
     assert ignition["ignition"]["version"] == "3.2.0"
     files = _files(ignition)
     assert files["/etc/kubernetes/kubelet-ca.crt"] == twin.ca.ca_pem
-    assert yaml.safe_load(files["/etc/kubernetes/kubelet.conf"])["kind"] == \
-        "KubeletConfiguration"
+    assert yaml.safe_load(files["/etc/kubernetes/kubelet.conf"])["kind"] == "KubeletConfiguration"
     kubeconfig = yaml.safe_load(files["/etc/kubernetes/kubeconfig"])
     cluster = kubeconfig["clusters"][0]["cluster"]
     assert cluster["server"] == twin.url
@@ -199,7 +256,8 @@ def test_mcs_serves_worker_ignition_whose_bootstrap_kubeconfig_works(twin: KubeT
     token = kubeconfig["users"][0]["user"]["token"]
     with client_for_token(twin, token) as api:
         created = client.CertificatesV1Api(api).create_certificate_signing_request(
-            csr_body("from-ignition"))
+            csr_body("from-ignition")
+        )
     assert created.spec.username.endswith(":node-bootstrapper")
 
 
@@ -212,8 +270,14 @@ def test_mcs_refuses_requests_without_the_ignition_accept_header(twin: KubeTwin)
 
 def _kubectl(twin: KubeTwin, *args: str) -> str:
     env = {**os.environ, "KUBECONFIG": str(twin.kubeconfig_path), "HOME": str(twin.state_dir)}
-    done = subprocess.run(["/usr/bin/kubectl", *args], env=env, capture_output=True, text=True,
-                          timeout=30, check=False)
+    done = subprocess.run(
+        ["/usr/bin/kubectl", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -222,7 +286,8 @@ def test_kubectl_lists_nodes_csrs_and_configmaps(core: client.CoreV1Api, twin: K
     core.create_node(node_body("win-kubectl", {"kubernetes.io/os": "windows"}))
     core.create_namespaced_config_map("winfleet", {"metadata": {"name": "windows-instances"}})
     client.CertificatesV1Api(core.api_client).create_certificate_signing_request(
-        csr_body("csr-kubectl"))
+        csr_body("csr-kubectl")
+    )
     nodes = _kubectl(twin, "get", "nodes")
     assert "win-kubectl" in nodes and "NotReady" in nodes
     csrs = _kubectl(twin, "get", "csr")

@@ -43,8 +43,9 @@ def test_reading_a_missing_object_is_404_with_a_status_body(core: client.CoreV1A
 
 def test_stale_resource_version_update_is_rejected_with_409(core: client.CoreV1Api):
     first = core.create_namespaced_config_map("winfleet", _cm("rv", {"n": "1"}))
-    core.patch_namespaced_config_map("rv", "winfleet", {"data": {"n": "2"}},
-                                     _content_type="application/merge-patch+json")
+    core.patch_namespaced_config_map(
+        "rv", "winfleet", {"data": {"n": "2"}}, _content_type="application/merge-patch+json"
+    )
     first.data = {"n": "3"}
     with pytest.raises(ApiException) as exc:
         core.replace_namespaced_config_map("rv", "winfleet", first)
@@ -55,36 +56,43 @@ def test_stale_resource_version_update_is_rejected_with_409(core: client.CoreV1A
 
 def test_stale_resource_version_in_a_patch_body_is_rejected_with_409(core: client.CoreV1Api):
     first = core.create_namespaced_config_map("winfleet", _cm("rvp", {"n": "1"}))
-    core.patch_namespaced_config_map("rvp", "winfleet", {"data": {"n": "2"}},
-                                     _content_type="application/merge-patch+json")
-    stale = {"metadata": {"resourceVersion": first.metadata.resource_version},
-             "data": {"n": "3"}}
+    core.patch_namespaced_config_map(
+        "rvp", "winfleet", {"data": {"n": "2"}}, _content_type="application/merge-patch+json"
+    )
+    stale = {"metadata": {"resourceVersion": first.metadata.resource_version}, "data": {"n": "3"}}
     with pytest.raises(ApiException) as exc:
-        core.patch_namespaced_config_map("rvp", "winfleet", stale,
-                                         _content_type="application/merge-patch+json")
+        core.patch_namespaced_config_map(
+            "rvp", "winfleet", stale, _content_type="application/merge-patch+json"
+        )
     assert exc.value.status == 409
 
 
 def test_resource_versions_grow_across_all_kinds(core: client.CoreV1Api):
     a = core.create_namespaced_config_map("winfleet", _cm("one"))
     b = core.create_node(node_body("n-1"))
-    c = core.create_namespaced_secret("winfleet", client.V1Secret(
-        metadata=client.V1ObjectMeta(name="s"), string_data=None, data={"x": "eQ=="}))
+    c = core.create_namespaced_secret(
+        "winfleet",
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="s"), string_data=None, data={"x": "eQ=="}
+        ),
+    )
     versions = [int(o.metadata.resource_version) for o in (a, b, c)]
     assert versions == sorted(versions) and len(set(versions)) == 3
 
 
-def test_generation_is_bumped_by_spec_changes_but_not_by_status_or_labels(
-        core: client.CoreV1Api):
+def test_generation_is_bumped_by_spec_changes_but_not_by_status_or_labels(core: client.CoreV1Api):
     node = core.create_node(node_body("gen-1"))
     assert node.metadata.generation == 1
-    core.patch_node("gen-1", {"metadata": {"labels": {"a": "b"}}},
-                    _content_type="application/merge-patch+json")
-    core.patch_node_status("gen-1", {"status": {"phase": "Running"}},
-                           _content_type="application/merge-patch+json")
+    core.patch_node(
+        "gen-1", {"metadata": {"labels": {"a": "b"}}}, _content_type="application/merge-patch+json"
+    )
+    core.patch_node_status(
+        "gen-1", {"status": {"phase": "Running"}}, _content_type="application/merge-patch+json"
+    )
     assert core.read_node("gen-1").metadata.generation == 1
-    core.patch_node("gen-1", {"spec": {"unschedulable": True}},
-                    _content_type="application/merge-patch+json")
+    core.patch_node(
+        "gen-1", {"spec": {"unschedulable": True}}, _content_type="application/merge-patch+json"
+    )
     assert core.read_node("gen-1").metadata.generation == 2
 
 
@@ -94,11 +102,14 @@ def test_generate_name_produces_a_unique_name_with_that_prefix(core: client.Core
     assert len(names) == 3 and all(n.startswith("job-") and len(n) == 9 for n in names)
 
 
-@pytest.mark.parametrize("meta", [
-    {"name": "bad", "labels": {"os": "not valid!"}},
-    {"name": "Upper_Case"},
-    {},
-])
+@pytest.mark.parametrize(
+    "meta",
+    [
+        {"name": "bad", "labels": {"os": "not valid!"}},
+        {"name": "Upper_Case"},
+        {},
+    ],
+)
 def test_invalid_objects_are_rejected_with_422_invalid(core: client.CoreV1Api, meta: dict):
     with pytest.raises(ApiException) as exc:
         core.create_namespaced_config_map("winfleet", {"metadata": meta})
@@ -109,8 +120,9 @@ def test_invalid_objects_are_rejected_with_422_invalid(core: client.CoreV1Api, m
 
 def test_a_body_of_another_kind_is_rejected_as_bad_request(core: client.CoreV1Api):
     with pytest.raises(ApiException) as exc:
-        core.create_namespaced_config_map("winfleet", {"apiVersion": "v1", "kind": "Secret",
-                                                       "metadata": {"name": "x"}})
+        core.create_namespaced_config_map(
+            "winfleet", {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}}
+        )
     assert exc.value.status == 400
 
 
@@ -122,8 +134,13 @@ def test_creating_in_a_missing_namespace_is_404(core: client.CoreV1Api):
 
 def test_default_namespaces_exist_at_start(core: client.CoreV1Api):
     names = {ns.metadata.name for ns in core.list_namespace().items}
-    assert {"default", "kube-system", "openshift-machine-api",
-            "openshift-machine-config-operator", "winfleet"} <= names
+    assert {
+        "default",
+        "kube-system",
+        "openshift-machine-api",
+        "openshift-machine-config-operator",
+        "winfleet",
+    } <= names
 
 
 def test_delete_returns_the_object_and_removes_it(core: client.CoreV1Api, twin: KubeTwin):
@@ -133,17 +150,25 @@ def test_delete_returns_the_object_and_removes_it(core: client.CoreV1Api, twin: 
 
 
 def test_delete_with_finalizers_marks_deletion_until_the_last_finalizer_goes(
-        core: client.CoreV1Api, twin: KubeTwin):
+    core: client.CoreV1Api, twin: KubeTwin
+):
     core.create_namespaced_config_map("winfleet", _cm("fin", finalizers=["a/x", "b/y"]))
     core.delete_namespaced_config_map("fin", "winfleet")
     marked = core.read_namespaced_config_map("fin", "winfleet")
     assert marked.metadata.deletion_timestamp is not None
-    core.patch_namespaced_config_map("fin", "winfleet", [
-        {"op": "remove", "path": "/metadata/finalizers/0"}],
-        _content_type="application/json-patch+json")
+    core.patch_namespaced_config_map(
+        "fin",
+        "winfleet",
+        [{"op": "remove", "path": "/metadata/finalizers/0"}],
+        _content_type="application/json-patch+json",
+    )
     assert twin.store.get("configmaps", "fin", "winfleet") is not None
-    core.patch_namespaced_config_map("fin", "winfleet", {"metadata": {"finalizers": None}},
-                                     _content_type="application/merge-patch+json")
+    core.patch_namespaced_config_map(
+        "fin",
+        "winfleet",
+        {"metadata": {"finalizers": None}},
+        _content_type="application/merge-patch+json",
+    )
     assert twin.store.get("configmaps", "fin", "winfleet") is None
 
 

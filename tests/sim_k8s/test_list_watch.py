@@ -24,31 +24,42 @@ def labelled_nodes(core: client.CoreV1Api) -> None:
     core.create_node(node_body("bare"))
 
 
-@pytest.mark.parametrize(("selector", "expected"), [
-    ("kubernetes.io/os=windows", ["win-a", "win-b"]),
-    ("kubernetes.io/os==windows,pool=a", ["win-a"]),
-    ("kubernetes.io/os!=windows", ["bare", "lin-a"]),
-    ("pool in (a, c)", ["lin-a", "win-a"]),
-    ("pool notin (a)", ["bare", "win-b"]),
-    ("pool", ["lin-a", "win-a", "win-b"]),
-    ("!pool", ["bare"]),
-])
-def test_label_selectors_pick_the_matching_nodes(core: client.CoreV1Api, labelled_nodes: None,
-                                                 selector: str, expected: list[str]):
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ("kubernetes.io/os=windows", ["win-a", "win-b"]),
+        ("kubernetes.io/os==windows,pool=a", ["win-a"]),
+        ("kubernetes.io/os!=windows", ["bare", "lin-a"]),
+        ("pool in (a, c)", ["lin-a", "win-a"]),
+        ("pool notin (a)", ["bare", "win-b"]),
+        ("pool", ["lin-a", "win-a", "win-b"]),
+        ("!pool", ["bare"]),
+    ],
+)
+def test_label_selectors_pick_the_matching_nodes(
+    core: client.CoreV1Api, labelled_nodes: None, selector: str, expected: list[str]
+):
     assert _names(core.list_node(label_selector=selector).items) == expected
 
 
-def test_field_selectors_filter_by_name_namespace_and_node_name(core: client.CoreV1Api,
-                                                                labelled_nodes: None):
+def test_field_selectors_filter_by_name_namespace_and_node_name(
+    core: client.CoreV1Api, labelled_nodes: None
+):
     assert _names(core.list_node(field_selector="metadata.name=win-b").items) == ["win-b"]
     assert "win-b" not in _names(core.list_node(field_selector="metadata.name!=win-b").items)
     for ns, node in (("default", "win-a"), ("winfleet", "win-a"), ("winfleet", "win-b")):
-        core.create_namespaced_pod(ns, {"metadata": {"generateName": "p-"}, "spec": {
-            "nodeName": node, "containers": [{"name": "c", "image": "i"}]}})
+        core.create_namespaced_pod(
+            ns,
+            {
+                "metadata": {"generateName": "p-"},
+                "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i"}]},
+            },
+        )
     on_a = core.list_pod_for_all_namespaces(field_selector="spec.nodeName=win-a").items
     assert sorted(p.metadata.namespace for p in on_a) == ["default", "winfleet"]
     scoped = core.list_pod_for_all_namespaces(
-        field_selector="metadata.namespace=winfleet,spec.nodeName=win-a").items
+        field_selector="metadata.namespace=winfleet,spec.nodeName=win-a"
+    ).items
     assert len(scoped) == 1
 
 
@@ -76,32 +87,35 @@ def test_paging_with_limit_and_continue_returns_every_object_once(core: client.C
 def test_watch_streams_added_modified_and_deleted_events(core: client.CoreV1Api):
     rv = core.list_namespaced_config_map("winfleet").metadata.resource_version
     core.create_namespaced_config_map("winfleet", {"metadata": {"name": "w"}})
-    core.patch_namespaced_config_map("w", "winfleet", {"data": {"a": "1"}},
-                                     _content_type="application/merge-patch+json")
+    core.patch_namespaced_config_map(
+        "w", "winfleet", {"data": {"a": "1"}}, _content_type="application/merge-patch+json"
+    )
     core.delete_namespaced_config_map("w", "winfleet")
     events = []
-    for ev in watch.Watch().stream(core.list_namespaced_config_map, "winfleet",
-                                   resource_version=rv, timeout_seconds=2):
+    for ev in watch.Watch().stream(
+        core.list_namespaced_config_map, "winfleet", resource_version=rv, timeout_seconds=2
+    ):
         events.append((ev["type"], ev["object"].metadata.name))
         if len(events) == 3:
             break
     assert events == [("ADDED", "w"), ("MODIFIED", "w"), ("DELETED", "w")]
 
 
-def test_watch_without_a_version_starts_with_the_current_objects(core: client.CoreV1Api,
-                                                                  labelled_nodes: None):
+def test_watch_without_a_version_starts_with_the_current_objects(
+    core: client.CoreV1Api, labelled_nodes: None
+):
     w = watch.Watch()
     names = []
-    for ev in w.stream(core.list_node, label_selector="kubernetes.io/os=windows",
-                       timeout_seconds=2):
+    for ev in w.stream(
+        core.list_node, label_selector="kubernetes.io/os=windows", timeout_seconds=2
+    ):
         names.append((ev["type"], ev["object"].metadata.name))
         if len(names) == 2:
             w.stop()
     assert sorted(names) == [("ADDED", "win-a"), ("ADDED", "win-b")]
 
 
-def test_watch_delivers_changes_made_while_it_is_open(running: RunningTwin,
-                                                      core: client.CoreV1Api):
+def test_watch_delivers_changes_made_while_it_is_open(running: RunningTwin, core: client.CoreV1Api):
     rv = core.list_node().metadata.resource_version
     stream = watch.Watch().stream(core.list_node, resource_version=rv, timeout_seconds=5)
     api = running.twin.api
@@ -110,6 +124,7 @@ def test_watch_delivers_changes_made_while_it_is_open(running: RunningTwin,
 
     async def create_later() -> None:
         api.create(rt, "", node_body("late"), INTERNAL)
+
     running.loop.call_later(0.2, lambda: running.loop.create_task(create_later()))
     first = next(stream)
     assert (first["type"], first["object"].metadata.name) == ("ADDED", "late")
@@ -118,8 +133,13 @@ def test_watch_delivers_changes_made_while_it_is_open(running: RunningTwin,
 
 def test_watch_with_bookmarks_receives_bookmark_events(core: client.CoreV1Api):
     rv = core.list_node().metadata.resource_version
-    resp = core.list_node(watch=True, allow_watch_bookmarks=True, resource_version=rv,
-                          timeout_seconds=1, _preload_content=False)
+    resp = core.list_node(
+        watch=True,
+        allow_watch_bookmarks=True,
+        resource_version=rv,
+        timeout_seconds=1,
+        _preload_content=False,
+    )
     lines = [ln for ln in resp.data.decode().splitlines() if ln]
     resp.release_conn()
     assert lines and all('"type":"BOOKMARK"' in ln for ln in lines)
@@ -133,27 +153,35 @@ def test_watch_times_out_after_timeout_seconds(core: client.CoreV1Api):
     assert all(e["type"] != "ERROR" for e in events)
 
 
-def test_watch_from_a_version_older_than_the_event_window_gets_410(
-        start_twin, tmp_path):
+def test_watch_from_a_version_older_than_the_event_window_gets_410(start_twin, tmp_path):
     twin: KubeTwin = start_twin(event_window=5).twin
     from kubernetes import config
+
     with config.new_client_from_config(config_file=str(twin.kubeconfig_path)) as api_client:
         core = client.CoreV1Api(api_client)
         old = core.list_namespaced_config_map("winfleet").metadata.resource_version
         for i in range(8):
             core.create_namespaced_config_map("winfleet", {"metadata": {"name": f"c{i}"}})
         with pytest.raises(ApiException) as exc:
-            list(watch.Watch().stream(core.list_namespaced_config_map, "winfleet",
-                                      resource_version=old, timeout_seconds=2))
+            list(
+                watch.Watch().stream(
+                    core.list_namespaced_config_map,
+                    "winfleet",
+                    resource_version=old,
+                    timeout_seconds=2,
+                )
+            )
         assert exc.value.status == 410
-        raw = core.list_namespaced_config_map("winfleet", watch=True, resource_version=old,
-                                              timeout_seconds=1, _preload_content=False)
+        raw = core.list_namespaced_config_map(
+            "winfleet", watch=True, resource_version=old, timeout_seconds=1, _preload_content=False
+        )
         assert '"code":410' in raw.data.decode() and '"type":"ERROR"' in raw.data.decode()
         raw.release_conn()
 
 
 def test_listing_a_thousand_nodes_is_fast(core: client.CoreV1Api, running: RunningTwin):
     from sim.k8s.bench import seed_nodes
+
     running.run(seed_nodes(running.twin, 1000), timeout=30)
     core.list_node()  # warm the connection
     timings = []
