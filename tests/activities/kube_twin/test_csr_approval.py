@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from temporalio.exceptions import ApplicationError
@@ -18,6 +18,7 @@ from twin_callers import (
     eventually,
 )
 
+from activities import kube
 from activities.csr import ApproveCsrsInput, ApproveCsrsResult, approve_node_csrs
 from sim.k8s.server import KubeTwin
 
@@ -173,3 +174,48 @@ def _with_timeout(seconds: float) -> ApproveCsrsInput:
     return ApproveCsrsInput(
         node_name=NODE, addresses=INPUT.addresses, dns_names=INPUT.dns_names, timeout_s=seconds
     )
+
+
+async def test_an_approval_that_races_another_writer_is_retried_and_lands_once(
+    twin: KubeTwin,
+    bootstrapper: Caller,
+    admin: Caller,
+    as_node: Callable[[str], Caller],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = kube.certificates
+
+    class RacingWriter:
+        """Another controller labels the client CSR just before winfleet's first approval."""
+
+        raced = False
+        attempts: ClassVar[list[str]] = []
+
+        def __getattr__(self, attr: str) -> Any:
+            return getattr(real(), attr)
+
+        def replace_certificate_signing_request_approval(
+            self, name: str, *a: Any, **kw: Any
+        ) -> Any:
+            RacingWriter.attempts.append(name)
+            if not RacingWriter.raced:
+                RacingWriter.raced = True
+                response = admin.certs.patch_certificate_signing_request(
+                    name,
+                    {"metadata": {"labels": {"touched-by": "someone-else"}}},
+                    _content_type="application/merge-patch+json",
+                    _preload_content=False,
+                )
+                response.release_conn()
+            return real().replace_certificate_signing_request_approval(name, *a, **kw)
+
+    monkeypatch.setattr(kube, "certificates", RacingWriter)
+    result, _ = await asyncio.gather(
+        ActivityEnvironment().run(approve_node_csrs, INPUT),
+        kubelet(twin, bootstrapper, admin, as_node),
+    )
+    assert result.client_csr == "csr-client"
+    assert RacingWriter.attempts.count("csr-client") == 2  # 409 on the first, then re-read
+    client_csr = csr(twin, "csr-client")
+    assert client_csr["metadata"]["labels"] == {"touched-by": "someone-else"}
+    assert [c["type"] for c in client_csr["status"]["conditions"]] == ["Approved"]
