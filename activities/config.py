@@ -41,6 +41,8 @@ class Settings:
     azure_resource_group: str | None = None
     azure_location: str | None = None
     azure_subnet_id: str | None = None
+    # OAuth scope for ARM tokens; None: the public cloud's (as the Azure SDK defaults)
+    azure_credential_scope: str | None = None
 
     @staticmethod
     def from_env(env: dict[str, str] | None = None) -> Settings:
@@ -69,6 +71,7 @@ class Settings:
             azure_resource_group=e.get("WINFLEET_AZURE_RESOURCE_GROUP") or None,
             azure_location=e.get("WINFLEET_AZURE_LOCATION") or None,
             azure_subnet_id=e.get("WINFLEET_AZURE_SUBNET_ID") or None,
+            azure_credential_scope=e.get("AZURE_CREDENTIAL_SCOPE") or None,
         )
 
 

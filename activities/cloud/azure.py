@@ -49,6 +49,9 @@ from activities.tracing import span
 
 log = logging.getLogger(__name__)
 
+# Tokens are for ARM's audience, whatever address ARM is reached at (a private endpoint, a
+# proxy); sovereign clouds set AZURE_CREDENTIAL_SCOPE (e.g. https://management.usgovcloudapi.net).
+PUBLIC_ARM_SCOPE = "https://management.azure.com/.default"
 USERNAME = "capi"  # the admin (and SSH) user on Azure Windows VMs, as WMCO/CAPZ use
 TAG_POOL = "winfleet-pool"  # ARM tag names may not contain '/'
 TAG_NODE = "winfleet-node"
@@ -128,7 +131,7 @@ def clients() -> tuple[ComputeManagementClient, NetworkManagementClient]:
     endpoint = s.azure_arm_endpoint.rstrip("/")
     kwargs: dict[str, Any] = {
         "base_url": endpoint,
-        "credential_scopes": [endpoint + "/.default"],
+        "credential_scopes": [s.azure_credential_scope or PUBLIC_ARM_SCOPE],
         "polling_interval": LRO_POLL_INTERVAL,
         "retry_total": 3,
     }

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import secrets
+import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncssh
@@ -18,7 +20,9 @@ from kubernetes import client
 
 from activities import kube
 from activities.keys import PRIVATE_KEY_FIELD
+from sim.cloud.azure import AzureTwin
 from sim.k8s.server import KubeTwin
+from sim.windows.fleet import HostFleet
 
 REGION = "us-east-1"
 CIDR = "127.7.0.0/16"
@@ -99,3 +103,29 @@ async def put_key_secret(name: str, key: asyncssh.SSHKey) -> None:
         data={PRIVATE_KEY_FIELD: base64.b64encode(pem).decode()},
     )
     await asyncio.to_thread(kube.core().create_namespaced_secret, NAMESPACE, body)
+
+
+@dataclass
+class Azure:
+    twin: AzureTwin
+    fleet: HostFleet
+    env: dict[str, str]
+
+
+def azure_env(twin: AzureTwin, ca_bundle: Path) -> dict[str, str]:
+    return {
+        "AZURE_ARM_ENDPOINT": twin.arm_endpoint,
+        "AZURE_SUBSCRIPTION_ID": twin.subscription_id,
+        "AZURE_CA_BUNDLE": str(ca_bundle),
+        "AZURE_AUTHORITY_HOST": twin.authority_host,
+        "WINFLEET_AZURE_RESOURCE_GROUP": twin.resource_group,
+        "WINFLEET_AZURE_LOCATION": twin.location,
+        "WINFLEET_AZURE_SUBNET_ID": twin.subnet_id,
+    }
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (the simulated hosts' SSH port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -5,6 +5,7 @@
 and subnet in 127.7.0.0/16 and an account-owned Windows Server 2019 "ContainersLatest" image.
 `aws_env` points winfleet's settings and the boto3 credential chain at it for one test.
 `kube_twin` starts `sim.k8s.server.KubeTwin` and points the settings' kubeconfig at it.
+`azure` starts `sim.cloud.azure.AzureTwin` (ARM + AAD) whose VMs boot simulated hosts.
 """
 
 from __future__ import annotations
@@ -17,14 +18,28 @@ from pathlib import Path
 import asyncssh
 import boto3
 import pytest
-from cloud_twins import CIDR, IMAGE_NAME, MOTO_WINDOWS_AMI, REGION, Ec2, kube_env, new_account
+from cloud_twins import (
+    CIDR,
+    IMAGE_NAME,
+    MOTO_WINDOWS_AMI,
+    REGION,
+    Azure,
+    Ec2,
+    azure_env,
+    free_port,
+    kube_env,
+    new_account,
+)
 from moto.server import ThreadedMotoServer
 
 from activities import kube
 from activities.config import Settings, use_settings
 from activities.keys import public_key_openssh
 from sim.cloud import moto_idempotency
+from sim.cloud.azure import AzureTwin
 from sim.k8s.server import KubeTwin
+from sim.pki import CertificateAuthority
+from sim.windows.fleet import HostFleet
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +106,27 @@ async def kube_twin(tmp_path: Path) -> AsyncIterator[KubeTwin]:
             kube.api_client().close()
         use_settings(Settings.from_env({}))
         await twin.stop()
+
+
+@pytest.fixture
+async def azure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Azure]:
+    """`AzureTwin` (ARM + AAD over HTTPS) with a host fleet; settings and the service
+    principal's environment point at it."""
+    ca = CertificateAuthority("winfleet-test-azure-ca")
+    fleet = HostFleet(tmp_path / "hosts", ssh_port=free_port())
+    await fleet.start()
+    twin = AzureTwin(fleet, ca, cidr="127.7.200.0/24", boot_seconds=0.0, provision_seconds=0.2)
+    await twin.start()
+    bundle = tmp_path / "azure-ca.pem"
+    bundle.write_bytes(ca.ca_pem)
+    monkeypatch.setenv("AZURE_TENANT_ID", twin.tenant_id)
+    monkeypatch.setenv("AZURE_CLIENT_ID", twin.client_id)
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", twin.client_secret)
+    env = azure_env(twin, bundle)
+    use_settings(Settings.from_env(env))
+    try:
+        yield Azure(twin, fleet, env)
+    finally:
+        use_settings(Settings.from_env({}))
+        await twin.stop()
+        await fleet.stop()
