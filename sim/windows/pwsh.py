@@ -155,7 +155,7 @@ def format_object(obj: Obj) -> str:
     if isinstance(obj, dict):
         width = max((len(k) for k in obj), default=0)
         lines = [f"{k.ljust(width)} : {_short(v)}" for k, v in obj.items()]
-        return "\r\n" + "\r\n".join(lines) + "\r\n"
+        return "\r\n" + "\r\n".join(lines) + "\r\n"  # list view: blank line before/after
     return str(obj)
 
 
@@ -200,4 +200,4 @@ def run_script(host: Any, script: str) -> Result:
 
 
 def _join(lines: list[str]) -> str:
-    return "".join(line if line.endswith("\r\n") else line + "\r\n" for line in lines)
+    return "".join(line + "\r\n" for line in lines)
