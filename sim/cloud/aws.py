@@ -26,6 +26,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from sim.cloud import moto_idempotency
+from sim.cloud.hosts import remove_host
 from sim.windows.fleet import HostFleet, HostSpec
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ class AwsTwin:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
         for iid in list(self._hosted):
-            await self._take_down(iid)
+            await self._take_down(iid)  # the twin stops; the instances' disks stay
         if self._server:
             await asyncio.to_thread(self._server.stop)
             self._server = None
@@ -225,7 +226,8 @@ class AwsTwin:
         }
         # Removals first: EC2 (and moto) reuse a terminated instance's private IP.
         for iid in [i for i in self._hosted if i not in running]:
-            await self._take_down(iid)
+            state = instances.get(iid, {}).get("State", {}).get("Name", "terminated")
+            await self._take_down(iid, wipe_disk=state in ("shutting-down", "terminated"))
         for iid, inst in running.items():
             if iid in self._hosted or inst["State"]["Name"] != "running":
                 continue
@@ -242,19 +244,7 @@ class AwsTwin:
             task = asyncio.create_task(self.fleet.add_host(spec), name=f"aws-host-{iid}")
             self._hosted[iid] = _Hosted(spec.address, task)
 
-    async def _take_down(self, iid: str) -> None:
+    async def _take_down(self, iid: str, *, wipe_disk: bool = False) -> None:
         hosted = self._hosted.pop(iid)
-        log.info("AWS twin: instance %s gone, removing host %s", iid, hosted.address)
-        if not hosted.bring_up.done():
-            hosted.bring_up.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await hosted.bring_up
-        with contextlib.suppress(KeyError, LookupError):
-            await _maybe_await(self.fleet.remove_host(hosted.address))
-
-
-async def _maybe_await(value: Any) -> Any:
-    """`HostFleet.remove_host` may be sync or async; accept both."""
-    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
-        return await value
-    return value
+        log.info("AWS twin: instance %s down, removing host %s", iid, hosted.address)
+        await remove_host(self.fleet, hosted.address, hosted.bring_up, wipe_disk=wipe_disk)

@@ -27,7 +27,6 @@ Used by `sim.twin.Twin` and `tests/sim_cloud/`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import secrets
@@ -46,6 +45,7 @@ from sim.cloud.azure_aad import TokenIssuer
 from sim.cloud.azure_arm import ArmError, Operations, error_response, json_body
 from sim.cloud.azure_compute import Compute
 from sim.cloud.azure_network import Network, group_id
+from sim.cloud.hosts import remove_host
 from sim.pki import CertificateAuthority
 from sim.windows.fleet import HostFleet, HostSpec
 
@@ -214,21 +214,14 @@ class AzureTwin:
 
     async def _vm_deleted(self, vm: dict[str, Any], address: str) -> None:
         if vm["id"].lower() in self._hosted:
-            await self._take_down(vm["id"].lower())
+            await self._take_down(vm["id"].lower(), wipe_disk=True)
 
-    async def _take_down(self, key: str) -> None:
+    async def _take_down(self, key: str, *, wipe_disk: bool = False) -> None:
         hosted = self._hosted.pop(key)
         log.info(
             "Azure twin: VM %s deleted, removing host %s", key.rsplit("/", 1)[-1], hosted.address
         )
-        if not hosted.bring_up.done():
-            hosted.bring_up.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await hosted.bring_up
-        with contextlib.suppress(KeyError, LookupError):
-            result = self.fleet.remove_host(hosted.address)
-            if asyncio.iscoroutine(result):
-                await result
+        await remove_host(self.fleet, hosted.address, hosted.bring_up, wipe_disk=wipe_disk)
 
     # -- ARM dispatch ----------------------------------------------------------------------
 

@@ -1,0 +1,32 @@
+"""SIMULATED VM power-off for the cloud twins: take a VM's Windows host out of the fleet.
+
+Shared by `sim.cloud.aws` and `sim.cloud.azure`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from typing import Any
+
+from sim.windows.fleet import HostFleet
+
+
+async def remove_host(
+    fleet: HostFleet, address: str, bring_up: asyncio.Task[Any], *, wipe_disk: bool
+) -> None:
+    """Power a cloud VM's host off; `wipe_disk` when the VM is deleted, so that a new VM that
+    gets the same private IP later starts from a fresh disk, as in the cloud."""
+    if not bring_up.done():
+        bring_up.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await bring_up
+    await fleet.remove_host(address)
+    if wipe_disk:
+        disk = getattr(bring_up.result(), "dir", None) if _succeeded(bring_up) else None
+        await asyncio.to_thread(shutil.rmtree, disk or fleet.state_dir / "hosts" / address, True)
+
+
+def _succeeded(task: asyncio.Task[Any]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is None

@@ -1,0 +1,78 @@
+"""Shared helpers for the cloud-twin tests: a host fleet, deadline waits, SSH probes.
+
+Addresses: AWS twins here use 127.11.0.0/16 and Azure twins 127.21.0.0/16 (other suites use
+other loopback ranges concurrently).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from sim.windows.fleet import HostFleet
+
+AWS_CIDR = "127.11.0.0/16"
+AZURE_CIDR = "127.21.0.0/16"
+BOOT_SECONDS = 1.0
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], what: str, deadline: float = 15.0
+) -> float:
+    """Poll `check` until it is true; returns the seconds it took. Fails after `deadline` s."""
+    start = time.monotonic()
+    while not await check():
+        if time.monotonic() - start > deadline:
+            raise AssertionError(f"timed out after {deadline:.0f}s waiting for {what}")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - start
+
+
+async def ssh(address: str, key: asyncssh.SSHKey, username: str) -> str:
+    """Outcome of an SSH login + `hostname`: the hostname, 'refused' or 'denied'.
+
+    known_hosts=None is acceptable ONLY here, in tests of the twin itself."""
+    try:
+        async with asyncssh.connect(
+            address,
+            port=22,
+            username=username,
+            client_keys=[key],
+            known_hosts=None,
+            connect_timeout=5,
+        ) as conn:
+            result = await conn.run("hostname", check=True)
+            return str(result.stdout).strip()
+    except ConnectionRefusedError:
+        return "refused"
+    except asyncssh.PermissionDenied:
+        return "denied"
+
+
+def authorized_key_user_data(public_key: str) -> str:
+    """Instance user data that authorizes `public_key` for the administrators (as WMCO's)."""
+    return (
+        "<powershell>\n"
+        "$ErrorActionPreference = 'Stop'\n"
+        f"Set-Content -Path 'C:\\ProgramData\\ssh\\administrators_authorized_keys' "
+        f"-Value '{public_key}'\n"
+        "</powershell>\n"
+    )
+
+
+@pytest.fixture
+def client_key() -> asyncssh.SSHKey:
+    return asyncssh.generate_private_key("ssh-ed25519")
+
+
+@pytest.fixture
+async def fleet(tmp_path: Path) -> AsyncIterator[HostFleet]:
+    hosts = HostFleet(tmp_path / "fleet")
+    await hosts.start()
+    yield hosts
+    await hosts.stop()
