@@ -81,6 +81,18 @@ def _translate(
             "it: possible impersonation. If the machine was legitimately re-installed, "
             "deprovision it (which forgets the pin) and onboard it again."
         )
+    if (
+        isinstance(exc, asyncssh.KeyExchangeFailed)
+        and policy is not None
+        and policy.pinned is not None
+        and "host key" in str(exc)
+    ):
+        return HostKeyMismatch(
+            f"{doing}: host {address} no longer offers a {policy.pinned.algorithm.decode()} host "
+            f"key, the type pinned for it ({detail}): possible impersonation. If the machine was "
+            "legitimately re-installed, deprovision it (which forgets the pin) and onboard it "
+            "again."
+        )
     if isinstance(exc, asyncssh.PermissionDenied):
         return SshAuthenticationFailed(
             f"{doing}: host {address} refused our SSH key ({detail}). Put the matching public "

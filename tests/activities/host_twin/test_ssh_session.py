@@ -11,8 +11,11 @@ import asyncssh
 import pytest
 from host_lab import KEY_SECRET, NAMESPACE, Lab, fresh_address
 from kubernetes import client
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from activities import kube
+from activities import kube, tracing
 from activities.errors import (
     HostKeyMismatch,
     HostUnreachable,
@@ -208,3 +211,28 @@ async def test_a_remote_file_that_is_not_a_prefix_is_rewritten(lab: Lab, tmp_pat
         )
     assert sent == len(b"new wmcb contents")
     assert (host.root / "C" / "k" / "wmcb.exe").read_bytes() == b"new wmcb contents"
+
+
+async def test_spans_name_host_node_and_display_but_never_the_command_line(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(tracing, "_tracer", provider.get_tracer("test"))
+    host = await lab.add_host()
+    secret_value = "bootstrap-token-abc123"
+    async with session_to(host.address) as s:
+        await s.run(powershell(ps.new_directory(K_DIR), display="mkdir"))
+        await s.run(
+            powershell(
+                ps.set_content(WindowsPath(r"C:\k\token"), secret_value), display="write token"
+            )
+        )
+    spans = exporter.get_finished_spans()
+    runs = [sp for sp in spans if sp.name == "ssh run"]
+    assert [sp.attributes["winfleet.command"] for sp in runs] == ["mkdir", "write token"]
+    assert all(sp.attributes["winfleet.host"] == host.address for sp in runs)
+    assert all(sp.attributes["winfleet.node"] == "winworker-1" for sp in runs)
+    assert any(sp.name == "ssh connect" for sp in spans)
+    assert secret_value not in repr([dict(sp.attributes or {}) for sp in spans])
