@@ -46,7 +46,9 @@ class _Attempt:
     node_exists: bool = False
     client_csr: str = ""
     serving_csr: str = ""
-    refused: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (kind, reason)
+    # name -> (kind, reason) of the CSRs not approved (kind "foreign-approval": approved by
+    # someone else although they break the rules; noted once, never counted as ours)
+    refused: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @activity.defn(name="approve_node_csrs")
@@ -74,16 +76,16 @@ async def approve_node_csrs(inp: ApproveCsrsInput) -> ApproveCsrsResult:
 
 async def _handle(csr: JsonObject, expected: csr_rules.ExpectedNode, seen: _Attempt) -> None:
     name = csr["metadata"]["name"]
-    kind = csr_rules.kind_of(csr)
-    if csr_rules.decision(csr) == "Approved":
-        _remember_approved(seen, kind, name, csr)
+    decided = csr_rules.decision(csr)
+    if decided == "Approved":
+        _remember_approved(seen, name, csr, expected)
         return
     verdict = csr_rules.validate(csr, expected, node_exists=seen.node_exists)
-    if verdict.kind is None or csr_rules.decision(csr) is not None:
+    if verdict.kind is None or decided is not None or verdict.too_early:
         return
     if verdict.approve:
         if await _approve(csr, verdict.reason):
-            _remember_approved(seen, kind, name, csr)
+            _remember_approved(seen, name, csr, expected)
         return
     if name not in seen.refused:
         seen.refused[name] = (verdict.kind, verdict.reason)
@@ -105,13 +107,24 @@ async def _handle(csr: JsonObject, expected: csr_rules.ExpectedNode, seen: _Atte
         )
 
 
-def _remember_approved(seen: _Attempt, kind: str, name: str, csr: JsonObject) -> None:
-    # An approved CSR of our node counts only if it is of the right signer; approved ones
-    # with another signer were not approved by us and do not make kubelet work.
-    signer = (csr.get("spec") or {}).get("signerName")
-    if kind == "client" and signer == csr_rules.CLIENT_SIGNER:
+def _remember_approved(
+    seen: _Attempt, name: str, csr: JsonObject, expected: csr_rules.ExpectedNode
+) -> None:
+    """Note an approved CSR of this node, if it is one winfleet would have approved itself.
+
+    A CSR someone else approved against our rules (a foreign SAN, say) does not count: the
+    activity keeps waiting for a good one rather than call the phase done.
+    """
+    undecided = {**csr, "status": {}}
+    kind = csr_rules.kind_of(csr)
+    verdict = csr_rules.validate(undecided, expected, node_exists=kind == "serving")
+    if not verdict.approve:
+        if name not in seen.refused:
+            seen.refused[name] = ("foreign-approval", verdict.reason)
+            activity.logger.warning("CSR %s was approved elsewhere: %s", name, verdict.reason)
+    elif kind == "client":
         seen.client_csr = seen.client_csr or name
-    elif kind == "serving" and signer == csr_rules.SERVING_SIGNER:
+    else:
         seen.serving_csr = seen.serving_csr or name
 
 

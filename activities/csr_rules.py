@@ -52,6 +52,9 @@ class Verdict:
     kind: Kind | None  # None: the CSR is not about this node (or is unreadable)
     approve: bool
     reason: str
+    # True when the only fault is that the Node has not registered yet: a serving CSR that
+    # may pass in a moment (kubelet registers, then asks); not worth a refusal event.
+    too_early: bool = False
 
 
 def decision(csr: Mapping[str, Any]) -> str | None:
@@ -117,7 +120,8 @@ def validate(csr: Mapping[str, Any], expected: ExpectedNode, *, node_exists: boo
     except _Unreadable as exc:
         problem = str(exc)
     if problem:
-        return Verdict(kind, False, problem)
+        early = problem == _NO_NODE_YET.format(node=expected.node_name)
+        return Verdict(kind, False, problem, too_early=early)
     who = (csr.get("spec") or {}).get("username", "")
     return Verdict(kind, True, f"{kind} CSR for node {expected.node_name} from {who} passed")
 
@@ -181,8 +185,6 @@ def _serving_problem(
     missing = sorted({NODES_GROUP, AUTHENTICATED_GROUP} - groups)
     if missing:
         return f"the requester's groups lack {missing!r}"
-    if not node_exists:
-        return f"no Node named {expected.node_name} exists yet"
     sans = _sans(req)
     if sans is None or len(sans) == 0:
         return "the serving request has no subject alternative names"
@@ -195,7 +197,12 @@ def _serving_problem(
                 return f"the DNS SAN {general.value!r} is not a name of this instance"
         else:
             return f"the request has a {type(general).__name__} SAN; only IP and DNS are allowed"
+    if not node_exists:
+        return _NO_NODE_YET.format(node=expected.node_name)
     return ""
+
+
+_NO_NODE_YET = "no Node named {node} exists yet"
 
 
 def _sans(req: x509.CertificateSigningRequest) -> x509.SubjectAlternativeName | None:

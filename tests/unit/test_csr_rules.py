@@ -202,6 +202,17 @@ def test_a_request_with_a_broken_self_signature_is_refused() -> None:
     assert "self-signature" in verdict.reason
 
 
+def test_a_good_serving_csr_before_the_node_registers_is_only_too_early() -> None:
+    verdict = validate(SERVING.obj(), EXPECTED, node_exists=False)
+    assert (verdict.approve, verdict.too_early) == (False, True)
+
+
+def test_a_forged_serving_csr_before_the_node_registers_is_refused_for_its_fault() -> None:
+    verdict = validate(replace(SERVING, ips=("10.9.9.9",)).obj(), EXPECTED, node_exists=False)
+    assert (verdict.approve, verdict.too_early) == (False, False)
+    assert "10.9.9.9" in verdict.reason
+
+
 def test_hostnames_in_serving_sans_compare_case_insensitively() -> None:
     csr = replace(SERVING, dns=(NODE.upper(),)).obj()
     assert validate(csr, EXPECTED, node_exists=True).approve

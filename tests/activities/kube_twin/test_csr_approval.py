@@ -219,3 +219,46 @@ async def test_an_approval_that_races_another_writer_is_retried_and_lands_once(
     client_csr = csr(twin, "csr-client")
     assert client_csr["metadata"]["labels"] == {"touched-by": "someone-else"}
     assert [c["type"] for c in client_csr["status"]["conditions"]] == ["Approved"]
+
+
+async def test_a_serving_csr_seen_before_its_node_is_approved_later_without_a_refusal(
+    twin: KubeTwin, bootstrapper: Caller, admin: Caller, as_node: Callable[[str], Caller]
+) -> None:
+    beats = asyncio.Queue[None]()
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *_: beats.put_nowait(None)
+
+    async def kubelet_racing_its_registration() -> None:
+        await bootstrapper.create_csr("csr-client", NODE)
+        await eventually("the client certificate", lambda: certificate(twin, "csr-client"))
+        await as_node(NODE).create_csr(
+            "csr-serving", NODE, signer=SERVING_SIGNER, usages=SERVING_USAGES, ips=(IP,)
+        )
+        while not beats.empty():
+            beats.get_nowait()
+        await beats.get()  # a round starts after the CSR exists ...
+        await beats.get()  # ... and has finished when the next one starts
+        await admin.create_node(NODE, ip=IP)
+
+    result, _ = await asyncio.gather(
+        env.run(approve_node_csrs, INPUT), kubelet_racing_its_registration()
+    )
+    assert result.serving_csr == "csr-serving"
+    assert events_for(twin, "CSRRefused", "csr-serving") == []
+
+
+async def test_a_serving_csr_approved_elsewhere_against_the_rules_does_not_count(
+    twin: KubeTwin, admin: Caller, as_node: Callable[[str], Caller]
+) -> None:
+    await admin.create_node(NODE, ip=IP)
+    await as_node(NODE).create_csr(
+        "csr-wide", NODE, signer=SERVING_SIGNER, usages=SERVING_USAGES, ips=(IP, "10.1.1.1")
+    )
+    wide = csr(twin, "csr-wide")
+    wide["status"] = {"conditions": [{"type": "Approved", "status": "True", "reason": "Manual"}]}
+    await admin.run(admin.certs.replace_certificate_signing_request_approval, "csr-wide", wide)
+
+    with pytest.raises(ApplicationError) as err:
+        await ActivityEnvironment().run(approve_node_csrs, _with_timeout(1.5))
+    assert err.value.type == "NodeNotReadyYet"
+    assert "serving" in err.value.message
