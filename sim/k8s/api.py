@@ -1,10 +1,10 @@
-"""Object semantics of the SIMULATED Kubernetes API server: create, update, patch, delete, evict.
+"""Object semantics of the SIMULATED Kubernetes API server: create, update, patch, delete.
 
 Everything that makes the twin behave like kube-apiserver beyond storage lives here:
 defaulting (uid, creationTimestamp, generation, generateName), optimistic concurrency (409 on a
 stale resourceVersion), status/approval subresources that change only their part, finalizers and
-deletionTimestamp, CSR requester fields filled from the caller's identity, CRD registration, and
-PodDisruptionBudget-checked eviction. Called by `sim.k8s.handlers` (HTTP) and by the stand-in
+deletionTimestamp, CSR requester fields filled from the caller's identity, and CRD registration
+(eviction is in `sim.k8s.disruption`). Called by `sim.k8s.handlers` (HTTP) and by the stand-in
 controllers (`sim.k8s.controllers`) on the twin's event loop.
 """
 
@@ -20,7 +20,6 @@ from sim.k8s import patch as patching
 from sim.k8s.auth import Identity
 from sim.k8s.errors import ApiError, already_exists, conflict, not_found
 from sim.k8s.resources import Registry, ResourceType, crd_types
-from sim.k8s.selectors import match_label_selector_object
 from sim.k8s.store import Obj, Store
 from sim.k8s.validation import check_type_meta, validate
 
@@ -156,7 +155,7 @@ class Api:
     def patch(
         self, rt: ResourceType, ns: str, name: str, content_type: str, body: Any, sub: str = ""
     ) -> Obj:
-        current = self._current(rt, ns, name)
+        current = copy.deepcopy(self._current(rt, ns, name))
         result = patching.apply(
             content_type, current, body, custom=rt.custom, merge_keys=rt.merge_keys
         )
@@ -267,72 +266,3 @@ class Api:
             self.registry.remove(group, plural)
             self.store.drop_all((group, plural))
         return gone
-
-    # -- eviction --------------------------------------------------------------------------
-    def evict(self, ns: str, name: str, body: Any) -> None:
-        pods_rt = self.registry.get("", "v1", "pods")
-        assert pods_rt is not None
-        pod = self._current(pods_rt, ns, name)
-        phase = (pod.get("status") or {}).get("phase")
-        if phase not in ("Succeeded", "Failed", "Pending"):
-            labels = pod["metadata"].get("labels") or {}
-            pdbs = [
-                e.obj
-                for e in self.store.entries(("policy", "poddisruptionbudgets"), ns)
-                if match_label_selector_object((e.obj.get("spec") or {}).get("selector"), labels)
-            ]
-            if len(pdbs) > 1:
-                raise ApiError(
-                    500,
-                    "This pod has more than one PodDisruptionBudget, which the "
-                    "eviction subresource does not support.",
-                )
-            if pdbs:
-                self._check_budget(ns, pdbs[0])
-        options = (body or {}).get("deleteOptions") if isinstance(body, dict) else None
-        self.delete(pods_rt, ns, name, options)
-
-    def _check_budget(self, ns: str, pdb: Obj) -> None:
-        spec = pdb.get("spec") or {}
-        selected = [
-            e.obj
-            for e in self.store.entries(("", "pods"), ns)
-            if match_label_selector_object(
-                spec.get("selector"), e.obj["metadata"].get("labels") or {}
-            )
-        ]
-        expected = len(selected)
-        healthy = sum(
-            1
-            for p in selected
-            if (p.get("status") or {}).get("phase") == "Running"
-            and not p["metadata"].get("deletionTimestamp")
-        )
-
-        def resolve(value: Any) -> int:
-            if isinstance(value, str) and value.endswith("%"):
-                return -(-int(value[:-1]) * expected // 100)  # round up, as Kubernetes does
-            return int(value)
-
-        if "minAvailable" in spec:
-            desired = resolve(spec["minAvailable"])
-        elif "maxUnavailable" in spec:
-            desired = max(0, expected - resolve(spec["maxUnavailable"]))
-        else:
-            desired = expected
-        if healthy - desired <= 0:
-            pdb_name = pdb["metadata"]["name"]
-            raise ApiError(
-                429,
-                "Cannot evict pod as it would violate the pod's disruption budget.",
-                "TooManyRequests",
-                {
-                    "causes": [
-                        {
-                            "reason": "DisruptionBudget",
-                            "message": f"The disruption budget {pdb_name} needs {desired} "
-                            f"healthy pods and has {healthy} currently",
-                        }
-                    ]
-                },
-            )

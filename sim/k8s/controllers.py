@@ -6,6 +6,7 @@
 - CSR signer: when a CSR carries an Approved condition (and no Denied one) and its signer is
   kubernetes.io/kube-apiserver-client-kubelet or kubernetes.io/kubelet-serving, it writes a
   certificate signed by the twin CA into status.certificate. Nothing approves CSRs.
+- Disruption controller: keeps PodDisruptionBudget status current (`sim.k8s.disruption`).
 
 Both react to store events and act through `sim.k8s.api.Api` on the twin's event loop;
 started and stopped by `sim.k8s.server.KubeTwin`.
@@ -20,6 +21,7 @@ import ipaddress
 import logging
 
 from sim.k8s.api import Api, now_iso
+from sim.k8s.disruption import PDBS, PODS, refresh_statuses
 from sim.k8s.errors import ApiError
 from sim.k8s.store import Event
 from sim.pki import CertificateAuthority
@@ -43,6 +45,7 @@ class Controllers:
         self._subnets: dict[str, str] = {}
         self._subnet_iter = _POOL.subnets(new_prefix=24)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pdb_pending: set[str] = set()
 
     def start(self) -> None:
         self._api.store.subscribe(self._on_event)
@@ -59,6 +62,11 @@ class Controllers:
         task.add_done_callback(self._tasks.discard)
 
     def _on_event(self, event: Event) -> None:
+        if event.gp in (PODS, PDBS):
+            ns = event.obj["metadata"].get("namespace", "")
+            if ns not in self._pdb_pending and self._api.store.entries(PDBS, ns):
+                self._pdb_pending.add(ns)
+                self._spawn(self._refresh_budgets(ns))
         if event.type == "DELETED":
             return
         if event.gp == ("", "nodes"):
@@ -83,6 +91,11 @@ class Controllers:
                 and (event.obj.get("spec") or {}).get("signerName") in SIGNERS
             ):
                 self._spawn(self._sign(event.obj["metadata"]["name"]))
+
+    # -- disruption controller -----------------------------------------------------------
+    async def _refresh_budgets(self, ns: str) -> None:
+        self._pdb_pending.discard(ns)
+        refresh_statuses(self._api, ns)
 
     # -- OVN master ------------------------------------------------------------------------
     def subnet_for(self, node: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from sim.k8s import tables
+from sim.k8s import disruption, tables
 from sim.k8s.api import Api
 from sim.k8s.auth import Authenticator, Identity, allowed
 from sim.k8s.errors import ApiError, forbidden, status_body
@@ -234,7 +234,7 @@ class Handlers:
             return await self._watch(request, rt, t.ns)
         body = await self._body(request)
         if t.verb == "create" and t.sub == "eviction":
-            api.evict(t.ns, t.name, body)
+            disruption.evict(api, t.ns, t.name, body)
             return _json(status_body(201, "", success=True), 201)
         if t.verb == "create":
             if rt.plural == "nodes" and not who.is_admin:

@@ -85,6 +85,29 @@ def test_eviction_that_would_violate_a_disruption_budget_is_refused_with_429(
     assert twin.store.get("pods", "web-1", "winfleet") is None
 
 
+def test_disruption_budget_status_follows_the_pods(
+    core: client.CoreV1Api, api_client: client.ApiClient
+):
+    policy = client.PolicyV1Api(api_client)
+    policy.create_namespaced_pod_disruption_budget(
+        "winfleet",
+        {
+            "metadata": {"name": "web"},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}},
+        },
+    )
+    for name in ("web-1", "web-2", "web-3"):
+        _running_pod(core, name)
+
+    def status() -> tuple[int, int, int] | None:
+        s = policy.read_namespaced_pod_disruption_budget("web", "winfleet").status
+        return (s.expected_pods, s.current_healthy, s.disruptions_allowed) if s else None
+
+    wait_for(lambda: status() == (3, 3, 1), what="budget status 3 pods, 1 disruption allowed")
+    _evict(core, "web-1")
+    wait_for(lambda: status() == (2, 2, 1), what="budget status after eviction")
+
+
 def test_pods_without_a_budget_are_evicted(core: client.CoreV1Api, twin: KubeTwin):
     _running_pod(core, "free")
     _evict(core, "free")
