@@ -26,8 +26,9 @@ from sim.k8s.auth import Authenticator, Identity, allowed
 from sim.k8s.errors import ApiError, forbidden, status_body
 from sim.k8s.faults import Faults
 from sim.k8s.resources import ResourceType
-from sim.k8s.selectors import parse_field_selector, parse_label_selector
-from sim.k8s.store import Event, Obj, dumps
+from sim.k8s.selectors import request_predicate
+from sim.k8s.store import dumps
+from sim.k8s.watch import Watches
 
 VERSION = {
     "major": "1",
@@ -76,14 +77,13 @@ class Handlers:
         self.faults = faults
         self._server_url = server_url
         self.bookmark_interval = bookmark_interval
-        self._watch_queues: set[asyncio.Queue[Event | None]] = set()
+        self.watches = Watches(api.store, bookmark_interval)
 
     def install(self, app: web.Application) -> None:
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
 
     def close_watches(self) -> None:
-        for q in list(self._watch_queues):
-            q.put_nowait(None)
+        self.watches.close_all()
 
     # -- entry point -----------------------------------------------------------------------
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -231,7 +231,7 @@ class Handlers:
         if t.verb == "list":
             return self._list(request, rt, t.ns)
         if t.verb == "watch":
-            return await self._watch(request, rt, t.ns)
+            return await self.watches.serve(request, rt, t.ns)
         body = await self._body(request)
         if t.verb == "create" and t.sub == "eviction":
             disruption.evict(api, t.ns, t.name, body)
@@ -262,19 +262,8 @@ class Handlers:
             }
         )
 
-    def _predicate(self, request: web.Request, rt: ResourceType, ns: str) -> Callable[[Obj], bool]:
-        label = parse_label_selector(request.query.get("labelSelector"))
-        field = parse_field_selector(request.query.get("fieldSelector"))
-
-        def match(obj: Obj) -> bool:
-            if ns and rt.namespaced and obj["metadata"].get("namespace") != ns:
-                return False
-            return (label is None or label(obj)) and (field is None or field(obj))
-
-        return match
-
     def _select(self, request: web.Request, rt: ResourceType, ns: str) -> list[Any]:
-        match = self._predicate(request, rt, ns)
+        match = request_predicate(request.query, rt.namespaced, ns)
         scope = ns if rt.namespaced and ns else None
         entries = self.api.store.entries((rt.group, rt.plural), scope)
         return [e for e in entries if match(e.obj)]
@@ -308,87 +297,3 @@ class Handlers:
         head = dumps({"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta})
         body = head[:-1] + b',"items":[' + b",".join(e.raw for e in entries) + b"]}"
         return _raw(body)
-
-    # -- watch -----------------------------------------------------------------------------
-    async def _watch(self, request: web.Request, rt: ResourceType, ns: str) -> web.StreamResponse:
-        q = request.query
-        match = self._predicate(request, rt, ns)
-        gp = (rt.group, rt.plural)
-        rv_param = q.get("resourceVersion") or ""
-        try:
-            since = int(rv_param) if rv_param not in ("", "0") else None
-            timeout = float(q.get("timeoutSeconds") or DEFAULT_WATCH_SECONDS)
-        except ValueError as exc:
-            raise ApiError(400, f"invalid resourceVersion or timeoutSeconds: {exc}") from exc
-        bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
-        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
-        resp.enable_chunked_encoding()
-        await resp.prepare(request)
-
-        def translate(e: Event) -> bytes | None:
-            if e.gp != gp:
-                return None
-            new_ok = match(e.obj)
-            if e.type == "DELETED":
-                return e.line() if new_ok else None
-            old_ok = e.old is not None and match(e.old)
-            if new_ok:
-                return e.line("ADDED" if e.type == "MODIFIED" and not old_ok else e.type)
-            return e.line("DELETED") if old_ok else None
-
-        queue: asyncio.Queue[Event | None] = asyncio.Queue()
-        store = self.api.store
-
-        def listener(e: Event) -> None:
-            if e.gp == gp:
-                queue.put_nowait(e)
-
-        # Subscribe and snapshot with no await in between, so no event falls in a gap.
-        store.subscribe(listener)
-        self._watch_queues.add(queue)
-        lines: list[bytes] = []
-        if since is None:
-            for entry in store.entries(gp, ns if rt.namespaced and ns else None):
-                if match(entry.obj):
-                    lines.append(b'{"type":"ADDED","object":' + entry.raw + b"}\n")
-        elif since < store.compacted_rv:
-            err = status_body(
-                410, f"too old resource version: {since} ({store.compacted_rv + 1})", "Expired"
-            )
-            lines.append(dumps({"type": "ERROR", "object": err}) + b"\n")
-            queue.put_nowait(None)
-        else:
-            lines += [ln for ln in map(translate, store.events_since(since, gp)) if ln]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        try:
-            if lines:
-                await resp.write(b"".join(lines))
-            while (remaining := deadline - loop.time()) > 0:
-                wait = min(remaining, self.bookmark_interval) if bookmarks else remaining
-                try:
-                    event = await asyncio.wait_for(queue.get(), wait)
-                except TimeoutError:
-                    if bookmarks and deadline - loop.time() > 0:
-                        mark = {
-                            "type": "BOOKMARK",
-                            "object": {
-                                "kind": rt.kind,
-                                "apiVersion": rt.api_version,
-                                "metadata": {"resourceVersion": str(store.resource_version)},
-                            },
-                        }
-                        await resp.write(dumps(mark) + b"\n")
-                    continue
-                if event is None:
-                    break
-                line = translate(event)
-                if line:
-                    await resp.write(line)
-            await resp.write_eof()
-        except ConnectionResetError:
-            pass
-        finally:
-            store.unsubscribe(listener)
-            self._watch_queues.discard(queue)
-        return resp

@@ -9,7 +9,7 @@ strings into predicates over stored objects. Also matches policy/v1 `LabelSelect
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sim.k8s.errors import ApiError
@@ -150,3 +150,16 @@ def match_label_selector_object(selector: dict[str, Any] | None, labels: dict[st
         if op == "DoesNotExist" and key in labels:
             return False
     return True
+
+
+def request_predicate(query: Mapping[str, str], namespaced: bool, ns: str) -> Predicate:
+    """The filter a list/watch request asks for: namespace, labelSelector, fieldSelector."""
+    label = parse_label_selector(query.get("labelSelector"))
+    field = parse_field_selector(query.get("fieldSelector"))
+
+    def match(obj: dict[str, Any]) -> bool:
+        if ns and namespaced and obj["metadata"].get("namespace") != ns:
+            return False
+        return (label is None or label(obj)) and (field is None or field(obj))
+
+    return match
