@@ -87,7 +87,8 @@ async def pinned(address: str, node_name: str | None) -> str | None:
 async def pin(address: str, node_name: str | None, key: str) -> None:
     """Record `key` for this host (on the Node if it exists); the same key again is a no-op.
 
-    Raises HostKeyMismatch if a different key is already pinned.
+    Raises HostKeyMismatch if a different key is already pinned. Retries when another writer
+    creates the ConfigMap at the same moment.
     """
     key = " ".join(key.split()[:2])
     for _ in range(CONFLICT_ATTEMPTS):
@@ -135,9 +136,10 @@ async def _pin_on_node(address: str, node: Any, key: str) -> None:
         return
     if existing:
         raise _mismatch(address, existing, key, f"node {name}'s annotations")
+    # A merge patch touches only these two annotations, so kubelet's status updates never
+    # conflict with it; the check above already refused a different key.
     patch = {
         "metadata": {
-            "resourceVersion": node.metadata.resource_version,
             "annotations": {HOST_KEY_ANNOTATION: key, HOST_KEY_TYPE_ANNOTATION: key.split()[0]},
         }
     }
@@ -165,20 +167,20 @@ async def _pin_in_configmap(address: str, key: str) -> None:
             body,
         )
         return
-    data = dict(cm.data or {})
-    existing = data.get(data_key)
+    existing = (cm.data or {}).get(data_key)
     if existing == key:
         return
     if existing:
         raise _mismatch(address, existing, key, f"configmap {ns}/{CONFIGMAP}")
-    data[data_key] = key
-    cm.data = data  # cm keeps its resourceVersion: a concurrent writer makes this a Conflict
+    # A merge patch adds only this host's entry: pins of other hosts, written at the same
+    # time by other onboardings, neither conflict with it nor get overwritten.
     await kube.call(
-        f"update configmap {ns}/{CONFIGMAP}",
-        kube.core().replace_namespaced_config_map,
+        f"pin {address} in configmap {ns}/{CONFIGMAP}",
+        kube.core().patch_namespaced_config_map,
         CONFIGMAP,
         ns,
-        cm,
+        {"data": {data_key: key}},
+        _content_type=MERGE_PATCH,
     )
 
 

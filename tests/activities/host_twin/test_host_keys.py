@@ -1,0 +1,64 @@
+"""The host-key pin store: ConfigMap before the Node exists, Node annotations after."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncssh
+import pytest
+from host_lab import Lab
+
+from activities import hostkeys
+from activities.errors import HostKeyMismatch
+
+
+def new_host_key() -> str:
+    return asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+
+
+async def test_pins_written_at_once_for_many_hosts_all_survive(lab: Lab) -> None:
+    keys = {f"10.0.0.{i}": new_host_key() for i in range(1, 21)}
+    await asyncio.gather(*(hostkeys.pin(a, None, k) for a, k in keys.items()))
+    assert await lab.pinned_in_configmap() == keys
+    for address, key in keys.items():
+        assert await hostkeys.pinned(address, None) == key
+
+
+async def test_pinning_the_same_key_again_changes_nothing(lab: Lab) -> None:
+    key = new_host_key()
+    await hostkeys.pin("10.0.0.1", "winworker-1", key)
+    await hostkeys.pin("10.0.0.1", "winworker-1", key + " comment-ignored")
+    assert await lab.pinned_in_configmap() == {"10.0.0.1": key}
+
+
+async def test_pinning_a_different_key_is_refused(lab: Lab) -> None:
+    await hostkeys.pin("10.0.0.1", None, new_host_key())
+    with pytest.raises(HostKeyMismatch, match=r"10\.0\.0\.1"):
+        await hostkeys.pin("10.0.0.1", None, new_host_key())
+
+
+async def test_the_node_annotation_wins_over_a_stale_configmap_entry(lab: Lab) -> None:
+    old, current = new_host_key(), new_host_key()
+    await hostkeys.pin("10.0.0.1", None, old)
+    await lab.create_node("winworker-1")
+    await hostkeys.forget("10.0.0.1")
+    await hostkeys.pin("10.0.0.1", "winworker-1", current)
+    await hostkeys.pin("10.0.0.2", None, old)  # the ConfigMap lives on for other hosts
+    assert await hostkeys.pinned("10.0.0.1", "winworker-1") == current
+    assert "10.0.0.1" not in await lab.pinned_in_configmap()
+
+
+async def test_forgetting_a_host_lets_a_reinstalled_machine_be_pinned_anew(lab: Lab) -> None:
+    await lab.create_node("winworker-1")
+    await hostkeys.pin("10.0.0.1", "winworker-1", new_host_key())
+    await hostkeys.forget("10.0.0.1", "winworker-1")
+    assert await hostkeys.pinned("10.0.0.1", "winworker-1") is None
+    assert hostkeys.HOST_KEY_ANNOTATION not in await lab.node_annotations("winworker-1")
+    fresh = new_host_key()
+    await hostkeys.pin("10.0.0.1", "winworker-1", fresh)
+    assert await hostkeys.pinned("10.0.0.1", "winworker-1") == fresh
+
+
+async def test_forgetting_an_unknown_host_is_fine(lab: Lab) -> None:
+    await hostkeys.forget("10.9.9.9", "no-such-node")
+    assert await lab.pinned_in_configmap() == {}
