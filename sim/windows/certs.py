@@ -38,10 +38,12 @@ def new_key_and_csr(
     """(key PEM, CSR PEM) for `system:node:<node_name>` in group `system:nodes`."""
     key = ec.generate_private_key(ec.SECP256R1())
     builder = x509.CertificateSigningRequestBuilder().subject_name(
-        x509.Name([
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node_name}"),
-        ])
+        x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
+                x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node_name}"),
+            ]
+        )
     )
     sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]
     sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
@@ -49,7 +51,8 @@ def new_key_and_csr(
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     csr = builder.sign(key, hashes.SHA256())
     key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     )
     return key_pem, csr.public_bytes(serialization.Encoding.PEM)
@@ -87,8 +90,9 @@ async def request_certificate(
                     st = obj.get("status") or {}
                     for cond in st.get("conditions") or []:
                         if cond.get("type") in ("Denied", "Failed"):
-                            raise CsrDenied(f"CSR {name} {cond.get('type').lower()}: "
-                                            f"{cond.get('message', '')}")
+                            raise CsrDenied(
+                                f"CSR {name} {cond.get('type').lower()}: {cond.get('message', '')}"
+                            )
                     if st.get("certificate"):
                         return base64.b64decode(st["certificate"])
         except KubeUnreachable:

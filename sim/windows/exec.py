@@ -43,8 +43,12 @@ def _powershell(host: Any, args: list[str]) -> tuple[str, str, int]:
             try:
                 script = base64.b64decode(args[i + 1]).decode("utf-16-le")
             except ValueError:
-                return "", "Cannot process the command because the value specified with " \
-                    "-EncodedCommand is not properly encoded.\r\n", 1
+                return (
+                    "",
+                    "Cannot process the command because the value specified with "
+                    "-EncodedCommand is not properly encoded.\r\n",
+                    1,
+                )
             break
         else:
             return "", f"Unsupported powershell.exe argument '{args[i]}' (simulated host)\r\n", 1
@@ -62,7 +66,9 @@ def _tar(host: Any, args: list[str]) -> tuple[str, str, int]:
         arg = args[i]
         if arg == "-C" and i + 1 < len(args):
             dest, i = args[i + 1], i + 2
-        elif arg.startswith("-") and set(arg[1:]) <= set("xzvf") and "f" in arg and i + 1 < len(args):
+        elif (
+            arg.startswith("-") and set(arg[1:]) <= set("xzvf") and "f" in arg and i + 1 < len(args)
+        ):
             mode, archive, i = arg, args[i + 1], i + 2
         else:
             return "", f"tar.exe: Unsupported option: {arg}\r\n", 1
@@ -70,8 +76,10 @@ def _tar(host: Any, args: list[str]) -> tuple[str, str, int]:
         return "", "tar.exe: Must specify one of -c, -r, -t, -u, -x\r\n", 1
     try:
         src = paths.to_local(host.root, archive)
-        target = paths.to_local(host.root, dest) if dest else paths.to_local(
-            host.root, f"C:\\Users\\{host.username}"
+        target = (
+            paths.to_local(host.root, dest)
+            if dest
+            else paths.to_local(host.root, f"C:\\Users\\{host.username}")
         )
     except paths.PathError as exc:
         return "", f"tar.exe: {exc}\r\n", 1

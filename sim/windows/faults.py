@@ -65,7 +65,9 @@ class HostFaults:
         for failure in self._command_failures:
             if failure.times > 0 and failure.substring.lower() in line.lower():
                 failure.times -= 1
-                stderr = failure.stderr if failure.stderr.endswith("\n") else failure.stderr + "\r\n"
+                stderr = (
+                    failure.stderr if failure.stderr.endswith("\n") else failure.stderr + "\r\n"
+                )
                 return failure.exit_code, stderr
         return None
 

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
-from sim.windows import components, exec as win_exec, pwsh
+from sim.windows import components, pwsh
+from sim.windows import exec as win_exec
 from sim.windows.faults import HostFaults
 from sim.windows.hns import HnsState
 from sim.windows.services import ServiceManager
@@ -84,6 +85,7 @@ class SimulatedWindowsHost:
         self._up = False
         self._refuse_until = 0.0
         self._timers: set[asyncio.TimerHandle] = set()
+        self._bg: set[asyncio.Future[Any]] = set()
         self._boot_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._prepare_disk()
@@ -221,15 +223,20 @@ class SimulatedWindowsHost:
         def fire() -> None:
             self._timers.discard(handle)
             if not self._stopping:
-                asyncio.ensure_future(coro_fn())
+                self._background(coro_fn())
 
         handle = loop.call_later(delay, fire)
         self._timers.add(handle)
 
+    def _background(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._bg.add(task)
+        task.add_done_callback(self._bg.discard)
+
     def close_ssh_for(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
         self._refuse_until = loop.time() + seconds
-        asyncio.ensure_future(self._close_listener(drop_sessions=False))
+        self._background(self._close_listener(drop_sessions=False))
         self._later(seconds, self._listen)
 
     def request_reboot(self) -> None:
@@ -258,6 +265,9 @@ class SimulatedWindowsHost:
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()
+        for task in list(self._bg):
+            task.cancel()
+        await asyncio.gather(*self._bg, return_exceptions=True)
         if self._boot_task is not None and not self._boot_task.done():
             self._boot_task.cancel()
             await asyncio.gather(self._boot_task, return_exceptions=True)

@@ -54,13 +54,27 @@ def client_kubeconfig(server: str, ca_pem: bytes, cert_pem: bytes, key_pem: byte
         {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "default-cluster",
-                          "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)}}],
-            "users": [{"name": "default-auth",
-                       "user": {"client-certificate-data": b64(cert_pem),
-                                "client-key-data": b64(key_pem)}}],
-            "contexts": [{"name": "default-context",
-                          "context": {"cluster": "default-cluster", "user": "default-auth"}}],
+            "clusters": [
+                {
+                    "name": "default-cluster",
+                    "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)},
+                }
+            ],
+            "users": [
+                {
+                    "name": "default-auth",
+                    "user": {
+                        "client-certificate-data": b64(cert_pem),
+                        "client-key-data": b64(key_pem),
+                    },
+                }
+            ],
+            "contexts": [
+                {
+                    "name": "default-context",
+                    "context": {"cluster": "default-cluster", "user": "default-auth"},
+                }
+            ],
             "current-context": "default-context",
         },
         sort_keys=False,

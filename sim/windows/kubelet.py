@@ -97,8 +97,14 @@ def readiness(host: Any, flags: dict[str, str]) -> tuple[bool, str]:
 
 
 def _ready_condition(status: str, reason: str, message: str, since: str) -> dict[str, str]:
-    return {"type": "Ready", "status": status, "reason": reason, "message": message,
-            "lastHeartbeatTime": _now(), "lastTransitionTime": since}
+    return {
+        "type": "Ready",
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastHeartbeatTime": _now(),
+        "lastTransitionTime": since,
+    }
 
 
 async def _bootstrap(host: Any, flags: dict[str, str], node: str, pki: Path) -> dict[str, Any]:
@@ -120,15 +126,17 @@ async def _bootstrap(host: Any, flags: dict[str, str], node: str, pki: Path) -> 
         )
     finally:
         await client.close()
-    pki.mkdir(parents=True, exist_ok=True)
+    # small local files on the host's disk, written inline (as the twin does everywhere)
+    pki.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
     (pki / "kubelet-client-current.pem").write_bytes(cert_pem + key_pem)
     kubeconfig.parent.mkdir(parents=True, exist_ok=True)
     kubeconfig.write_text(client_kubeconfig(boot["server"], boot["ca_pem"], cert_pem, key_pem))
     return read_kubeconfig(kubeconfig, host.kube_ca_pem)
 
 
-async def _register(client: KubeClient, host: Any, flags: dict[str, str], node: str, ip: str,
-                    exe: str) -> None:
+async def _register(
+    client: KubeClient, host: Any, flags: dict[str, str], node: str, ip: str, exe: str
+) -> None:
     while True:
         try:
             status, _ = await client.get(f"/api/v1/nodes/{node}")
@@ -137,11 +145,22 @@ async def _register(client: KubeClient, host: Any, flags: dict[str, str], node: 
             body = {
                 "apiVersion": "v1",
                 "kind": "Node",
-                "metadata": {"name": node, "labels": _labels(flags, node, host.os_build),
-                             "annotations": {"node.alpha.kubernetes.io/ttl": "0"}},
+                "metadata": {
+                    "name": node,
+                    "labels": _labels(flags, node, host.os_build),
+                    "annotations": {"node.alpha.kubernetes.io/ttl": "0"},
+                },
                 "spec": {"taints": _taints(flags)},
-                "status": _node_status(host, node, ip, exe, "False", "KubeletNotReady",
-                                       "container runtime network not ready", _now()),
+                "status": _node_status(
+                    host,
+                    node,
+                    ip,
+                    exe,
+                    "False",
+                    "KubeletNotReady",
+                    "container runtime network not ready",
+                    _now(),
+                ),
             }
             status, obj = await client.post("/api/v1/nodes", body)
             if status in (200, 201, 409):
@@ -152,8 +171,9 @@ async def _register(client: KubeClient, host: Any, flags: dict[str, str], node: 
         await asyncio.sleep(TICK_SECONDS)
 
 
-def _node_status(host: Any, node: str, ip: str, exe: str, ready: str, reason: str,
-                 message: str, since: str) -> dict[str, Any]:
+def _node_status(
+    host: Any, node: str, ip: str, exe: str, ready: str, reason: str, message: str, since: str
+) -> dict[str, Any]:
     return {
         "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": node}],
         "nodeInfo": {
@@ -164,7 +184,9 @@ def _node_status(host: Any, node: str, ip: str, exe: str, ready: str, reason: st
             "operatingSystem": "windows",
             "architecture": "amd64",
             "containerRuntimeVersion": "docker://19.3.14",
-            "machineID": host.hostname, "systemUUID": host.address, "bootID": "",
+            "machineID": host.hostname,
+            "systemUUID": host.address,
+            "bootID": "",
         },
         "capacity": {"cpu": "2", "memory": "8388608Ki", "pods": "110"},
         "allocatable": {"cpu": "1500m", "memory": "7340032Ki", "pods": "110"},
@@ -213,12 +235,16 @@ async def run_kubelet(host: Any, flags: dict[str, str]) -> None:
             if state != last or loop.time() >= next_heartbeat:
                 if last is None or state[0] != last[0]:
                     since = _now()
-                cond = _ready_condition("True" if state[0] else "False",
-                                        "KubeletReady" if state[0] else "KubeletNotReady",
-                                        state[1], since)
+                cond = _ready_condition(
+                    "True" if state[0] else "False",
+                    "KubeletReady" if state[0] else "KubeletNotReady",
+                    state[1],
+                    since,
+                )
                 try:
-                    code, obj = await client.patch(f"/api/v1/nodes/{node}/status",
-                                                   {"status": {"conditions": [cond]}})
+                    code, _obj = await client.patch(
+                        f"/api/v1/nodes/{node}/status", {"status": {"conditions": [cond]}}
+                    )
                     if code == 200:
                         last, next_heartbeat = state, loop.time() + HEARTBEAT_SECONDS
                     elif code == 404:
@@ -237,8 +263,9 @@ async def run_kubelet(host: Any, flags: dict[str, str]) -> None:
 
 async def _post_stopped(client: KubeClient, node: str, since: str) -> None:
     """What the node lifecycle controller does once the kubelet stops posting status."""
-    cond = _ready_condition("Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.",
-                            _now())
+    cond = _ready_condition(
+        "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.", _now()
+    )
     try:
         await asyncio.wait_for(
             client.patch(f"/api/v1/nodes/{node}/status", {"status": {"conditions": [cond]}}), 2

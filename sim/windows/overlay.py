@@ -52,8 +52,9 @@ async def run_hybrid_overlay(host: Any, flags: dict[str, str]) -> None:
     node = flags.get("node")
     kubeconfig = flags.get("k8s-kubeconfig") or flags.get("kubeconfig")
     if not node or not kubeconfig:
-        log.warning("hybrid-overlay-node on %s: --node and --k8s-kubeconfig are required",
-                    host.address)
+        log.warning(
+            "hybrid-overlay-node on %s: --node and --k8s-kubeconfig are required", host.address
+        )
         return
     try:
         config = read_kubeconfig(paths.to_local(host.root, kubeconfig), host.kube_ca_pem)
@@ -70,15 +71,17 @@ async def run_hybrid_overlay(host: Any, flags: dict[str, str]) -> None:
         while True:
             try:
                 status, obj = await client.get(f"/api/v1/nodes/{node}")
-                annotations = (obj.get("metadata") or {}).get("annotations") or {} \
-                    if status == 200 else {}
+                annotations = (
+                    (obj.get("metadata") or {}).get("annotations") or {} if status == 200 else {}
+                )
                 subnet = annotations.get(SUBNET_ANNOTATION)
                 if subnet:
                     _ensure_networks(host, subnet)
                     if annotations.get(MAC_ANNOTATION) != gateway_mac(host) or not annotated:
                         patch = {"metadata": {"annotations": {MAC_ANNOTATION: gateway_mac(host)}}}
-                        code, _ = await client.patch(f"/api/v1/nodes/{node}", patch,
-                                                     strategic=False)
+                        code, _ = await client.patch(
+                            f"/api/v1/nodes/{node}", patch, strategic=False
+                        )
                         annotated = code == 200
             except KubeUnreachable:
                 pass
@@ -101,17 +104,24 @@ async def run_kube_proxy(host: Any, flags: dict[str, str]) -> None:
     except paths.PathError:
         has_config = False
     if not has_config or not network_name or not vip:
-        log.warning("kube-proxy on %s: needs --kubeconfig (existing), --network-name and "
-                    "--source-vip", host.address)
+        log.warning(
+            "kube-proxy on %s: needs --kubeconfig (existing), --network-name and --source-vip",
+            host.address,
+        )
         return
     loop = asyncio.get_running_loop()
     deadline = loop.time() + KUBE_PROXY_STARTUP_SECONDS
     while not _proxy_ok(host, network_name, vip):
         if loop.time() >= deadline:
-            log.warning("kube-proxy on %s: network %s with endpoint %s not found", host.address,
-                        network_name, vip)
+            log.warning(
+                "kube-proxy on %s: network %s with endpoint %s not found",
+                host.address,
+                network_name,
+                vip,
+            )
             return
         await asyncio.sleep(0.25)
-    while _proxy_ok(host, network_name, vip):
+    # polls HNS state like a proxier sync loop would
+    while _proxy_ok(host, network_name, vip):  # noqa: ASYNC110
         await asyncio.sleep(TICK_SECONDS)
     log.warning("kube-proxy on %s: network %s went away", host.address, network_name)

@@ -20,7 +20,10 @@ class PathError(ValueError):
 
 
 def split_windows(path: str) -> tuple[str, list[str]]:
-    """`C:\\k\\x` / `/C:/k/x` / `c:/k/x` -> ("C", ["k", "x"]); `..` is resolved, never above `C:\\`."""
+    """`C:\\k\\x` / `/C:/k/x` / `c:/k/x` -> ("C", ["k", "x"]).
+
+    `..` is resolved but never climbs above the drive root (PathError instead).
+    """
     m = _DRIVE.match(path)
     if not m:
         raise PathError(f"'{path}' is not an absolute Windows path")

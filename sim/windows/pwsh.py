@@ -171,8 +171,8 @@ def _short(value: Obj) -> str:
 
 def run_script(host: Any, script: str) -> Result:
     """Run a script on `host`; stops at the first error (exit 1), as with -ErrorAction Stop."""
-    import sim.windows.pwsh_files  # noqa: F401  (registers cmdlets)
-    import sim.windows.pwsh_pipeline  # noqa: F401
+    import sim.windows.pwsh_files
+    import sim.windows.pwsh_pipeline
     import sim.windows.pwsh_system  # noqa: F401
 
     ctx = Context(host)

@@ -22,7 +22,9 @@ def _local(ctx: Context, path: Any) -> Path:
     try:
         return paths.to_local(ctx.host.root, path)
     except paths.PathError as exc:
-        raise CmdletError(f"Cannot find drive. A drive with the name '{path}' does not exist.") from exc
+        raise CmdletError(
+            f"Cannot find drive. A drive with the name '{path}' does not exist."
+        ) from exc
 
 
 def _win(ctx: Context, local: Path) -> str:
@@ -113,8 +115,7 @@ def remove_item(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[
     if local.is_dir():
         if any(local.iterdir()) and not p.get("Recurse"):
             raise CmdletError(
-                f"The item at {p['Path']} has children and the Recurse parameter was not "
-                "specified."
+                f"The item at {p['Path']} has children and the Recurse parameter was not specified."
             )
         if local == ctx.host.root / "C":
             raise CmdletError("Access to the path 'C:\\' is denied.")
@@ -124,7 +125,9 @@ def remove_item(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[
     return []
 
 
-@cmdlet("Get-Content", values=("Path",), switches=("Raw",), positional=("Path",), required=("Path",))
+@cmdlet(
+    "Get-Content", values=("Path",), switches=("Raw",), positional=("Path",), required=("Path",)
+)
 def get_content(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[Any]:
     local = _local(ctx, p["Path"])
     if not local.is_file():
@@ -147,20 +150,29 @@ def _write(ctx: Context, p: dict[str, Any], data: list[Any] | None, append: bool
     return []
 
 
-@cmdlet("Set-Content", values=("Path", "Value", "Encoding"), positional=("Path", "Value"),
-        required=("Path",))
+@cmdlet(
+    "Set-Content",
+    values=("Path", "Value", "Encoding"),
+    positional=("Path", "Value"),
+    required=("Path",),
+)
 def set_content(ctx: Context, p: dict[str, Any], data: list[Any] | None) -> list[Any]:
     return _write(ctx, p, data, append=False)
 
 
-@cmdlet("Add-Content", values=("Path", "Value", "Encoding"), positional=("Path", "Value"),
-        required=("Path",))
+@cmdlet(
+    "Add-Content",
+    values=("Path", "Value", "Encoding"),
+    positional=("Path", "Value"),
+    required=("Path",),
+)
 def add_content(ctx: Context, p: dict[str, Any], data: list[Any] | None) -> list[Any]:
     return _write(ctx, p, data, append=True)
 
 
-@cmdlet("Import-Module", values=("Name",), switches=("Force",), positional=("Name",),
-        required=("Name",))
+@cmdlet(
+    "Import-Module", values=("Name",), switches=("Force",), positional=("Name",), required=("Name",)
+)
 def import_module(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[Any]:
     name = str(p["Name"])
     try:

@@ -106,16 +106,22 @@ def start_service(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> lis
     return []
 
 
-@cmdlet("Stop-Service", values=("Name",), switches=("Force",), positional=("Name",),
-        required=("Name",))
+@cmdlet(
+    "Stop-Service", values=("Name",), switches=("Force",), positional=("Name",), required=("Name",)
+)
 def stop_service(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[Any]:
     for name in _names(p["Name"]):
         _stop(ctx, _lookup(ctx, name), bool(p.get("Force")))
     return []
 
 
-@cmdlet("Restart-Service", values=("Name",), switches=("Force",), positional=("Name",),
-        required=("Name",))
+@cmdlet(
+    "Restart-Service",
+    values=("Name",),
+    switches=("Force",),
+    positional=("Name",),
+    required=("Name",),
+)
 def restart_service(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[Any]:
     for name in _names(p["Name"]):
         svc = _lookup(ctx, name)
@@ -124,11 +130,12 @@ def restart_service(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> l
     return []
 
 
-@cmdlet("Get-CimInstance", values=("ClassName",), positional=("ClassName",),
-        required=("ClassName",))
+@cmdlet(
+    "Get-CimInstance", values=("ClassName",), positional=("ClassName",), required=("ClassName",)
+)
 def get_cim_instance(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[Any]:
     if str(p["ClassName"]).lower() != "win32_operatingsystem":
-        raise CmdletError(f"Invalid class \"{p['ClassName']}\"")
+        raise CmdletError(f'Invalid class "{p["ClassName"]}"')
     build = ctx.host.os_build.split(".")
     return [
         {
@@ -139,17 +146,30 @@ def get_cim_instance(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> 
     ]
 
 
-@cmdlet("New-NetFirewallRule",
-        values=("DisplayName", "Name", "Direction", "Action", "Protocol", "LocalPort"),
-        required=("DisplayName",))
+@cmdlet(
+    "New-NetFirewallRule",
+    values=("DisplayName", "Name", "Direction", "Action", "Protocol", "LocalPort"),
+    required=("DisplayName",),
+)
 def new_net_firewall_rule(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[Any]:
     ctx.host.firewall_rules.append(dict(p))
-    return [{"Name": p.get("Name", p["DisplayName"]), "DisplayName": p["DisplayName"],
-             "Enabled": True, "Direction": p.get("Direction", "Inbound")}]
+    return [
+        {
+            "Name": p.get("Name", p["DisplayName"]),
+            "DisplayName": p["DisplayName"],
+            "Enabled": True,
+            "Direction": p.get("Direction", "Inbound"),
+        }
+    ]
 
 
-@cmdlet("Rename-Computer", values=("NewName",), switches=("Force", "Restart"),
-        positional=("NewName",), required=("NewName",))
+@cmdlet(
+    "Rename-Computer",
+    values=("NewName",),
+    switches=("Force", "Restart"),
+    positional=("NewName",),
+    required=("NewName",),
+)
 def rename_computer(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[Any]:
     ctx.host.pending_hostname = str(p["NewName"])
     if p.get("Restart"):
@@ -181,8 +201,12 @@ def get_hns_endpoint(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> 
     return [e.as_object() for e in eps if "Id" not in p or e.id == str(p["Id"]).upper()]
 
 
-@cmdlet("New-HnsEndpoint", values=("NetworkId", "Name", "IPAddress"), required=("NetworkId",),
-        module="hns")
+@cmdlet(
+    "New-HnsEndpoint",
+    values=("NetworkId", "Name", "IPAddress"),
+    required=("NetworkId",),
+    module="hns",
+)
 def new_hns_endpoint(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[Any]:
     try:
         ep = ctx.host.hns.create_endpoint(str(p["NetworkId"]).upper(), str(p.get("Name", "")))

@@ -12,10 +12,26 @@ from typing import Any
 
 from sim.windows.services import ServiceError, ServiceManager
 
-_START = {"auto": "Automatic", "delayed-auto": "Automatic", "demand": "Manual",
-          "disabled": "Disabled"}
-_OPTIONS = {"binpath=", "start=", "depend=", "displayname=", "type=", "error=", "obj=",
-            "password=", "reset=", "actions=", "group=", "tag="}
+_START = {
+    "auto": "Automatic",
+    "delayed-auto": "Automatic",
+    "demand": "Manual",
+    "disabled": "Disabled",
+}
+_OPTIONS = {
+    "binpath=",
+    "start=",
+    "depend=",
+    "displayname=",
+    "type=",
+    "error=",
+    "obj=",
+    "password=",
+    "reset=",
+    "actions=",
+    "group=",
+    "tag=",
+}
 _USAGE = (
     "DESCRIPTION:\r\n        Modifies a service entry in the registry and Service Database.\r\n"
     "USAGE:\r\n        sc <server> {cmd} [service name] <option1> <option2>...\r\n\r\n"
@@ -103,8 +119,9 @@ def run_sc(manager: ServiceManager, argv: list[str]) -> tuple[str, int]:
                 raise _Usage("actions=")
             actions = [(parts[i].lower(), int(parts[i + 1])) for i in range(0, len(parts), 2)]
             try:
-                manager.configure(name, failure_actions=actions,
-                                  failure_reset_seconds=int(opts.get("reset", "0")))
+                manager.configure(
+                    name, failure_actions=actions, failure_reset_seconds=int(opts.get("reset", "0"))
+                )
             except ServiceError as exc:
                 return _fail("ChangeServiceConfig2", exc)
             return "[SC] ChangeServiceConfig2 SUCCESS\r\n", 0
@@ -134,8 +151,9 @@ def run_sc(manager: ServiceManager, argv: list[str]) -> tuple[str, int]:
                 manager.stop(name)
             except ServiceError as exc:
                 return _fail("ControlService" if exc.code != 1060 else "OpenService", exc)
-            return _state_block(manager.get(name).name if manager.find(name) else name, "",
-                                "3  STOP_PENDING"), 0
+            return _state_block(
+                manager.get(name).name if manager.find(name) else name, "", "3  STOP_PENDING"
+            ), 0
         if cmd == "delete":
             try:
                 manager.delete(name)

@@ -96,8 +96,10 @@ def _restart_kubelet(host: Any) -> None:
 def initialize_kubelet(host: Any, flags: dict[str, str]) -> str:
     try:
         ign = json.loads(_read(host, flags["ignition-file"]))
-        files = {f["path"]: decode_data_url(f["contents"]["source"]) for f in
-                 ign.get("storage", {}).get("files", [])}
+        files = {
+            f["path"]: decode_data_url(f["contents"]["source"])
+            for f in ign.get("storage", {}).get("files", [])
+        }
     except (ValueError, KeyError, TypeError) as exc:
         raise WmcbError(f"could not parse ignition file {flags['ignition-file']}: {exc}") from exc
     if not str(ign.get("ignition", {}).get("version", "")).startswith("3."):
@@ -135,8 +137,9 @@ def initialize_kubelet(host: Any, flags: dict[str, str]) -> str:
     bin_path = cmdline.join(argv)
     svc = host.services.find(KUBELET_SERVICE)
     if svc is None:
-        host.services.create(KUBELET_SERVICE, bin_path, start_type="Automatic",
-                             display_name=KUBELET_SERVICE)
+        host.services.create(
+            KUBELET_SERVICE, bin_path, start_type="Automatic", display_name=KUBELET_SERVICE
+        )
     else:
         if svc.status == "Running":
             host.services.stop(KUBELET_SERVICE, force=True)
@@ -181,8 +184,11 @@ def run_wmcb(host: Any, argv: list[str]) -> tuple[str, str, int]:
     if not argv or argv[0] not in _REQUIRED:
         sub = argv[0] if argv else ""
         return "", f'Error: unknown command "{sub}" for "wmcb"\r\n', 1
-    actions = {"initialize-kubelet": initialize_kubelet, "configure-cni": configure_cni,
-               "uninstall-kubelet": uninstall_kubelet}
+    actions = {
+        "initialize-kubelet": initialize_kubelet,
+        "configure-cni": configure_cni,
+        "uninstall-kubelet": uninstall_kubelet,
+    }
     try:
         flags = _flags(argv[0], argv[1:])
         line = actions[argv[0]](host, flags)

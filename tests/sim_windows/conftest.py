@@ -62,8 +62,9 @@ def install_payload(host: SimulatedWindowsHost, payload: Path) -> None:
             dst.write_bytes(src.read_bytes())
 
 
-async def connect(host: SimulatedWindowsHost, key: asyncssh.SSHKey, username: str = "Administrator"
-                  ) -> asyncssh.SSHClientConnection:
+async def connect(
+    host: SimulatedWindowsHost, key: asyncssh.SSHKey, username: str = "Administrator"
+) -> asyncssh.SSHClientConnection:
     return await asyncssh.connect(
         host.address, port=host.port, username=username, client_keys=[key], known_hosts=None
     )

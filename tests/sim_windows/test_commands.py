@@ -20,8 +20,12 @@ def ps(script: str) -> str:
 
 async def test_get_file_hash_matches_sha256_of_the_uploaded_file(host, payload):
     install_payload(host, payload)
-    out, err, code = await host.run(ps(r"Get-FileHash -Path 'C:\k\kubelet.exe' -Algorithm SHA256 "
-                                       "| ConvertTo-Json -Compress"))
+    out, err, code = await host.run(
+        ps(
+            r"Get-FileHash -Path 'C:\k\kubelet.exe' -Algorithm SHA256 "
+            "| ConvertTo-Json -Compress"
+        )
+    )
     assert code == 0, err
     doc = json.loads(out)
     assert doc["Hash"] == hashlib.sha256((payload / "kubelet.exe").read_bytes()).hexdigest().upper()
@@ -29,7 +33,7 @@ async def test_get_file_hash_matches_sha256_of_the_uploaded_file(host, payload):
 
 
 async def test_get_file_hash_of_a_missing_file_fails_like_windows(host):
-    out, err, code = await host.run(ps(r"Get-FileHash -Path C:\k\nope.exe -Algorithm SHA256"))
+    _out, err, code = await host.run(ps(r"Get-FileHash -Path C:\k\nope.exe -Algorithm SHA256"))
     assert code == 1
     assert err.startswith("Get-FileHash : Cannot find path")
 
@@ -41,10 +45,12 @@ async def test_test_path_answers_true_or_false(host, path, expected):
 
 
 async def test_files_can_be_created_read_and_removed(host):
-    script = (r"New-Item -ItemType Directory -Path C:\k\cni\config -Force | Out-Null; "
-              r"Set-Content -Path C:\k\note.txt -Value 'it''s done'; "
-              r"Add-Content -Path C:\k\note.txt -Value second; "
-              r"Get-Content -Path C:\k\note.txt -Raw")
+    script = (
+        r"New-Item -ItemType Directory -Path C:\k\cni\config -Force | Out-Null; "
+        r"Set-Content -Path C:\k\note.txt -Value 'it''s done'; "
+        r"Add-Content -Path C:\k\note.txt -Value second; "
+        r"Get-Content -Path C:\k\note.txt -Raw"
+    )
     out, err, code = await host.run(ps(script))
     assert code == 0, err
     assert out == "it's done\r\nsecond\r\n\r\n"
@@ -61,7 +67,7 @@ async def test_an_unknown_cmdlet_fails_with_the_windows_message(host):
 
 
 async def test_an_unknown_program_fails_like_cmd_exe(host):
-    out, err, code = await host.run("curl.exe http://example")
+    _out, err, code = await host.run("curl.exe http://example")
     assert code == 1
     assert err.startswith("'curl.exe' is not recognized as an internal or external command")
 
@@ -73,21 +79,35 @@ async def test_unknown_parameters_are_rejected(host):
 
 async def test_service_lifecycle_with_powershell(host, payload):
     install_payload(host, payload)
-    create = ps(r"New-Service -Name 'windows_exporter' -BinaryPathName "
-                r"'C:\k\windows_exporter.exe --collectors.enabled cpu' -DisplayName 'windows_exporter' "
-                r"-Description 'OpenShift managed windows_exporter' -StartupType Automatic | Out-Null")
+    create = ps(
+        r"New-Service -Name 'windows_exporter' -BinaryPathName "
+        r"'C:\k\windows_exporter.exe --collectors.enabled cpu' -DisplayName 'windows_exporter' "
+        r"-Description 'OpenShift managed windows_exporter' -StartupType Automatic | Out-Null"
+    )
     _, err, code = await host.run(create)
     assert code == 0, err
     _, err, code = await host.run(create)
     assert code == 1 and "already exists" in err
-    out, err, code = await host.run(ps("Start-Service -Name windows_exporter; "
-                                       "Get-Service -Name windows_exporter | ConvertTo-Json"))
+    out, err, code = await host.run(
+        ps(
+            "Start-Service -Name windows_exporter; "
+            "Get-Service -Name windows_exporter | ConvertTo-Json"
+        )
+    )
     assert code == 0, err
-    assert json.loads(out) == {"Name": "windows_exporter", "DisplayName": "windows_exporter",
-                               "Status": "Running", "StartType": "Automatic"}
-    out, _, _ = await host.run(ps("Stop-Service -Name windows_exporter -Force; "
-                                  "Get-Service -Name windows_exporter | "
-                                  "Select-Object -ExpandProperty Status"))
+    assert json.loads(out) == {
+        "Name": "windows_exporter",
+        "DisplayName": "windows_exporter",
+        "Status": "Running",
+        "StartType": "Automatic",
+    }
+    out, _, _ = await host.run(
+        ps(
+            "Stop-Service -Name windows_exporter -Force; "
+            "Get-Service -Name windows_exporter | "
+            "Select-Object -ExpandProperty Status"
+        )
+    )
     assert out.strip() == "Stopped"
     _, err, code = await host.run(ps("Get-Service -Name nosuch"))
     assert code == 1 and "Cannot find any service with service name 'nosuch'." in err
@@ -97,7 +117,9 @@ async def test_a_service_whose_dependency_cannot_start_fails_with_1068(host, pay
     install_payload(host, payload)
     (host.root / "C" / "k" / "wmcb.exe").unlink()
     await host.run(r'sc.exe create dep binPath= "C:\k\wmcb.exe run" start= auto')
-    await host.run(r'sc.exe create top binPath= "C:\k\windows_exporter.exe" start= auto depend= dep')
+    await host.run(
+        r'sc.exe create top binPath= "C:\k\windows_exporter.exe" start= auto depend= dep'
+    )
     out, _, code = await host.run("sc.exe start top")
     assert code == 1068
     assert "The dependency service or group failed to start." in out
@@ -110,12 +132,15 @@ async def test_a_service_whose_dependency_cannot_start_fails_with_1068(host, pay
 async def test_sc_exe_create_query_failure_delete(host, payload):
     install_payload(host, payload)
     out, _, code = await host.run(
-        r'sc.exe create windows_exporter binPath= "C:\k\windows_exporter.exe --telemetry.addr=:9182" '
-        r'start= auto DisplayName= "windows exporter"')
+        r"sc.exe create windows_exporter "
+        r'binPath= "C:\k\windows_exporter.exe --telemetry.addr=:9182" '
+        r'start= auto DisplayName= "windows exporter"'
+    )
     assert (out.strip(), code) == ("[SC] CreateService SUCCESS", 0)
     assert (await host.run('sc.exe description windows_exporter "OpenShift managed"'))[2] == 0
     out, _, code = await host.run(
-        "sc.exe failure windows_exporter reset= 86400 actions= restart/10000/restart/10000")
+        "sc.exe failure windows_exporter reset= 86400 actions= restart/10000/restart/10000"
+    )
     assert code == 0, out
     out, _, code = await host.run("sc.exe query windows_exporter")
     assert code == 0 and "STATE              : 1  STOPPED" in out
@@ -139,11 +164,15 @@ async def test_sc_exe_requires_the_space_after_the_equals_sign(host, payload):
 
 async def test_wmcb_initialize_kubelet_refuses_without_an_ignition_file(host, payload):
     install_payload(host, payload)
-    out, err, code = await host.run(r"C:\k\wmcb.exe initialize-kubelet --ignition-file "
-                                    r"C:\k\worker.ign --kubelet-path C:\k\kubelet.exe")
+    out, err, code = await host.run(
+        r"C:\k\wmcb.exe initialize-kubelet --ignition-file "
+        r"C:\k\worker.ign --kubelet-path C:\k\kubelet.exe"
+    )
     assert code == 1 and "Bootstrapping completed successfully" not in out
     assert "worker.ign" in err
-    _, err, code = await host.run(r"C:\k\wmcb.exe initialize-kubelet --kubelet-path C:\k\kubelet.exe")
+    _, err, code = await host.run(
+        r"C:\k\wmcb.exe initialize-kubelet --kubelet-path C:\k\kubelet.exe"
+    )
     assert code == 1 and 'required flag(s) "ignition-file" not set' in err
 
 
@@ -154,19 +183,27 @@ async def test_wmcb_is_not_there_until_the_payload_is_copied(host):
 
 async def test_hns_cmdlets_need_import_module_in_the_same_script(host, payload):
     install_payload(host, payload)
-    host.hns.create_network("OVNKubernetesHybridOverlayNetwork", "Overlay", "10.132.0.0/24",
-                            "10.132.0.1")
+    host.hns.create_network(
+        "OVNKubernetesHybridOverlayNetwork", "Overlay", "10.132.0.0/24", "10.132.0.1"
+    )
     _, err, code = await host.run(ps("Get-HnsNetwork"))
     assert code == 1 and "The term 'Get-HnsNetwork' is not recognized" in err
-    out, err, code = await host.run(ps(
-        r"Import-Module C:\k\hns.psm1; Get-HnsNetwork | Where-Object -Property Name -EQ "
-        r"-Value OVNKubernetesHybridOverlayNetwork | ConvertTo-Json -Depth 5"))
+    out, err, code = await host.run(
+        ps(
+            r"Import-Module C:\k\hns.psm1; Get-HnsNetwork | Where-Object -Property Name -EQ "
+            r"-Value OVNKubernetesHybridOverlayNetwork | ConvertTo-Json -Depth 5"
+        )
+    )
     assert code == 0, err
     net = json.loads(out)
     assert net["Subnets"] == [{"AddressPrefix": "10.132.0.0/24", "GatewayAddress": "10.132.0.1"}]
-    out, err, code = await host.run(ps(
-        rf"Import-Module C:\k\hns.psm1; New-HnsEndpoint -NetworkId {net['Id']} -Name VIPEndpoint "
-        "| ConvertTo-Json"))
+    out, err, code = await host.run(
+        ps(
+            rf"Import-Module C:\k\hns.psm1; New-HnsEndpoint -NetworkId {net['Id']} "
+            "-Name VIPEndpoint "
+            "| ConvertTo-Json"
+        )
+    )
     assert code == 0, err
     assert json.loads(out)["IPAddress"] == "10.132.0.2"
 
@@ -175,11 +212,19 @@ async def test_a_reboot_loses_the_non_persistent_network_and_restarts_automatic_
     host, payload
 ):
     install_payload(host, payload)
-    host.hns.create_network("BaseOVNKubernetesHybridOverlayNetwork", "Overlay", "100.64.0.0/16",
-                            "100.64.0.1", persistent=True)
-    host.hns.create_network("OVNKubernetesHybridOverlayNetwork", "Overlay", "10.132.0.0/24",
-                            "10.132.0.1")
-    await host.run(r'sc.exe create windows_exporter binPath= "C:\k\windows_exporter.exe" start= auto')
+    host.hns.create_network(
+        "BaseOVNKubernetesHybridOverlayNetwork",
+        "Overlay",
+        "100.64.0.0/16",
+        "100.64.0.1",
+        persistent=True,
+    )
+    host.hns.create_network(
+        "OVNKubernetesHybridOverlayNetwork", "Overlay", "10.132.0.0/24", "10.132.0.1"
+    )
+    await host.run(
+        r'sc.exe create windows_exporter binPath= "C:\k\windows_exporter.exe" start= auto'
+    )
     await host.run("sc.exe start windows_exporter")
     await host.reboot()
     await host.wait_up()
@@ -200,8 +245,9 @@ async def test_tar_extracts_an_archive_and_the_os_build_is_reported(host):
     assert code == 0, err
     assert (host.root / "C" / "k" / "bin" / "thing.exe").read_bytes() == b"payload"
     host.faults.os_build = "10.0.20348.169"
-    out, _, _ = await host.run(ps("Get-CimInstance -ClassName Win32_OperatingSystem | "
-                                  "ConvertTo-Json"))
+    out, _, _ = await host.run(
+        ps("Get-CimInstance -ClassName Win32_OperatingSystem | ConvertTo-Json")
+    )
     assert json.loads(out)["BuildNumber"] == "20348"
 
 

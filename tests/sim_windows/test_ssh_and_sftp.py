@@ -45,8 +45,7 @@ async def test_user_data_authorizes_the_key_at_first_boot_and_ssh_waits_for_boot
         "</powershell>"
     )
     host = await fleet.add_host(
-        HostSpec(address=next_address(), hostname="WIN-BOOT", user_data=user_data,
-                 boot_seconds=1.0)
+        HostSpec(address=next_address(), hostname="WIN-BOOT", user_data=user_data, boot_seconds=1.0)
     )
     with pytest.raises(OSError):  # ConnectionRefusedError while booting
         await connect(host, client_key)
@@ -67,8 +66,11 @@ async def test_host_key_survives_a_process_restart_and_changes_on_change_host_ke
     tmp_path: Path, client_key
 ):
     address = next_address()
-    spec = HostSpec(address=address, hostname="WIN-KEY",
-                    authorized_keys=(client_key.export_public_key().decode(),))
+    spec = HostSpec(
+        address=address,
+        hostname="WIN-KEY",
+        authorized_keys=(client_key.export_public_key().decode(),),
+    )
 
     async def seen_key() -> bytes:
         async with await connect(fleet.get(address), client_key) as conn:
@@ -136,25 +138,34 @@ async def test_a_dropped_upload_leaves_a_partial_file_that_can_be_resumed(
     async with await connect(host, client_key) as conn:
         result = await conn.run(
             "powershell.exe -NoLogo -NoProfile -NonInteractive -Command "
-            "\"Get-FileHash -Path C:\\k\\kubelet.exe -Algorithm SHA256 | "
-            "Select-Object -ExpandProperty Hash\""
+            '"Get-FileHash -Path C:\\k\\kubelet.exe -Algorithm SHA256 | '
+            'Select-Object -ExpandProperty Hash"'
         )
     assert result.stdout.strip() == hashlib.sha256(data).hexdigest().upper()
 
 
-async def test_the_openssh_client_runs_commands_with_a_pinned_host_key(
-    host, client_key, tmp_path
-):
+async def test_the_openssh_client_runs_commands_with_a_pinned_host_key(host, client_key, tmp_path):
     key_file = tmp_path / "id_ed25519"
     client_key.write_private_key(str(key_file))
     os.chmod(key_file, 0o600)
     known = tmp_path / "known_hosts"
     known.write_text(f"{host.address} {host.host_key_public}\n")
     proc = await asyncio.create_subprocess_exec(
-        "ssh", "-i", str(key_file), "-o", f"UserKnownHostsFile={known}",
-        "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-        f"Administrator@{host.address}", "sc.exe query nosuchservice",
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        "ssh",
+        "-i",
+        str(key_file),
+        "-o",
+        f"UserKnownHostsFile={known}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        f"Administrator@{host.address}",
+        "sc.exe query nosuchservice",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 1060 % 256
