@@ -8,13 +8,14 @@ emitted, so whatever runs against the twin also runs on Windows Server.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from activities.windows.paths import HNS_MODULE, WindowsPath
 from activities.windows.quoting import cmd_quote, ps_quote
 
-POWERSHELL = "powershell.exe -NoLogo -NoProfile -NonInteractive -Command"
+POWERSHELL = "powershell.exe -NoLogo -NoProfile -NonInteractive"
 STOP_ON_ERROR = "$ErrorActionPreference = 'Stop'"
 
 
@@ -35,7 +36,11 @@ class WindowsCommand:
 def powershell(*statements: str, display: str) -> WindowsCommand:
     """One `powershell.exe -Command` line running `statements` in order; an error stops it."""
     script = "; ".join((STOP_ON_ERROR, *statements))
-    return WindowsCommand(line=f"{POWERSHELL} {cmd_quote(script)}", display=display)
+    if "%" in script:
+        # cmd.exe expands %NAME% even inside quotes; the encoded form carries no `%` at all.
+        encoded = base64.b64encode(script.encode("utf-16-le")).decode("ascii")
+        return WindowsCommand(line=f"{POWERSHELL} -EncodedCommand {encoded}", display=display)
+    return WindowsCommand(line=f"{POWERSHELL} -Command {cmd_quote(script)}", display=display)
 
 
 def to_json(statement: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 
 import pytest
@@ -145,3 +146,19 @@ def test_a_hostile_name_stays_one_quoted_argument(builder: Callable[[str], str])
 
 def test_the_hns_module_path_is_the_payload_copy() -> None:
     assert ps.import_hns() == f"Import-Module '{HNS_MODULE}'"
+
+
+def test_a_script_with_a_percent_sign_is_sent_encoded_so_cmd_cannot_expand_it() -> None:
+    cmd = ps.powershell(ps.set_content(WindowsPath(r"C:\k\p.txt"), "100%PATH%"), display="p")
+    argv = cmdline.split(cmd.line)
+    assert argv[:5] == [
+        "powershell.exe",
+        "-NoLogo",
+        "-NoProfile",
+        "-NonInteractive",
+        "-EncodedCommand",
+    ]
+    assert "%" not in cmd.line
+    assert base64.b64decode(argv[5]).decode("utf-16-le") == (
+        "$ErrorActionPreference = 'Stop'; Set-Content -Path 'C:\\k\\p.txt' -Value '100%PATH%'"
+    )

@@ -236,3 +236,15 @@ async def test_spans_name_host_node_and_display_but_never_the_command_line(
     assert all(sp.attributes["winfleet.node"] == "winworker-1" for sp in runs)
     assert any(sp.name == "ssh connect" for sp in spans)
     assert secret_value not in repr([dict(sp.attributes or {}) for sp in spans])
+
+
+async def test_values_with_quotes_and_percent_signs_arrive_unchanged(lab: Lab) -> None:
+    host = await lab.add_host()
+    tricky = 'it\'s 100% "done" & %PATH% | ok'
+    async with session_to(host.address) as s:
+        await s.run(powershell(ps.new_directory(K_DIR), display="mkdir"))
+        for name, value in (("plain.txt", 'it\'s "done" & ok'), ("pct.txt", tricky)):
+            target = WindowsPath(rf"C:\k\{name}")
+            await s.run(powershell(ps.set_content(target, value), display="write"))
+            read = await s.run(powershell(ps.get_content(target), display="read"))
+            assert read.stdout.rstrip("\r\n") == value
