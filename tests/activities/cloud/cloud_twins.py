@@ -10,6 +10,8 @@ import asyncio
 import base64
 import secrets
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,3 +131,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def eventually(what: str, check: Callable[[], Any], limit: float = 10.0) -> Any:
+    """Wait on a deadline (not a sleep) until `check()` is truthy."""
+    deadline = time.monotonic() + limit
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+    return value

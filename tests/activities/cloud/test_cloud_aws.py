@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import asyncssh
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
-from cloud_twins import REGION, Ec2, kube_env, put_key_secret
+from cloud_twins import REGION, Ec2, eventually, free_port, kube_env, put_key_secret
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -14,12 +16,14 @@ from activities.cloud.vm import CreateVmInput, create_vm, terminate_vm
 from activities.config import Settings, use_settings
 from activities.contracts import AwsMachineSpec, HostRef, Platform
 from activities.errors import CloudRequestRejected, CloudUnavailable, InvalidRequest
+from sim.cloud.aws import AwsTwin
 from sim.k8s.server import KubeTwin
+from sim.windows.fleet import HostFleet
 
 
 def spec(ec2: Ec2, **kw: object) -> AwsMachineSpec:
     base = {"subnet_id": ec2.subnet_id, "security_group_ids": (ec2.security_group_id,)}
-    return AwsMachineSpec(**{**base, **kw})  # type: ignore[arg-type]
+    return AwsMachineSpec(**{**base, **kw})
 
 
 async def create(pool: str, node: str, s: AwsMachineSpec, public_key: str) -> HostRef:
@@ -239,3 +243,29 @@ def test_botocore_errors_map_to_what_the_caller_should_do(
     exc: Exception, expected: type[Exception]
 ) -> None:
     assert type(aws.translate(exc, "launch")) is expected
+
+
+async def test_the_booted_ec2_host_trusts_winfleets_key_from_the_user_data(
+    tmp_path: Path, ssh_key: asyncssh.SSHKey, public_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = HostFleet(tmp_path / "hosts", ssh_port=free_port())
+    await fleet.start()
+    twin = AwsTwin(fleet, cidr="127.7.100.0/24", boot_seconds=0.0, poll_interval=0.05)
+    await twin.start()
+    try:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", twin.access_key)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", twin.secret_key)
+        env = {"AWS_ENDPOINT_URL": twin.endpoint_url, "AWS_REGION": twin.region}
+        use_settings(Settings.from_env(env))
+        s = AwsMachineSpec(subnet_id=twin.subnet_id, security_group_ids=(twin.security_group_id,))
+
+        host = await create("pool-a", "win-boot", s, public_key)
+
+        await eventually("the instance's host", lambda: host.instance_id in twin.hosted)
+        sim_host = fleet.get(host.address)
+        await sim_host.wait_up()
+        assert ssh_key.public_data in sim_host.authorized_key_blobs()
+    finally:
+        use_settings(Settings.from_env({}))
+        await twin.stop()
+        await fleet.stop()

@@ -3,11 +3,8 @@ often asked; the first-boot script authorises winfleet's key on the booted host.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
-import time
-from collections.abc import Callable
 from typing import Any
 
 import asyncssh
@@ -18,14 +15,15 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
     ServiceRequestError,
 )
-from cloud_twins import Azure
+from cloud_twins import Azure, eventually, kube_env, put_key_secret
 from temporalio.testing import ActivityEnvironment
 
 from activities.cloud import azure as az
-from activities.cloud.vm import terminate_vm
+from activities.cloud.vm import CreateVmInput, create_vm, terminate_vm
 from activities.config import Settings, use_settings
 from activities.contracts import AzureMachineSpec, HostRef, Platform
 from activities.errors import CloudRequestRejected, CloudUnavailable, InvalidRequest
+from sim.k8s.server import KubeTwin
 
 
 def spec(a: Azure, **kw: Any) -> AzureMachineSpec:
@@ -46,16 +44,6 @@ def vm_names(a: Azure) -> list[str]:
 
 def nic_names(a: Azure) -> list[str]:
     return sorted(nic["name"] for nic in a.twin.network.list_nics(a.twin.resource_group))
-
-
-async def eventually(what: str, check: Callable[[], Any], limit: float = 10.0) -> Any:
-    """Wait on a deadline (not a sleep) until `check()` is truthy."""
-    deadline = time.monotonic() + limit
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-    return value
 
 
 async def test_creating_makes_a_vm_and_its_nic_and_returns_the_nics_address(
@@ -230,3 +218,22 @@ def test_vm_ids_parse_into_resource_group_and_name() -> None:
     assert az.parse_vm_id(vm_id) == ("nodes", "win-1")
     with pytest.raises(InvalidRequest):
         az.parse_vm_id("i-0123456789abcdef0")
+
+
+async def test_create_vm_activity_fills_the_spec_from_settings_and_reads_the_key_secret(
+    azure: Azure, kube_twin: KubeTwin, ssh_key: asyncssh.SSHKey
+) -> None:
+    use_settings(Settings.from_env({**azure.env, **kube_env(kube_twin)}))
+    await put_key_secret("windows-key", ssh_key)
+    inp = CreateVmInput(
+        "pool-a",
+        "win-az10",
+        Platform.AZURE,
+        azure=AzureMachineSpec(),
+        private_key_secret="windows-key",
+    )
+
+    host = await ActivityEnvironment().run(create_vm, inp)
+
+    assert host.instance_id == azure.twin.compute.vm_id(azure.twin.resource_group, "win-az10")
+    assert nic_names(azure) == ["win-az10-nic"]
