@@ -202,7 +202,13 @@ class Api:
         if obj["metadata"].get("deletionTimestamp") and not obj["metadata"].get("finalizers"):
             self.store.put((rt.group, rt.plural), obj, "MODIFIED", old=old)
             return self.store.remove((rt.group, rt.plural), ns, name) or obj
-        return self.store.put((rt.group, rt.plural), obj, "MODIFIED", old=old)
+        stored = self.store.put((rt.group, rt.plural), obj, "MODIFIED", old=old)
+        if rt.kind == "CustomResourceDefinition" and sub == "":
+            spec = old.get("spec") or {}
+            self.registry.remove(spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))
+            for served in crd_types(stored):
+                self.registry.add(served)
+        return stored
 
     def _approval_conditions(self, old: Obj, conditions: list[Obj]) -> list[Obj]:
         types = [c.get("type") for c in conditions]

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from sim.k8s import disruption, tables
+from sim.k8s import disruption, openapi, tables
 from sim.k8s.api import Api
 from sim.k8s.auth import Authenticator, Identity, allowed
 from sim.k8s.errors import ApiError, forbidden, status_body
@@ -41,7 +41,6 @@ VERSION = {
     "compiler": "gc",
     "platform": "linux/amd64",
 }
-DEFAULT_WATCH_SECONDS = 1800.0
 
 
 @dataclass
@@ -133,6 +132,12 @@ class Handlers:
         doc: dict[str, Any] | None = None
         if path == "/version":
             doc = VERSION
+        elif path == "/openapi/v3":
+            doc = openapi.root(reg)
+        elif path.startswith("/openapi/v3/"):
+            doc = openapi.group_version(reg, path.removeprefix("/openapi/v3/"))
+            if doc is None:
+                raise ApiError(404, "the server could not find the requested resource")
         elif path == "/api":
             doc = reg.api_versions(self._server_url().split("://", 1)[-1])
         elif path == "/api/v1":

@@ -287,15 +287,16 @@ class Registry:
             for sub in sorted(rt.subresources):
                 verbs = ["create"] if sub == "eviction" else ["get", "patch", "update"]
                 kind = "Eviction" if sub == "eviction" else rt.kind
-                resources.append(
-                    {
-                        "name": f"{rt.plural}/{sub}",
-                        "singularName": "",
-                        "namespaced": rt.namespaced,
-                        "kind": kind,
-                        "verbs": verbs,
-                    }
-                )
+                entry = {
+                    "name": f"{rt.plural}/{sub}",
+                    "singularName": "",
+                    "namespaced": rt.namespaced,
+                    "kind": kind,
+                    "verbs": verbs,
+                }
+                if sub == "eviction":  # kubectl drain looks here for the Eviction API version
+                    entry.update(group="policy", version="v1")
+                resources.append(entry)
         return {
             "kind": "APIResourceList",
             "apiVersion": "v1",

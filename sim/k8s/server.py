@@ -9,6 +9,7 @@ twin tests, `sim.twin.Twin` / `python -m sim up`, and `sim.k8s.bench`. Never use
 from __future__ import annotations
 
 import base64
+import secrets
 import ssl
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import yaml
 from aiohttp import web
 
 from sim.k8s.api import Api
-from sim.k8s.auth import INTERNAL, Authenticator
+from sim.k8s.auth import INTERNAL, Authenticator, Identity
 from sim.k8s.controllers import Controllers
 from sim.k8s.faults import Faults
 from sim.k8s.handlers import Handlers
@@ -28,6 +29,8 @@ from sim.pki import CertificateAuthority
 DEFAULT_NAMESPACES = (
     "default",
     "kube-system",
+    "kube-public",
+    "kube-node-lease",
     "openshift-machine-api",
     "openshift-machine-config-operator",
     "winfleet",
@@ -105,6 +108,12 @@ class KubeTwin:
             self.api.create(ns_rt, "", {"metadata": {"name": ns}}, INTERNAL)
         for crd in machine_api_crds():
             self.api.create(crd_rt, "", crd, INTERNAL)
+
+    def issue_token(self, user: str, groups: tuple[str, ...] = ()) -> str:
+        """A new bearer token for `user` (groups + system:authenticated), e.g. for RBAC tests."""
+        token = secrets.token_urlsafe(32)
+        self._authn.add_token(token, Identity(user, (*groups, "system:authenticated")))
+        return token
 
     def write_kubeconfig(
         self, path: Path | None = None, user: str = "admin", token: str | None = None

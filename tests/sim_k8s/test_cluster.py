@@ -318,3 +318,59 @@ def test_kubectl_lists_nodes_csrs_and_configmaps(core: client.CoreV1Api, twin: K
     assert "windows-instances" in _kubectl(twin, "get", "configmaps", "-n", "winfleet")
     as_json = json.loads(_kubectl(twin, "get", "node", "win-kubectl", "-o", "json"))
     assert as_json["metadata"]["labels"]["kubernetes.io/os"] == "windows"
+
+
+def test_kubectl_creates_from_files_approves_csrs_and_drains_nodes(
+    core: client.CoreV1Api, twin: KubeTwin
+):
+    core.create_node(node_body("win-drain"))
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p1", "namespace": "winfleet"},
+        "spec": {"nodeName": "win-drain", "containers": [{"name": "c", "image": "x"}]},
+    }
+    (twin.state_dir / "pod.json").write_text(json.dumps(pod))
+    (twin.state_dir / "csr.json").write_text(json.dumps(csr_body("kubectl-csr")))
+    _kubectl(twin, "create", "-f", str(twin.state_dir / "pod.json"))
+    _kubectl(twin, "apply", "-f", str(twin.state_dir / "csr.json"))
+    _kubectl(twin, "certificate", "approve", "kubectl-csr")
+    wait_for(
+        lambda: "Approved,Issued" in _kubectl(twin, "get", "csr", "kubectl-csr"),
+        what="kubectl to show the CSR issued",
+    )
+    drained = _kubectl(twin, "drain", "win-drain", "--force", "--timeout=10s")
+    assert "pod/p1 evicted" in drained
+    assert twin.store.get("pods", "p1", "winfleet") is None
+    assert twin.store.get("nodes", "win-drain")["spec"]["unschedulable"] is True
+
+
+def test_a_token_for_an_ordinary_user_is_authenticated_but_not_authorized(twin: KubeTwin):
+    token = twin.issue_token("alice", ("developers",))
+    with client_for_token(twin, token) as api:
+        with pytest.raises(ApiException) as exc:
+            client.CoreV1Api(api).list_node()
+    body = json.loads(exc.value.body)
+    assert exc.value.status == 403 and 'User "alice" cannot list' in body["message"]
+
+
+def test_updating_a_crd_serves_its_new_version(api_client: client.ApiClient):
+    crds = client.ApiextensionsV1Api(api_client)
+    crds.create_custom_resource_definition(WIDGET_CRD)
+    crd = crds.read_custom_resource_definition("widgets.example.com")
+    crd.spec.versions.append(
+        client.V1CustomResourceDefinitionVersion(
+            name="v2",
+            served=True,
+            storage=False,
+            schema=client.V1CustomResourceValidation(
+                open_apiv3_schema=client.V1JSONSchemaProps(type="object")
+            ),
+        )
+    )
+    crds.replace_custom_resource_definition("widgets.example.com", crd)
+    custom = client.CustomObjectsApi(api_client)
+    assert (
+        custom.list_namespaced_custom_object("example.com", "v2", "winfleet", "widgets")["items"]
+        == []
+    )
