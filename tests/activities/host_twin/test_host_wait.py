@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -111,3 +112,14 @@ async def test_a_host_that_refuses_our_key_is_refused_permanently(lab: Lab) -> N
         await _wait(_input(host.address))
     assert caught.value.type == "SshAuthenticationFailed"
     assert caught.value.non_retryable
+
+
+async def test_a_retried_attempt_still_reports_the_rename_an_earlier_attempt_made(
+    lab: Lab,
+) -> None:
+    host = await lab.add_host("winworker-1")  # renamed and rebooted by the earlier attempt
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, heartbeat_details=["renamed"])
+    facts = await env.run(wait_for_ssh, _input(host.address))
+    assert facts.renamed
+    assert facts.hostname == "winworker-1"
