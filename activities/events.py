@@ -3,11 +3,13 @@
 `record_event` creates one core/v1 Event in winfleet's namespace (source component `winfleet`).
 Called by the node and CSR activities (`MachineSetup`, `MachineSetupFailure`, `CSRRefused`) and
 by the instance activities (`InstanceSetup`, `InstanceSetupFailure`). Passing `name` makes the
-call idempotent: an Event of that name that already exists is left as it is.
+call idempotent: an Event of that name that already exists is left as it is. Best effort: an
+Event the API refuses (RBAC, missing namespace) is logged, not raised.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict
 
@@ -15,6 +17,9 @@ from kubernetes.client import CoreV1Event
 
 from activities import kube
 from activities.config import settings
+from activities.errors import InvalidRequest
+
+log = logging.getLogger(__name__)
 
 COMPONENT = "winfleet"
 MAX_MESSAGE = 1024
@@ -78,3 +83,7 @@ async def record_event(
     except kube.Conflict:
         if not name:
             raise
+    except (kube.NotFound, InvalidRequest) as exc:
+        # Events inform; a missing namespace or RBAC gap must not fail the step that records
+        # them. Transient API failures still propagate, so the (idempotent) activity retries.
+        log.warning("event %s not recorded: %s", reason, exc.message)

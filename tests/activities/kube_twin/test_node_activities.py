@@ -15,6 +15,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 from twin_callers import NAMESPACE, Caller, events_for, eventually
 
+from activities import kube
+from activities.config import Settings, use_settings
+from activities.events import record_event
 from activities.node import (
     DeleteNodeInput,
     FinalizeNodeInput,
@@ -228,3 +231,18 @@ async def test_a_setup_failure_is_a_warning_event_recorded_once_per_key(
     assert event["type"] == "Warning"
     assert "cni" in event["message"] and "wmcb configure-cni exited 1" in event["message"]
     assert event["involvedObject"]["kind"] == "Node"
+
+
+async def test_an_event_the_api_refuses_is_logged_not_raised(
+    twin: KubeTwin, caplog: pytest.LogCaptureFixture
+) -> None:
+    kube.api_client().close()
+    use_settings(
+        Settings.from_env(
+            {"KUBECONFIG": str(twin.kubeconfig_path), "WINFLEET_NAMESPACE": "no-such-namespace"}
+        )
+    )
+    await record_event(
+        reason="InstanceSetup", message="instance up", involved={"kind": "Node", "name": NODE}
+    )
+    assert "event InstanceSetup not recorded" in caplog.text
