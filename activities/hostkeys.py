@@ -31,6 +31,7 @@ MERGE_PATCH = "application/merge-patch+json"
 class Pin:
     key: str | None  # OpenSSH `<type> <base64>`; None: nothing pinned yet
     on_node: bool  # True: read from the Node's annotations
+    node_exists: bool = False  # the Node exists (a pin still in the ConfigMap should move)
 
 
 def _data_key(address: str) -> str:
@@ -74,9 +75,10 @@ async def lookup(address: str, node_name: str | None) -> Pin:
     if node is not None:
         key = (node.metadata.annotations or {}).get(HOST_KEY_ANNOTATION)
         if key:
-            return Pin(key=key, on_node=True)
+            return Pin(key=key, on_node=True, node_exists=True)
     cm = await _configmap()
-    return Pin(key=((cm.data or {}).get(_data_key(address)) if cm else None), on_node=False)
+    key = (cm.data or {}).get(_data_key(address)) if cm else None
+    return Pin(key=key, on_node=False, node_exists=node is not None)
 
 
 async def pinned(address: str, node_name: str | None) -> str | None:

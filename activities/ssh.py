@@ -99,8 +99,6 @@ def _translate(
             r"key in C:\ProgramData\ssh\administrators_authorized_keys (re-provision the "
             "machine, or fix it by hand for BYOH) and start again."
         )
-    if isinstance(exc, asyncssh.TimeoutError):
-        return RemoteCommandFailed(f"{doing} on {address} did not finish in time ({detail})")
     if isinstance(exc, asyncssh.SFTPError) and not isinstance(
         exc, asyncssh.SFTPConnectionLost | asyncssh.SFTPFailure
     ):
@@ -385,7 +383,7 @@ async def open_session(
             raise _translate(exc, address, doing, policy=policy) from exc
     session = HostSession(conn, address, node_name)
     try:
-        if pin.key is None or (node_name and not pin.on_node):
+        if pin.key is None or (pin.node_exists and not pin.on_node):
             await hostkeys.pin(address, node_name, session.presented_host_key)
         yield session
     finally:
