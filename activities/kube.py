@@ -37,9 +37,9 @@ def api_client() -> client.ApiClient:
     cfg = client.Configuration()
     path = settings().kubeconfig
     if path:
-        config.load_kube_config(config_file=path, client_configuration=cfg)
+        config.load_kube_config(config_file=path, client_configuration=cfg)  # type: ignore[no-untyped-call]
     else:
-        config.load_incluster_config(client_configuration=cfg)
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
     return client.ApiClient(cfg)
 
 

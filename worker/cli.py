@@ -17,7 +17,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
 from temporalio.service import RPCError
 
 from activities.config import Settings
@@ -97,8 +101,8 @@ async def start_onboarding(
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             search_attributes=TypedSearchAttributes(
                 [
-                    search_attributes.NODE.value_set(inp.node_name),
-                    search_attributes.POOL.value_set(inp.pool),
+                    SearchAttributePair(search_attributes.NODE, inp.node_name),
+                    SearchAttributePair(search_attributes.POOL, inp.pool),
                 ]
             ),
         )
