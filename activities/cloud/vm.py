@@ -9,8 +9,11 @@ compensation: it deletes only VMs winfleet created, never a BYOH host.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from temporalio import activity
 
@@ -42,6 +45,9 @@ _AZURE_SUBNET = re.compile(
 )
 _USERNAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 COMPUTER_NAME_MAX = 15  # Windows NetBIOS computer name limit; the node name becomes it
+HEARTBEAT_EVERY = 5.0  # s; well inside the workflow's heartbeat timeout, even mid API call
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,6 +203,20 @@ def _require_complete(inp: CreateVmInput) -> None:
 
 
 # --- activities ------------------------------------------------------------------------------
+async def _heartbeating(aw: Awaitable[T]) -> T:
+    """Await `aw`, heartbeating meanwhile: a slow cloud API call must not look like a dead
+    worker (the platform code heartbeats with progress details too)."""
+    task = asyncio.ensure_future(aw)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY)
+            if done:
+                return task.result()
+            activity.heartbeat()
+    finally:
+        task.cancel()
+
+
 @activity.defn(name="create_vm")
 @boundary
 async def create_vm(inp: CreateVmInput) -> HostRef:
@@ -208,15 +228,19 @@ async def create_vm(inp: CreateVmInput) -> HostRef:
         return await byoh.check_byoh_host(full.byoh)
     public_key = public_key_openssh(await load_private_key(full.private_key_secret))
     if full.aws is not None:
-        return await aws.create_aws_instance(
-            full.pool,
-            full.node_name,
-            full.aws,
-            public_key,
-            incarnation=activity.info().workflow_run_id or "",
+        return await _heartbeating(
+            aws.create_aws_instance(
+                full.pool,
+                full.node_name,
+                full.aws,
+                public_key,
+                incarnation=activity.info().workflow_run_id or "",
+            )
         )
     if full.azure is not None:
-        return await azure.create_azure_vm(full.pool, full.node_name, full.azure, public_key)
+        return await _heartbeating(
+            azure.create_azure_vm(full.pool, full.node_name, full.azure, public_key)
+        )
     raise InvalidRequest(f"no machine spec for platform {full.platform}")  # unreachable
 
 
@@ -227,8 +251,8 @@ async def terminate_vm(host: HostRef) -> bool:
     if host.platform == Platform.BYOH or not host.created_by_us or not host.instance_id:
         return False
     if host.platform == Platform.AWS:
-        return await aws.terminate_aws_instance(host.instance_id, host.region)
+        return await _heartbeating(aws.terminate_aws_instance(host.instance_id, host.region))
     if host.platform == Platform.AZURE:
         resource_group, name = azure.parse_vm_id(host.instance_id)
-        return await azure.delete_azure_vm(resource_group, name)
+        return await _heartbeating(azure.delete_azure_vm(resource_group, name))
     raise InvalidRequest(f"unknown platform {host.platform!r} of host {host.address}")

@@ -3,8 +3,10 @@ refusal to touch hosts winfleet did not create."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
+import asyncssh
 import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -171,3 +173,27 @@ async def test_create_vm_for_azure_without_resource_group_names_the_setting_to_s
 )
 async def test_terminate_vm_leaves_hosts_winfleet_did_not_create_alone(host: HostRef) -> None:
     assert await ActivityEnvironment().run(terminate_vm, host) is False
+
+
+async def test_create_vm_keeps_heartbeating_while_a_cloud_call_is_slow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from activities.cloud import aws, vm
+
+    heartbeat_seen = asyncio.Event()
+    host = HostRef(Platform.AWS, HostAddress("10.0.0.8"), "Administrator", InstanceId("i-8"), True)
+
+    async def slow_create(*_: object, **__: object) -> HostRef:
+        await heartbeat_seen.wait()  # finishes only once the activity has heartbeated
+        return host
+
+    async def key(_: str) -> asyncssh.SSHKey:
+        return asyncssh.generate_private_key("ssh-ed25519")
+
+    monkeypatch.setattr(vm, "HEARTBEAT_EVERY", 0.01)
+    monkeypatch.setattr(vm, "load_private_key", key)
+    monkeypatch.setattr(aws, "create_aws_instance", slow_create)
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *_: heartbeat_seen.set()
+
+    assert await env.run(create_vm, AWS) == host
