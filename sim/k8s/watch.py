@@ -13,6 +13,7 @@ import asyncio
 
 from aiohttp import web
 
+from sim.k8s import tables
 from sim.k8s.errors import ApiError, status_body
 from sim.k8s.resources import ResourceType
 from sim.k8s.selectors import request_predicate
@@ -49,16 +50,24 @@ class Watches:
         resp.enable_chunked_encoding()
         await resp.prepare(request)
 
+        as_table = tables.wants_table(request)
+
+        def line(e: Event, type_: str | None = None) -> bytes:
+            if as_table:  # kubectl get -w: each event carries a one-row Table
+                row = tables.table(rt, [e.obj], e.obj["metadata"]["resourceVersion"])
+                return dumps({"type": type_ or e.type, "object": row}) + b"\n"
+            return e.line(type_)
+
         def translate(e: Event) -> bytes | None:
             if e.gp != gp:
                 return None
             new_ok = match(e.obj)
             if e.type == "DELETED":
-                return e.line() if new_ok else None
+                return line(e) if new_ok else None
             old_ok = e.old is not None and match(e.old)
             if new_ok:
-                return e.line("ADDED" if e.type == "MODIFIED" and not old_ok else e.type)
-            return e.line("DELETED") if old_ok else None
+                return line(e, "ADDED" if e.type == "MODIFIED" and not old_ok else e.type)
+            return line(e, "DELETED") if old_ok else None
 
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
         store = self.store
@@ -74,7 +83,7 @@ class Watches:
         if since is None:
             for entry in store.entries(gp, ns if rt.namespaced and ns else None):
                 if match(entry.obj):
-                    lines.append(b'{"type":"ADDED","object":' + entry.raw + b"}\n")
+                    lines.append(line(Event(0, gp, "ADDED", entry.obj, None, entry.raw)))
         elif since < store.compacted_rv:
             err = status_body(
                 410, f"too old resource version: {since} ({store.compacted_rv + 1})", "Expired"
