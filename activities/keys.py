@@ -2,7 +2,8 @@
 
 Workflows carry only the secret's name; `load_private_key` reads `private-key.pem` from that
 Secret in winfleet's namespace when an SSH session opens (activities/ssh.py). The public half
-and its hash (WMCO's `pub-key-hash` node annotation) are safe to share.
+and its hash (WMCO's `pub-key-hash` node annotation) are safe to share. asyncssh's key-parsing
+errors are translated here and only here (connection errors: activities/ssh.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import asyncssh
 
 from activities import kube
 from activities.config import settings
-from activities.errors import InvalidRequest
+from activities.errors import HostKeyMismatch, InvalidRequest
 
 PRIVATE_KEY_FIELD = "private-key.pem"
 
@@ -60,3 +61,15 @@ def public_key_openssh(key: asyncssh.SSHKey) -> str:
 def pub_key_hash(public_key_openssh: str) -> str:
     """SHA-256 hex of the `<type> <base64>` public key: WMCO's `pub-key-hash` annotation value."""
     return hashlib.sha256(public_key_openssh.strip().encode()).hexdigest()
+
+
+def import_host_key(address: str, openssh: str) -> asyncssh.SSHKey:
+    """A pinned host key (`<type> <base64>`); an unreadable pin is refused, never ignored."""
+    try:
+        return asyncssh.import_public_key(openssh)
+    except asyncssh.KeyImportError as exc:
+        raise HostKeyMismatch(
+            f"the SSH host key pinned for {address} cannot be read ({exc}); repair or remove "
+            "the pin (ConfigMap windows-ssh-host-keys, or the node's "
+            "windowsmachineconfig.openshift.io/ssh-host-key annotation) before connecting"
+        ) from exc

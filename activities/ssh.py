@@ -3,7 +3,8 @@
 `open_session` logs in with the key from a Kubernetes Secret (activities/keys.py), pins the
 host key on first use and refuses a changed one (activities/hostkeys.py). A `HostSession` runs
 `WindowsCommand`s built by `activities/windows/` and copies files, resuming partial copies.
-Every asyncssh/socket exception is translated here, in `_translate`, into a winfleet error.
+Every asyncssh/socket exception of a connection, command or transfer is translated here, in
+`_translate`, into a winfleet error (key parsing errors: activities/keys.py).
 Used by every activity that touches a host (host, payload, kubelet, network, deconfigure).
 """
 
@@ -30,7 +31,7 @@ from activities.errors import (
     TransferInterrupted,
     WinfleetError,
 )
-from activities.keys import load_private_key
+from activities.keys import import_host_key, load_private_key
 from activities.tracing import span
 from activities.windows.paths import WindowsPath, sftp_path
 from activities.windows.powershell import WindowsCommand, get_file_hash, powershell, to_json
@@ -331,19 +332,6 @@ def _sha256_of(path: Path, length: int) -> str:
     return digest.hexdigest()
 
 
-def _import_pin(address: str, pinned: str | None) -> asyncssh.SSHKey | None:
-    if pinned is None:
-        return None
-    try:
-        return asyncssh.import_public_key(pinned)
-    except asyncssh.KeyImportError as exc:
-        raise HostKeyMismatch(
-            f"the SSH host key pinned for {address} cannot be read ({exc}); repair or remove "
-            f"the pin (ConfigMap {hostkeys.CONFIGMAP} or the node's "
-            f"{hostkeys.HOST_KEY_ANNOTATION} annotation) before connecting"
-        ) from exc
-
-
 @asynccontextmanager
 async def open_session(
     address: str,
@@ -360,7 +348,7 @@ async def open_session(
     cfg = settings()
     client_key = await load_private_key(private_key_secret)
     pin = await hostkeys.lookup(address, node_name)
-    policy = _PinningPolicy(_import_pin(address, pin.key))
+    policy = _PinningPolicy(import_host_key(address, pin.key) if pin.key else None)
     trusted = [policy.pinned] if policy.pinned is not None else []
     doing = f"SSH login as {username}"
     with span("ssh connect", host=address, node=node_name):

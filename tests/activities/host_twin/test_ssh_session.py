@@ -248,3 +248,16 @@ async def test_values_with_quotes_and_percent_signs_arrive_unchanged(lab: Lab) -
             await s.run(powershell(ps.set_content(target, value), display="write"))
             read = await s.run(powershell(ps.get_content(target), display="read"))
             assert read.stdout.rstrip("\r\n") == value
+
+
+async def test_an_unreadable_pin_is_refused_rather_than_replaced(lab: Lab) -> None:
+    host = await lab.add_host()
+    body = client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="windows-ssh-host-keys", namespace=NAMESPACE),
+        data={host.address: "ssh-ed25519 not-base64!"},
+    )
+    await kube.call("create cm", kube.core().create_namespaced_config_map, NAMESPACE, body)
+    with pytest.raises(HostKeyMismatch, match="cannot be read"):
+        async with session_to(host.address):
+            pass
+    assert await lab.pinned_in_configmap() == {host.address: "ssh-ed25519 not-base64!"}
