@@ -299,27 +299,15 @@ async def create_azure_vm(
     if vm is not None:
         _check_ours("VM", node_name, node_name, pool, vm.tags)
     nic = await _ensure_nic(pool, node_name, spec, tags)
-    if vm is None or (vm.properties and vm.properties.provisioning_state != "Succeeded"):
-        if vm is not None and vm.properties and vm.properties.provisioning_state == "Failed":
-            raise CloudRequestRejected(
-                f"{what} is in provisioning state Failed; delete it (terminate_vm) and retry"
-            )
-        if vm is None:
-            body = _vm_body(node_name, spec, str(nic.id), public_key, tags)
-            try:
-                poller = await _call(
-                    "create " + what,
-                    compute.virtual_machines.begin_create_or_update,
-                    spec.resource_group,
-                    node_name,
-                    body,
-                )
-                vm = await _finish(poller, "create " + what)
-            except CloudRequestRejected:
-                await _delete_nic(spec.resource_group, node_name)  # leave nothing behind
-                raise
-        else:
-            vm = await _wait_vm_provisioned(spec.resource_group, node_name)
+    state = vm.properties.provisioning_state if vm is not None and vm.properties else None
+    if vm is None:
+        vm = await _create_vm(node_name, spec, str(nic.id), public_key, tags)
+    elif state == "Failed":
+        raise CloudRequestRejected(
+            f"{what} is in provisioning state Failed; delete it (terminate_vm) and retry"
+        )
+    elif state != "Succeeded":  # an earlier attempt's VM, still Creating/Updating
+        vm = await _wait_vm_provisioned(spec.resource_group, node_name)
     nic = await _call(
         "get " + what + " NIC",
         network.network_interfaces.get,
@@ -337,6 +325,30 @@ async def create_azure_vm(
         instance_id=InstanceId(str(vm.id)),
         created_by_us=True,
     )
+
+
+async def _create_vm(
+    node_name: str, spec: AzureMachineSpec, nic_id: str, public_key: str, tags: dict[str, str]
+) -> VirtualMachine:
+    """PUT the VM and wait; if Azure rejects it, remove the NIC made for it."""
+    compute, _ = clients()
+    what = f"create VM {spec.resource_group}/{node_name}"
+    body = _vm_body(node_name, spec, nic_id, public_key, tags)
+    try:
+        poller = await _call(
+            what,
+            compute.virtual_machines.begin_create_or_update,
+            spec.resource_group,
+            node_name,
+            body,
+        )
+        return await _finish(poller, what)
+    except CloudRequestRejected:
+        try:
+            await _delete_nic(spec.resource_group, node_name)  # leave nothing behind
+        except WinfleetError as cleanup:
+            log.warning("could not remove NIC %s-nic after a rejected VM: %s", node_name, cleanup)
+        raise
 
 
 async def _wait_vm_provisioned(resource_group: str, name: str) -> VirtualMachine:
