@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
         help="how long a new cloud VM takes to accept SSH (default 3)",
     )
     up.add_argument("--byoh", type=int, default=2, help="number of BYOH hosts (default 2)")
+    up.add_argument("--aws-cidr", default="127.10.0.0/16", help="AWS subnet (loopback range)")
+    up.add_argument("--azure-cidr", default="127.20.0.0/16", help="Azure subnet (loopback)")
+    up.add_argument("--byoh-cidr", default="127.30.0.0/16", help="BYOH hosts' range (loopback)")
     up.add_argument("--log-level", default="INFO")
     return parser
 
@@ -56,7 +59,14 @@ async def _up(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    twin = Twin(args.state_dir, boot_seconds=args.boot_seconds, byoh_hosts=args.byoh)
+    twin = Twin(
+        args.state_dir,
+        boot_seconds=args.boot_seconds,
+        byoh_hosts=args.byoh,
+        aws_cidr=args.aws_cidr,
+        azure_cidr=args.azure_cidr,
+        byoh_cidr=args.byoh_cidr,
+    )
     async with twin:
         print(_summary(twin), flush=True)
         await stop.wait()

@@ -26,7 +26,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from sim.cloud import moto_idempotency
-from sim.cloud.hosts import remove_host
+from sim.cloud.hosts import log_bring_up_failure, remove_host
 from sim.windows.fleet import HostFleet, HostSpec
 
 log = logging.getLogger(__name__)
@@ -242,6 +242,7 @@ class AwsTwin:
             )
             log.info("AWS twin: instance %s running at %s, booting host", iid, spec.address)
             task = asyncio.create_task(self.fleet.add_host(spec), name=f"aws-host-{iid}")
+            task.add_done_callback(log_bring_up_failure)
             self._hosted[iid] = _Hosted(spec.address, task)
 
     async def _take_down(self, iid: str, *, wipe_disk: bool = False) -> None:

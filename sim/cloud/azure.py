@@ -45,7 +45,7 @@ from sim.cloud.azure_aad import TokenIssuer
 from sim.cloud.azure_arm import ArmError, Operations, error_response, json_body
 from sim.cloud.azure_compute import Compute
 from sim.cloud.azure_network import Network, group_id
-from sim.cloud.hosts import remove_host
+from sim.cloud.hosts import log_bring_up_failure, remove_host
 from sim.pki import CertificateAuthority
 from sim.windows.fleet import HostFleet, HostSpec
 
@@ -210,6 +210,7 @@ class AzureTwin:
         )
         log.info("Azure twin: VM %s succeeded at %s, booting host", vm["name"], address)
         task = asyncio.create_task(self.fleet.add_host(spec), name=f"azure-host-{vm['name']}")
+        task.add_done_callback(log_bring_up_failure)
         self._hosted[vm["id"].lower()] = _Hosted(address, task)
 
     async def _vm_deleted(self, vm: dict[str, Any], address: str) -> None:

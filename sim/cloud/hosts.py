@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shutil
 from typing import Any
 
 from sim.windows.fleet import HostFleet
+
+log = logging.getLogger(__name__)
 
 
 async def remove_host(
@@ -30,3 +33,9 @@ async def remove_host(
 
 def _succeeded(task: asyncio.Task[Any]) -> bool:
     return task.done() and not task.cancelled() and task.exception() is None
+
+
+def log_bring_up_failure(task: asyncio.Task[Any]) -> None:
+    """Done-callback for a host bring-up task: a VM without its host must not go unnoticed."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s: simulated host did not come up: %s", task.get_name(), task.exception())

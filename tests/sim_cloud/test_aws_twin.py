@@ -100,6 +100,24 @@ async def test_terminated_instance_stops_answering_ssh(
     assert inst["InstanceId"] not in aws.hosted
 
 
+async def test_stopped_instance_is_unreachable_and_comes_back_with_the_same_identity(
+    aws: AwsTwin, client_key: asyncssh.SSHKey
+) -> None:
+    public = client_key.export_public_key().decode().strip()
+    inst = launch(aws, authorized_key_user_data(public))
+    address, hostname = inst["PrivateIpAddress"], ec2_hostname(inst["InstanceId"])
+    await wait_until(lambda: _ssh_is(address, client_key, hostname), "the instance to boot")
+
+    aws.client().stop_instances(InstanceIds=[inst["InstanceId"]])
+
+    async def refused() -> bool:
+        return await ssh(address, client_key, "Administrator") == "refused"
+
+    await wait_until(refused, "the stopped instance to stop answering", deadline=5)
+    aws.client().start_instances(InstanceIds=[inst["InstanceId"]])
+    await wait_until(lambda: _ssh_is(address, client_key, hostname), "the instance to restart")
+
+
 async def test_run_instances_with_the_same_client_token_launches_only_once(
     aws: AwsTwin,
 ) -> None:

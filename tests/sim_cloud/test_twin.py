@@ -6,6 +6,9 @@ import asyncio
 import base64
 import json
 import shlex
+import signal
+import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +17,7 @@ import boto3
 import pytest
 
 from sim.twin import ENV_KEYS, Twin
-from tests.sim_cloud.conftest import ssh
+from tests.sim_cloud.conftest import ssh, wait_until
 
 
 @pytest.fixture
@@ -112,3 +115,49 @@ async def test_the_operator_key_in_the_cluster_secret_logs_into_every_byoh_host(
         await ssh(ip, key, "Administrator") for ip in env["WINFLEET_BYOH_HOSTS"].split(",")
     ]
     assert hostnames == ["byoh-1", "byoh-2"]
+
+
+async def test_sim_up_runs_until_sigterm_then_shuts_down_and_withdraws_the_env(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "up"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sim",
+        "up",
+        "--state-dir",
+        str(state),
+        "--byoh",
+        "1",
+        "--aws-cidr",
+        "127.11.128.0/17",
+        "--azure-cidr",
+        "127.21.128.0/17",
+        "--byoh-cidr",
+        "127.21.201.0/24",
+        "--log-level",
+        "WARNING",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+
+        async def ready() -> bool:
+            assert proc.returncode is None, "python -m sim up exited early"
+            return (state / "env").exists()
+
+        await wait_until(ready, "python -m sim up to write its env file", deadline=30)
+        env = read_env(state / "env")
+        assert env["WINFLEET_BYOH_HOSTS"] == "127.21.201.11"
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        out, err = await asyncio.wait_for(proc.communicate(), 20)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert time.monotonic() - started < 10
+    assert f"source {state / 'env'}" in out.decode()
+    assert not (state / "env").exists()
