@@ -10,6 +10,7 @@ exists (or the BYOH host is known), before `copy_payload`.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 
 from temporalio import activity
@@ -17,6 +18,7 @@ from temporalio import activity
 from activities.config import settings
 from activities.errors import (
     HostUnreachable,
+    InvalidRequest,
     RemoteCommandFailed,
     UnsupportedWindowsBuild,
     boundary,
@@ -35,6 +37,8 @@ FIRST_RETRY_S = 0.5  # a refused connection is retried quickly at first...
 MAX_RETRY_S = 15.0  # ...then every 15 s, WMCO's interval
 REBOOT_GRACE_S = 120.0  # an old hostname seen this soon after Restart-Computer: reboot pending
 RENAMED = "renamed"  # heartbeat detail: the host was renamed by an earlier attempt
+# A Windows computer (DNS host) name: letters, digits, hyphens; at most 63; not only digits.
+_COMPUTER_NAME = re.compile(r"(?!\d+$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,19 @@ async def read_hostname(session: HostSession) -> str:
     return result.stdout.strip()
 
 
+def require_computer_name(node_name: str, address: str) -> None:
+    """Refuse a node name Windows cannot take as its hostname (e.g. one with dots)."""
+    if not _COMPUTER_NAME.fullmatch(node_name):
+        raise InvalidRequest(
+            f"host {address} must be renamed to node name {node_name!r}, but Windows computer "
+            "names allow only letters, digits and hyphens (at most 63, not all digits); choose "
+            "another node name"
+        )
+
+
 async def rename_and_restart(session: HostSession, node_name: str) -> None:
     """Rename the host to `node_name` and reboot it; the connection drops."""
+    require_computer_name(node_name, session.address)
     await session.run(powershell(rename_computer(node_name), display=f"rename to {node_name}"))
     try:
         result = await session.run(powershell(restart_computer(), display="restart"), check=False)

@@ -10,7 +10,8 @@ from host_lab import KEY_SECRET, Lab, fresh_address
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.host import HostFacts, WaitForSshInput, wait_for_ssh
+from activities.errors import InvalidRequest
+from activities.host import HostFacts, WaitForSshInput, require_computer_name, wait_for_ssh
 
 SUPPORTED = ("10.0.17763", "10.0.20348")
 
@@ -123,3 +124,37 @@ async def test_a_retried_attempt_still_reports_the_rename_an_earlier_attempt_mad
     facts = await env.run(wait_for_ssh, _input(host.address))
     assert facts.renamed
     assert facts.hostname == "winworker-1"
+
+
+async def test_a_node_name_windows_cannot_take_is_refused_before_renaming(lab: Lab) -> None:
+    host = await lab.add_host("WIN-8F3K2Q1")
+    with pytest.raises(ApplicationError) as caught:
+        await _wait(_input(host.address, node="worker.example.com"))
+    assert caught.value.type == "InvalidRequest"
+    assert caught.value.non_retryable
+    assert host.hostname == "WIN-8F3K2Q1"
+    assert host.pending_hostname is None
+
+
+@pytest.mark.parametrize(
+    ("name", "allowed"),
+    [
+        ("winworker-1", True),
+        ("WIN-8F3K2Q1", True),
+        ("x" * 63, True),
+        ("x" * 64, False),
+        ("worker.example.com", False),
+        ("12345", False),
+        ("-leading", False),
+        ("trailing-", False),
+        ("under_score", False),
+    ],
+)
+def test_only_valid_windows_computer_names_are_accepted_for_a_rename(
+    name: str, allowed: bool
+) -> None:
+    if allowed:
+        require_computer_name(name, "127.4.0.1")
+    else:
+        with pytest.raises(InvalidRequest, match="letters, digits and hyphens"):
+            require_computer_name(name, "127.4.0.1")
