@@ -144,7 +144,7 @@ def region_for(spec_region: str = "") -> str:
 
 async def _call(region: str, op: str, what: str, **kwargs: Any) -> dict[str, Any]:
     """One EC2 API call in a thread, traced, with errors translated."""
-    with span("aws " + op, region=region):
+    with span("aws " + op, region=region, call=what):
         try:
             client = ec2_client(region)
             result: dict[str, Any] = await asyncio.to_thread(getattr(client, op), **kwargs)

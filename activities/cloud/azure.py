@@ -149,7 +149,7 @@ on_settings_change(clients.cache_clear)
 
 async def _call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """One ARM request in a thread, traced, with errors translated."""
-    with span("azure " + what):
+    with span("azure " + getattr(fn, "__qualname__", "call"), call=what):
         try:
             return await asyncio.to_thread(fn, *args, **kwargs)
         except AzureError as exc:
@@ -159,7 +159,7 @@ async def _call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T
 async def _finish(poller: LROPoller[T], what: str, wait_limit: float = LRO_TIMEOUT) -> T:
     """Wait for a long-running operation, heartbeating; errors translated."""
     deadline = time.monotonic() + wait_limit
-    with span("azure wait " + what):
+    with span("azure wait", call=what):
         try:
             while not poller.done():
                 if activity.in_activity():
