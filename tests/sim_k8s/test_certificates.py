@@ -204,3 +204,26 @@ def test_csrs_can_be_listed_by_signer_name(certs: client.CertificatesV1Api):
         field_selector=f"spec.signerName={SERVING_SIGNER}"
     )
     assert [c.metadata.name for c in listed.items] == ["s1"]
+
+
+def test_a_node_may_renew_its_lease_and_post_events_but_not_read_secrets(
+    twin: KubeTwin, tmp_path: Path
+):
+    with client_for_cert(twin, tmp_path, "system:node:win-1", ["system:nodes"]) as api:
+        lease = client.CoordinationV1Api(api).create_namespaced_lease(
+            "kube-node-lease",
+            {"metadata": {"name": "win-1"}, "spec": {"holderIdentity": "win-1"}},
+        )
+        assert lease.spec.holder_identity == "win-1"
+        client.CoreV1Api(api).create_namespaced_event(
+            "default",
+            {
+                "metadata": {"generateName": "win-1."},
+                "involvedObject": {"kind": "Node", "name": "win-1"},
+                "reason": "Starting",
+                "message": "kubelet starting",
+            },
+        )
+        with pytest.raises(ApiException) as exc:
+            client.CoreV1Api(api).list_namespaced_secret("winfleet")
+        assert exc.value.status == 403
