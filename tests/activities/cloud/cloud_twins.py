@@ -141,3 +141,8 @@ async def eventually(what: str, check: Callable[[], Any], limit: float = 10.0) -
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
     return value
+
+
+def opened_ports(sim_host: Any) -> list[int]:
+    """TCP ports a simulated host's first boot opened in its firewall."""
+    return sorted(int(rule["LocalPort"]) for rule in sim_host.firewall_rules)

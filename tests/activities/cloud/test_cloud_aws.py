@@ -7,7 +7,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
-from cloud_twins import REGION, Ec2, eventually, free_port, kube_env, put_key_secret
+from cloud_twins import REGION, Ec2, eventually, free_port, kube_env, opened_ports, put_key_secret
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -265,6 +265,7 @@ async def test_the_booted_ec2_host_trusts_winfleets_key_from_the_user_data(
         sim_host = fleet.get(host.address)
         await sim_host.wait_up()
         assert ssh_key.public_data in sim_host.authorized_key_blobs()
+        assert opened_ports(sim_host) == [22, 9182, 10250]
     finally:
         use_settings(Settings.from_env({}))
         await twin.stop()

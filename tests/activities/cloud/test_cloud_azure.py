@@ -15,7 +15,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
     ServiceRequestError,
 )
-from cloud_twins import Azure, eventually, kube_env, put_key_secret
+from cloud_twins import Azure, eventually, kube_env, opened_ports, put_key_secret
 from temporalio.testing import ActivityEnvironment
 
 from activities.cloud import azure as az
@@ -87,6 +87,7 @@ async def test_the_booted_host_trusts_winfleets_key_from_the_user_data(
     sim_host = azure.fleet.get(host.address)
     await sim_host.wait_up()
     assert ssh_key.public_data in sim_host.authorized_key_blobs()
+    assert opened_ports(sim_host) == [22, 9182, 10250]
     vm = azure.twin.compute.get(azure.twin.resource_group, "win-az3", "userData")
     user_data = base64.b64decode(vm["properties"]["userData"]).decode()
     assert public_key in user_data
