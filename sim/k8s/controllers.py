@@ -19,6 +19,8 @@ import base64
 import copy
 import ipaddress
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from sim.k8s.api import Api, now_iso
 from sim.k8s.disruption import PDBS, PODS, refresh_statuses
@@ -56,8 +58,8 @@ class Controllers:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

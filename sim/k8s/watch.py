@@ -115,9 +115,9 @@ class Watches:
                     continue
                 if event is None:
                     break
-                line = translate(event)
-                if line:
-                    await resp.write(line)
+                out = translate(event)
+                if out:
+                    await resp.write(out)
             await resp.write_eof()
         except ConnectionResetError:
             pass

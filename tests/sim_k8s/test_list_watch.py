@@ -8,6 +8,7 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
+from sim.k8s.auth import INTERNAL
 from sim.k8s.server import KubeTwin
 from tests.sim_k8s.conftest import RunningTwin, node_body
 
@@ -115,20 +116,31 @@ def test_watch_without_a_version_starts_with_the_current_objects(
     assert sorted(names) == [("ADDED", "win-a"), ("ADDED", "win-b")]
 
 
-def test_watch_delivers_changes_made_while_it_is_open(running: RunningTwin, core: client.CoreV1Api):
+def test_watch_delivers_a_sequence_of_changes_made_while_it_is_open(
+    running: RunningTwin, core: client.CoreV1Api
+):
     rv = core.list_node().metadata.resource_version
-    stream = watch.Watch().stream(core.list_node, resource_version=rv, timeout_seconds=5)
-    api = running.twin.api
-    rt = running.twin.registry.get("", "v1", "nodes")
-    from sim.k8s.auth import INTERNAL
+    api, rt = running.twin.api, running.twin.registry.get("", "v1", "nodes")
+    merge = "application/merge-patch+json"
 
-    async def create_later() -> None:
-        api.create(rt, "", node_body("late"), INTERNAL)
+    def change_nodes() -> None:  # runs on the twin's loop, after the watch has connected
+        for name in ("late-1", "late-2"):
+            api.create(rt, "", node_body(name), INTERNAL)
+        api.patch(rt, "", "late-1", merge, {"metadata": {"labels": {"x": "y"}}})
+        api.delete(rt, "", "late-2")
 
-    running.loop.call_later(0.2, lambda: running.loop.create_task(create_later()))
-    first = next(stream)
-    assert (first["type"], first["object"].metadata.name) == ("ADDED", "late")
-    stream.close()
+    running.loop.call_soon_threadsafe(running.loop.call_later, 0.2, change_nodes)
+    events = []
+    for ev in watch.Watch().stream(core.list_node, resource_version=rv, timeout_seconds=5):
+        events.append((ev["type"], ev["object"].metadata.name))
+        if len(events) == 4:
+            break
+    assert events == [
+        ("ADDED", "late-1"),
+        ("ADDED", "late-2"),
+        ("MODIFIED", "late-1"),
+        ("DELETED", "late-2"),
+    ]
 
 
 def test_watch_with_bookmarks_receives_bookmark_events(core: client.CoreV1Api):
