@@ -196,8 +196,11 @@ async def wait_node_annotation(inp: WaitNodeAnnotationInput) -> dict[str, str]:
 
 @activity.defn(name="finalize_node")
 @boundary
-async def finalize_node(inp: FinalizeNodeInput) -> None:
-    """Annotate version and pub-key-hash, uncordon, and record `MachineSetup` (once per Node)."""
+async def finalize_node(inp: FinalizeNodeInput) -> str:
+    """Annotate version and pub-key-hash, uncordon, record `MachineSetup` (once per Node).
+
+    Returns the version annotated (the input's, or the worker's configured version).
+    """
     node = await get_node(inp.node_name)
     if node is None:
         raise NodeNotReadyYet(f"node {inp.node_name} does not exist; it cannot be finalized yet")
@@ -227,6 +230,7 @@ async def finalize_node(inp: FinalizeNodeInput) -> None:
         involved=_node_ref(inp.node_name, meta.get("uid", "")),
         name=f"{inp.node_name}.{meta.get('uid', 'node')}.machinesetup",
     )
+    return version
 
 
 @activity.defn(name="delete_node")

@@ -280,7 +280,7 @@ class OnboardWindowsNode:
             WaitNodeInput(node_name=node, timeout_s=policies.NODE_READY_BUDGET.total_seconds()),
             policies.NODE_READY_TIMEOUT,
         )
-        await self._step(
+        version = await self._step(
             finalize_node,
             FinalizeNodeInput(
                 node_name=node,
@@ -295,7 +295,7 @@ class OnboardWindowsNode:
         return OnboardNodeResult(
             node_name=NodeName(node),
             host=host,
-            version=inp.version,
+            version=version,
             phases_completed=tuple(self._state.completed),
             bytes_copied=self._state.bytes_copied,
         )

@@ -1,0 +1,82 @@
+"""Helpers for workflow tests: start onboardings, read the cluster, the trace and the history."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from temporalio.client import Client, WorkflowHandle
+
+from activities.contracts import OnboardNodeInput, OnboardNodeResult
+from sim.twin import Twin
+from workflows.onboard import OnboardWindowsNode
+
+SPANS = InMemorySpanExporter()
+
+
+@dataclass
+class World:
+    twin: Twin
+    client: Client
+    task_queue: str
+
+
+# The activities of each phase, in workflow order (a phase may run several).
+PHASE_ACTIVITIES = {
+    "vm-create": ("create_vm",),
+    "wait-ssh": ("wait_for_ssh",),
+    "copy-payload": ("copy_payload",),
+    "configure-kubelet": ("configure_kubelet",),
+    "approve-csrs": ("approve_node_csrs",),
+    "hybrid-overlay": ("wait_node_annotation", "start_hybrid_overlay"),
+    "cni": ("configure_cni",),
+    "kube-proxy": ("start_kube_proxy",),
+    "node-ready": ("wait_node_ready", "finalize_node"),
+}
+
+
+async def start(world: World, inp: OnboardNodeInput) -> WorkflowHandle[Any, OnboardNodeResult]:
+    return await world.client.start_workflow(
+        OnboardWindowsNode.run,
+        inp,
+        id=f"onboard-{inp.pool}-{inp.node_name}-{uuid.uuid4().hex[:6]}",
+        task_queue=world.task_queue,
+    )
+
+
+def node(world: World, name: str) -> dict[str, Any] | None:
+    return world.twin.kube.store.get("nodes", name)
+
+
+def is_ready(obj: dict[str, Any]) -> bool:
+    conditions = obj.get("status", {}).get("conditions", [])
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def activity_spans(workflow_id: str) -> list[str]:
+    """`RunActivity:<type>` span names of one workflow, in start order."""
+    spans = [
+        s
+        for s in SPANS.get_finished_spans()
+        if s.name.startswith("RunActivity:")
+        and (s.attributes or {}).get("temporalWorkflowID") == workflow_id
+    ]
+    spans.sort(key=lambda s: s.start_time or 0)
+    return [s.name.split(":", 1)[1] for s in spans]
+
+
+def phases_from_activities(names: list[str]) -> list[str]:
+    """Collapse activity names into the phase sequence they belong to."""
+    owner = {a: phase for phase, acts in PHASE_ACTIVITIES.items() for a in acts}
+    phases: list[str] = []
+    for name in names:
+        phase = owner.get(name)
+        if phase and (not phases or phases[-1] != phase):
+            phases.append(phase)
+    return phases
+
+
+def events(world: World, reason: str) -> list[dict[str, Any]]:
+    return [e for e in world.twin.kube.store.list("events") if e.get("reason") == reason]
