@@ -3,13 +3,15 @@
 `HostFleet(state_dir, kube_ca_pem=None, ssh_port=22)`; `await fleet.start()`;
 `await fleet.add_host(HostSpec(...))` creates the host (its disk, key and registry persist under
 `state_dir/hosts/<address>/`) and powers it on (SSH comes up after `boot_seconds`);
-`remove_host`, `get`, `hosts`, `await fleet.stop()`. Used by tests, the bench
+`remove_host`, `get`, `hosts`, `await fleet.stop()`. `on_add` callbacks see every new host
+before it powers on (tests use them to inject faults into hosts a cloud twin creates). Used by tests, the bench
 (`sim/windows/bench.py`), the cloud twins (a running instance gets a host) and `python -m sim up`.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,7 @@ class HostFleet:
         self.kube_ca_pem = kube_ca_pem
         self.ssh_port = ssh_port
         self._hosts: dict[str, SimulatedWindowsHost] = {}
+        self.on_add: list[Callable[[SimulatedWindowsHost], None]] = []
 
     async def start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -47,6 +50,8 @@ class HostFleet:
             raise ValueError(f"a simulated host already has address {spec.address}")
         host = SimulatedWindowsHost(spec, self.state_dir, self.kube_ca_pem, self.ssh_port)
         self._hosts[spec.address] = host
+        for callback in list(self.on_add):
+            callback(host)
         host.start()
         if spec.boot_seconds <= 0:
             await host.wait_up()
