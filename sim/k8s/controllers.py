@@ -5,35 +5,33 @@
   the Node appears (a Node that is re-created keeps its subnet).
 - CSR signer: when a CSR carries an Approved condition (and no Denied one) and its signer is
   kubernetes.io/kube-apiserver-client-kubelet or kubernetes.io/kubelet-serving, it writes a
-  certificate signed by the twin CA into status.certificate. Nothing approves CSRs.
+  certificate signed by the twin CA into status.certificate, or a Failed condition when the
+  request does not fit the signer (`sim.k8s.signer`). Nothing approves CSRs.
 - Disruption controller: keeps PodDisruptionBudget status current (`sim.k8s.disruption`).
 
-Both react to store events and act through `sim.k8s.api.Api` on the twin's event loop;
+All react to store events and act through `sim.k8s.api.Api` on the twin's event loop;
 started and stopped by `sim.k8s.server.KubeTwin`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import copy
 import ipaddress
 import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from sim.k8s.api import Api, now_iso
+from sim.k8s import signer
+from sim.k8s.api import Api
 from sim.k8s.disruption import PDBS, PODS, refresh_statuses
 from sim.k8s.errors import ApiError
+from sim.k8s.signer import SIGNERS
 from sim.k8s.store import Event
 from sim.pki import CertificateAuthority
 
 log = logging.getLogger(__name__)
 
 SUBNET_ANNOTATION = "k8s.ovn.org/hybrid-overlay-node-subnet"
-SIGNERS = frozenset(
-    {"kubernetes.io/kube-apiserver-client-kubelet", "kubernetes.io/kubelet-serving"}
-)
 _POOL = ipaddress.ip_network("10.132.0.0/14")
 
 
@@ -120,28 +118,4 @@ class Controllers:
 
     # -- CSR signer ------------------------------------------------------------------------
     async def _sign(self, name: str) -> None:
-        rt = self._api.registry.get("certificates.k8s.io", "v1", "certificatesigningrequests")
-        entry = self._api.store.entry((rt.group, rt.plural), "", name) if rt else None
-        if rt is None or entry is None or (entry.obj.get("status") or {}).get("certificate"):
-            return
-        csr = copy.deepcopy(entry.obj)
-        spec = csr.get("spec") or {}
-        status = csr.setdefault("status", {})
-        days = max(1, int(spec.get("expirationSeconds") or 365 * 86400) // 86400)
-        try:
-            pem = self._ca.sign_csr(
-                base64.b64decode(spec["request"]), spec.get("usages") or ["client auth"], days=days
-            )
-            status["certificate"] = base64.b64encode(pem).decode()
-        except (ValueError, KeyError) as exc:
-            status.setdefault("conditions", []).append(
-                {
-                    "type": "Failed",
-                    "status": "True",
-                    "reason": "SignerValidationFailure",
-                    "message": str(exc),
-                    "lastUpdateTime": now_iso(),
-                    "lastTransitionTime": now_iso(),
-                }
-            )
-        self._api.update(rt, "", name, csr, sub="status")
+        signer.sign(self._api, self._ca, name)

@@ -26,9 +26,10 @@ def csr_body(
     cn: str = "system:node:win-1",
     signer: str = CLIENT_SIGNER,
     ips: tuple[str, ...] = (),
+    orgs: tuple[str, ...] = ("system:nodes",),
     **spec: Any,
 ) -> dict[str, Any]:
-    pem = make_csr(new_private_key_pem(), cn, ["system:nodes"], ip_addresses=ips)
+    pem = make_csr(new_private_key_pem(), cn, list(orgs), ip_addresses=ips)
     usages = [
         "digital signature",
         "key encipherment",
@@ -227,3 +228,27 @@ def test_a_node_may_renew_its_lease_and_post_events_but_not_read_secrets(
         with pytest.raises(ApiException) as exc:
             client.CoreV1Api(api).list_namespaced_secret("winfleet")
         assert exc.value.status == 403
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "reason"),
+    [
+        ("client-with-san", {"ips": ("10.0.0.5",)}, "subjectAltNames are not allowed"),
+        ("client-wrong-org", {"orgs": ("system:masters",)}, "organization"),
+        ("client-wrong-cn", {"cn": "alice"}, "common name"),
+        ("serving-without-san", {"signer": SERVING_SIGNER}, "subjectAltName is required"),
+    ],
+)
+def test_approved_requests_that_do_not_fit_the_signer_fail_instead_of_being_signed(
+    certs: client.CertificatesV1Api, name: str, kwargs: dict[str, Any], reason: str
+):
+    certs.create_certificate_signing_request(csr_body(name, **kwargs))
+    _approve(certs, name)
+
+    def failed() -> Any:
+        conditions = certs.read_certificate_signing_request(name).status.conditions or []
+        return next((c for c in conditions if c.type == "Failed"), None)
+
+    condition = wait_for(failed, what=f"{name} to be marked Failed")
+    assert condition.reason == "SignerValidationFailure" and reason in condition.message
+    assert _certificate(certs, name) is None
