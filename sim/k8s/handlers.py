@@ -284,6 +284,13 @@ class Handlers:
                 rv = int(token["rv"])
             except (ValueError, KeyError, binascii.Error) as exc:
                 raise ApiError(400, "continue key is not valid") from exc
+            if rv < self.api.store.compacted_rv:
+                raise ApiError(
+                    410,
+                    "The provided continue parameter is too old to display a consistent list "
+                    "result. You can start a new list without the continue parameter.",
+                    "Expired",
+                )
             entries = [
                 e
                 for e in entries

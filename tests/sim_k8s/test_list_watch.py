@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from kubernetes import client, watch
+from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 from sim.k8s.auth import INTERNAL
@@ -167,8 +167,6 @@ def test_watch_times_out_after_timeout_seconds(core: client.CoreV1Api):
 
 def test_watch_from_a_version_older_than_the_event_window_gets_410(start_twin, tmp_path):
     twin: KubeTwin = start_twin(event_window=5).twin
-    from kubernetes import config
-
     with config.new_client_from_config(config_file=str(twin.kubeconfig_path)) as api_client:
         core = client.CoreV1Api(api_client)
         old = core.list_namespaced_config_map("winfleet").metadata.resource_version
@@ -206,3 +204,17 @@ def test_listing_a_thousand_nodes_is_fast(core: client.CoreV1Api, running: Runni
     median = sorted(timings)[2]
     print(f"list 1000 nodes (kubernetes client, raw JSON): median {median:.1f} ms")
     assert median < 500
+
+
+def test_a_continue_token_older_than_the_event_window_gets_410(start_twin):
+    twin: KubeTwin = start_twin(event_window=5).twin
+    with config.new_client_from_config(config_file=str(twin.kubeconfig_path)) as api_client:
+        core = client.CoreV1Api(api_client)
+        for i in range(3):
+            core.create_namespaced_config_map("winfleet", {"metadata": {"name": f"c{i}"}})
+        token = core.list_namespaced_config_map("winfleet", limit=1).metadata._continue
+        for i in range(3, 10):
+            core.create_namespaced_config_map("winfleet", {"metadata": {"name": f"c{i}"}})
+        with pytest.raises(ApiException) as exc:
+            core.list_namespaced_config_map("winfleet", limit=1, _continue=token)
+        assert exc.value.status == 410
