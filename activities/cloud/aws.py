@@ -14,7 +14,6 @@ import hashlib
 import logging
 import time
 from collections.abc import Mapping
-from functools import cache
 from typing import Any
 
 import boto3
@@ -115,22 +114,31 @@ def translate(exc: Exception, what: str) -> WinfleetError:
     raise exc
 
 
-@cache
+_clients: dict[str, Any] = {}  # region -> EC2 client
+
+
 def ec2_client(region: str) -> Any:
     """An EC2 client for `region` at the configured endpoint (cached; reset on new settings)."""
-    return boto3.session.Session().client(
-        "ec2",
-        region_name=region,
-        endpoint_url=settings().aws_endpoint_url,
-        config=Config(
-            retries={"mode": "standard", "max_attempts": 3},
-            connect_timeout=10,
-            read_timeout=60,
-        ),
-    )
+    if region not in _clients:
+        _clients[region] = boto3.session.Session().client(
+            "ec2",
+            region_name=region,
+            endpoint_url=settings().aws_endpoint_url,
+            config=Config(
+                retries={"mode": "standard", "max_attempts": 3},
+                connect_timeout=10,
+                read_timeout=60,
+            ),
+        )
+    return _clients[region]
 
 
-on_settings_change(ec2_client.cache_clear)
+def _close_clients() -> None:
+    while _clients:
+        _clients.popitem()[1].close()
+
+
+on_settings_change(_close_clients)
 
 
 def region_for(spec_region: str = "") -> str:

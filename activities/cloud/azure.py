@@ -18,7 +18,6 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from functools import cache
 from typing import Any, TypeVar
 
 from azure.core.credentials import TokenCredential
@@ -122,9 +121,18 @@ def credential() -> TokenCredential:
     return DefaultAzureCredential(**transport)
 
 
-@cache
+_clients: list[tuple[ComputeManagementClient, NetworkManagementClient, TokenCredential]] = []
+
+
 def clients() -> tuple[ComputeManagementClient, NetworkManagementClient]:
     """Compute and network clients for the configured ARM endpoint (reset on new settings)."""
+    if not _clients:
+        _clients.append(_new_clients())
+    compute, network, _ = _clients[0]
+    return compute, network
+
+
+def _new_clients() -> tuple[ComputeManagementClient, NetworkManagementClient, TokenCredential]:
     s = settings()
     if not s.azure_subscription_id:
         raise InvalidRequest("AZURE_SUBSCRIPTION_ID is not set on the worker")
@@ -141,10 +149,21 @@ def clients() -> tuple[ComputeManagementClient, NetworkManagementClient]:
     return (
         ComputeManagementClient(cred, s.azure_subscription_id, **kwargs),
         NetworkManagementClient(cred, s.azure_subscription_id, **kwargs),
+        cred,
     )
 
 
-on_settings_change(clients.cache_clear)
+def _close_clients() -> None:
+    while _clients:
+        compute, network, cred = _clients.pop()
+        compute.close()
+        network.close()
+        close = getattr(cred, "close", None)
+        if close is not None:
+            close()
+
+
+on_settings_change(_close_clients)
 
 
 async def _call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
