@@ -107,7 +107,7 @@ def _dispatch(host: Any, line: str) -> tuple[str, str, int]:
     if prog == "powershell":
         return _powershell(host, args)
     if prog == "sc":
-        out, code = sc.run_sc(host.services, args)
+        out, code = sc.run_sc(host.scm, args)
         return out, "", code
     if prog == "tar":
         return _tar(host, args)

@@ -37,7 +37,8 @@ class HostFaults:
         self._host.close_ssh_for(seconds)
 
     def drop_sftp_after(self, nbytes: int, times: int = 1) -> None:
-        """The next `times` SFTP uploads are cut (connection aborted) after `nbytes` bytes."""
+        """The next `times` uploads of a file growing past `nbytes` are cut (connection aborted)
+        once it holds exactly `nbytes` bytes; smaller files pass untouched."""
         self.sftp_drop_bytes = nbytes
         self.sftp_drop_times = times
 

@@ -6,7 +6,7 @@ The host keeps its `C:\\` drive under `<state_dir>/hosts/<address>/root/C`, its 
 the keys in `C:\\ProgramData\\ssh\\administrators_authorized_keys` plus `spec.authorized_keys`.
 At first boot the instance user data runs through the PowerShell interpreter. Created by
 `fleet.HostFleet.add_host`; used by tests through `.faults`, `.reboot()`, `.services`,
-`.hns_networks`, `.root`.
+`.hns_networks`, `.root` (and `.scm`, the service registry, `.run(cmd)`).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class SimulatedWindowsHost:
         self.pending_hostname: str | None = None
         self._first_boot_done: bool = state.get("first_boot_done", False)
         self.faults = HostFaults(self, spec.os_build)
-        self.services = ServiceManager(self.root, self.dir / "registry.json", self._spawn)
+        self.scm = ServiceManager(self.root, self.dir / "registry.json", self._spawn)
         self.hns = HnsState(self.dir / "hns.json")
         self.firewall_rules: list[dict[str, Any]] = []
         self._key_file = self.dir / "ssh_host_ed25519_key"
@@ -96,8 +96,9 @@ class SimulatedWindowsHost:
         return self.faults.os_build
 
     @property
-    def services_state(self) -> dict[str, str]:
-        return self.services.states()
+    def services(self) -> dict[str, str]:
+        """Service name -> "Running" / "Stopped" (the full registry is `.scm`)."""
+        return self.scm.states()
 
     @property
     def hns_networks(self) -> dict[str, dict[str, Any]]:
@@ -172,7 +173,7 @@ class SimulatedWindowsHost:
             self._run_user_data()
             self._first_boot_done = True
             self._save_state()
-        self.services.boot()
+        self.scm.boot()
         self._up = True
         await self._listen()
 
@@ -249,7 +250,7 @@ class SimulatedWindowsHost:
         if self._boot_task is not None and not self._boot_task.done():
             self._boot_task.cancel()
         await self._close_listener(drop_sessions=True)
-        tasks = self.services.shutdown()
+        tasks = self.scm.shutdown()
         if tasks:
             await asyncio.wait(tasks, timeout=5)
         self.hns.reboot()
@@ -272,7 +273,7 @@ class SimulatedWindowsHost:
             self._boot_task.cancel()
             await asyncio.gather(self._boot_task, return_exceptions=True)
         await self._close_listener(drop_sessions=True)
-        tasks = self.services.shutdown()
+        tasks = self.scm.shutdown()
         for task in tasks:
             task.cancel()
         if tasks:

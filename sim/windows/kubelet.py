@@ -89,7 +89,7 @@ def readiness(host: Any, flags: dict[str, str]) -> tuple[bool, str]:
         return False, f"network plugin is not ready: HNS network {OVERLAY_NETWORK} not found"
     proxy_running = any(
         s.status == "Running" and binary_name(s.bin_path) == "kube-proxy.exe"
-        for s in host.services.all()
+        for s in host.scm.all()
     )
     if not proxy_running:
         return False, "kube-proxy is not running"
@@ -209,7 +209,7 @@ async def _serving_cert(client: KubeClient, node: str, ip: str, pki: Path) -> No
 async def run_kubelet(host: Any, flags: dict[str, str]) -> None:
     node = flags.get("hostname-override") or host.hostname.lower()
     ip = flags.get("node-ip") or host.address
-    svc = host.services.find("kubelet")
+    svc = host.scm.find("kubelet")
     argv = cmdline.split(svc.bin_path) if svc is not None else []
     exe = argv[0] if argv else "C:\\k\\kubelet.exe"
     pki = _local(host, flags.get("cert-dir", "C:\\var\\lib\\kubelet\\pki"))

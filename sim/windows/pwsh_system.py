@@ -30,7 +30,7 @@ def _names(value: Any) -> list[str]:
 
 @cmdlet("Get-Service", values=("Name",), positional=("Name",))
 def get_service(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[Any]:
-    manager = ctx.host.services
+    manager = ctx.host.scm
     if "Name" not in p:
         return [_service_obj(s) for s in manager.all()]
     out = []
@@ -54,7 +54,7 @@ def new_service(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[
         raise CmdletError(f"Cannot bind parameter 'StartupType' to the value '{start_type}'.")
     name = str(p["Name"])
     try:
-        svc = ctx.host.services.create(
+        svc = ctx.host.scm.create(
             name,
             str(p["BinaryPathName"]),
             start_type=start_type,
@@ -70,7 +70,7 @@ def new_service(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[
 
 
 def _lookup(ctx: Context, name: str) -> Service:
-    svc = ctx.host.services.find(name)
+    svc = ctx.host.scm.find(name)
     if svc is None:
         raise CmdletError(f"Cannot find any service with service name '{name}'.")
     return svc
@@ -80,7 +80,7 @@ def _start(ctx: Context, svc: Service) -> None:
     if svc.status == "Running":
         return
     try:
-        ctx.host.services.start(svc.name)
+        ctx.host.scm.start(svc.name)
     except ServiceError as exc:
         raise CmdletError(
             f"Service '{svc.display_name or svc.name} ({svc.name})' cannot be started due to the "
@@ -91,12 +91,12 @@ def _start(ctx: Context, svc: Service) -> None:
 def _stop(ctx: Context, svc: Service, force: bool) -> None:
     if svc.status != "Running":
         return
-    if ctx.host.services.dependents(svc.name) and not force:
+    if ctx.host.scm.dependents(svc.name) and not force:
         raise CmdletError(
             f"Cannot stop service '{svc.display_name or svc.name} ({svc.name})' because it has "
             "dependent services. It can only be stopped if the Force flag is set."
         )
-    ctx.host.services.stop(svc.name, force=True)
+    ctx.host.scm.stop(svc.name, force=True)
 
 
 @cmdlet("Start-Service", values=("Name",), positional=("Name",), required=("Name",))

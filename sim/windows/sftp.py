@@ -52,7 +52,8 @@ class HostSFTPServer(asyncssh.SFTPServer):
     def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
         file_obj = super().open(path, pflags, attrs)
         if pflags & asyncssh.FXF_WRITE:
-            threshold = self._host.faults.take_sftp_drop()
+            # Armed, not consumed: the drop hits the first file that grows past the threshold.
+            threshold = self._host.faults.sftp_drop_threshold()
             if threshold is not None:
                 self._threshold[id(file_obj)] = threshold
                 self._written[id(file_obj)] = 0
@@ -67,9 +68,11 @@ class HostSFTPServer(asyncssh.SFTPServer):
         if len(data) <= room:
             self._written[key] += len(data)
             return super().write(file_obj, offset, data)  # type: ignore[return-value]
+        self._threshold.pop(key, None)
+        if self._host.faults.take_sftp_drop() is None:  # another file took the drop already
+            return super().write(file_obj, offset, data)  # type: ignore[return-value]
         if room > 0:
             super().write(file_obj, offset, data[:room])
-        self._threshold.pop(key, None)
         file_obj.flush()  # type: ignore[attr-defined]
         self.connection.abort()
         raise asyncssh.SFTPConnectionLost("connection dropped (injected fault)")

@@ -87,10 +87,10 @@ def _write(host: Any, path: str, data: bytes) -> None:
 
 
 def _restart_kubelet(host: Any) -> None:
-    svc = host.services.find(KUBELET_SERVICE)
+    svc = host.scm.find(KUBELET_SERVICE)
     if svc.status == "Running":
-        host.services.stop(KUBELET_SERVICE, force=True)
-    host.services.start(KUBELET_SERVICE)
+        host.scm.stop(KUBELET_SERVICE, force=True)
+    host.scm.start(KUBELET_SERVICE)
 
 
 def initialize_kubelet(host: Any, flags: dict[str, str]) -> str:
@@ -135,21 +135,21 @@ def initialize_kubelet(host: Any, flags: dict[str, str]) -> str:
     if flags.get("node-ip"):
         argv.append(f"--node-ip={flags['node-ip']}")
     bin_path = cmdline.join(argv)
-    svc = host.services.find(KUBELET_SERVICE)
+    svc = host.scm.find(KUBELET_SERVICE)
     if svc is None:
-        host.services.create(
+        host.scm.create(
             KUBELET_SERVICE, bin_path, start_type="Automatic", display_name=KUBELET_SERVICE
         )
     else:
         if svc.status == "Running":
-            host.services.stop(KUBELET_SERVICE, force=True)
-        host.services.configure(KUBELET_SERVICE, bin_path=bin_path, start_type="Automatic")
-    host.services.start(KUBELET_SERVICE)
+            host.scm.stop(KUBELET_SERVICE, force=True)
+        host.scm.configure(KUBELET_SERVICE, bin_path=bin_path, start_type="Automatic")
+    host.scm.start(KUBELET_SERVICE)
     return "Bootstrapping completed successfully"
 
 
 def configure_cni(host: Any, flags: dict[str, str]) -> str:
-    svc = host.services.find(KUBELET_SERVICE)
+    svc = host.scm.find(KUBELET_SERVICE)
     if svc is None:
         raise WmcbError("kubelet service is not present, run initialize-kubelet first")
     try:
@@ -165,17 +165,17 @@ def configure_cni(host: Any, flags: dict[str, str]) -> str:
     conf_dir = flags["cni-config"].replace("/", "\\").rsplit("\\", 1)[0]
     argv = [a for a in cmdline.split(svc.bin_path) if not a.startswith(_CNI_FLAGS)]
     argv += ["--network-plugin=cni", f"--cni-bin-dir={cni_dir}", f"--cni-conf-dir={conf_dir}"]
-    host.services.configure(KUBELET_SERVICE, bin_path=cmdline.join(argv))
+    host.scm.configure(KUBELET_SERVICE, bin_path=cmdline.join(argv))
     _restart_kubelet(host)
     return "CNI configuration completed successfully"
 
 
 def uninstall_kubelet(host: Any, flags: dict[str, str]) -> str:
-    svc = host.services.find(KUBELET_SERVICE)
+    svc = host.scm.find(KUBELET_SERVICE)
     if svc is not None:
         if svc.status == "Running":
-            host.services.stop(KUBELET_SERVICE, force=True)
-        host.services.delete(KUBELET_SERVICE)
+            host.scm.stop(KUBELET_SERVICE, force=True)
+        host.scm.delete(KUBELET_SERVICE)
     return "kubelet service uninstalled successfully"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,11 +14,13 @@ from sim.payload import build_sample_payload
 from sim.windows.fleet import HostFleet, HostSpec
 from sim.windows.host import SimulatedWindowsHost
 
-_addresses = itertools.count(1)
+# A random start per process: two concurrent runs of this suite (e.g. `make test` while a
+# developer runs these tests) must not try to bind the same 127.2.x.y:22.
+_addresses = itertools.count(secrets.randbelow(60_000))
 
 
 def next_address() -> str:
-    n = next(_addresses)
+    n = next(_addresses) % 64_000
     return f"127.2.{n // 250}.{n % 250 + 1}"
 
 

@@ -159,7 +159,7 @@ async def test_sc_exe_requires_the_space_after_the_equals_sign(host, payload):
     out, _, code = await host.run(r'sc.exe create kubelet binPath="C:\k\kubelet.exe" start= auto')
     assert code == 1639
     assert "A space is required between the equal sign and the value." in out
-    assert host.services.find("kubelet") is None
+    assert host.scm.find("kubelet") is None
 
 
 async def test_wmcb_initialize_kubelet_refuses_without_an_ignition_file(host, payload):
@@ -229,7 +229,7 @@ async def test_a_reboot_loses_the_non_persistent_network_and_restarts_automatic_
     await host.reboot()
     await host.wait_up()
     assert set(host.hns_networks) == {"BaseOVNKubernetesHybridOverlayNetwork"}
-    assert host.services_state["windows_exporter"] == "Running"
+    assert host.services["windows_exporter"] == "Running"
 
 
 async def test_tar_extracts_an_archive_and_the_os_build_is_reported(host):

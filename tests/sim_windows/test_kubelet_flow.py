@@ -236,5 +236,5 @@ async def test_kube_proxy_without_its_vip_endpoint_stops_like_a_crashing_service
     assert code == 0, out
     assert (await host.run("sc.exe start kube-proxy"))[2] == 0
     await eventually(
-        "kube-proxy to stop", lambda: host.services_state["kube-proxy"] == "Stopped", timeout=10
+        "kube-proxy to stop", lambda: host.services["kube-proxy"] == "Stopped", within=10
     )
