@@ -5,7 +5,8 @@
 `state_dir/hosts/<address>/`) and powers it on (SSH comes up after `boot_seconds`);
 `remove_host`, `get`, `hosts`, `await fleet.stop()`. `on_add` callbacks see every new host
 before it powers on (tests use them to inject faults into hosts a cloud twin creates).
-Used by tests, the bench (`sim/windows/bench.py`), the cloud twins (a running instance gets a host) and `python -m sim up`.
+Used by tests, the bench (`sim/windows/bench.py`), the cloud twins (a running instance gets a
+host) and `python -m sim up`.
 """
 
 from __future__ import annotations
