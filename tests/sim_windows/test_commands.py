@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
@@ -269,3 +270,30 @@ async def test_encoded_commands_and_payload_manifest(host, tmp_path):
     manifest = (tmp_path / "p" / "sha256sum").read_text().splitlines()
     assert f"{hashes['kubelet.exe']}  kubelet.exe" in manifest
     assert (tmp_path / "p" / "kubelet.exe").stat().st_size > 1_000_000
+
+
+async def test_a_crashing_service_is_restarted_by_its_failure_actions(host, payload, monkeypatch):
+    from sim.windows import overlay
+
+    monkeypatch.setattr(overlay, "KUBE_PROXY_STARTUP_SECONDS", 0.2)
+    install_payload(host, payload)
+    (host.root / "C" / "k" / "kubeconfig").write_text("apiVersion: v1\n")
+    net = host.hns.create_network(
+        "OVNKubernetesHybridOverlayNetwork", "Overlay", "10.132.0.0/24", "10.132.0.1"
+    )
+    await host.run(
+        r'sc.exe create kube-proxy binPath= "C:\k\kube-proxy.exe --kubeconfig=C:\k\kubeconfig '
+        r'--network-name=OVNKubernetesHybridOverlayNetwork --source-vip=10.132.0.2" start= auto'
+    )
+    await host.run("sc.exe failure kube-proxy reset= 0 actions= restart/100")
+    await host.run("sc.exe start kube-proxy")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while host.services["kube-proxy"] == "Running":  # no VIP endpoint yet: it crashes
+        assert loop.time() < deadline
+        await asyncio.sleep(0.05)
+    host.hns.create_endpoint(net.id, "VIPEndpoint")  # gets 10.132.0.2
+    deadline = loop.time() + 5
+    while host.services["kube-proxy"] != "Running":
+        assert loop.time() < deadline, "the SCM never restarted kube-proxy"
+        await asyncio.sleep(0.05)

@@ -170,3 +170,56 @@ async def test_the_openssh_client_runs_commands_with_a_pinned_host_key(host, cli
     out, _ = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 1060 % 256
     assert b"The specified service does not exist as an installed service." in out
+
+
+async def test_the_openssh_sftp_client_uploads_to_drive_paths(host, client_key, tmp_path, payload):
+    key_file = tmp_path / "id_ed25519"
+    client_key.write_private_key(str(key_file))
+    os.chmod(key_file, 0o600)
+    known = tmp_path / "known_hosts"
+    known.write_text(f"{host.address} {host.host_key_public}\n")
+    batch = tmp_path / "batch"
+    batch.write_text(f"mkdir /C:/k\nput {payload / 'wmcb.exe'} /C:/k/wmcb.exe\nls /C:/k\n")
+    proc = await asyncio.create_subprocess_exec(
+        "sftp",
+        "-i",
+        str(key_file),
+        "-o",
+        f"UserKnownHostsFile={known}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-b",
+        str(batch),
+        f"Administrator@{host.address}",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err
+    assert (host.root / "C" / "k" / "wmcb.exe").read_bytes() == (payload / "wmcb.exe").read_bytes()
+
+
+async def test_restart_computer_drops_the_session_and_the_new_name_shows_after_boot(
+    host, client_key
+):
+    async with await connect(host, client_key) as conn:
+        result = await conn.run(
+            'powershell.exe -NoProfile -Command "Rename-Computer -NewName winworker-7 -Force"'
+        )
+        assert result.exit_status == 0
+        assert (await conn.run("hostname")).stdout.strip() == "WIN-SIM01"
+        await conn.run('powershell.exe -NoProfile -Command "Restart-Computer -Force"')
+        await asyncio.wait_for(conn.wait_closed(), 10)
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        try:
+            async with await connect(host, client_key) as conn:
+                assert (await conn.run("hostname")).stdout.strip() == "winworker-7"
+            break
+        except OSError:
+            assert asyncio.get_running_loop().time() < deadline, "host never came back"
+            await asyncio.sleep(0.05)
