@@ -26,7 +26,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from sim.cloud import moto_idempotency
-from sim.cloud.hosts import log_bring_up_failure, remove_host
+from sim.cloud.hosts import log_bring_up_failure, remove_host, windows_build
 from sim.windows.fleet import HostFleet, HostSpec
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ class AwsTwin:
         self._server: ThreadedMotoServer | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._hosted: dict[str, _Hosted] = {}  # instance id -> host
+        self._image_names: dict[str, str] = {}
         self.endpoint_url = ""
         self.account_id = ""
         self.access_key = ""
@@ -202,6 +203,12 @@ class AwsTwin:
                     out[inst["InstanceId"]] = inst
         return out
 
+    def _image_name(self, image_id: str) -> str:
+        if image_id not in self._image_names:
+            images = self._ec2.describe_images(ImageIds=[image_id])["Images"]
+            self._image_names[image_id] = images[0].get("Name", "") if images else ""
+        return self._image_names[image_id]
+
     def _user_data(self, instance_id: str) -> str | None:
         attr = self._ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
         value = attr.get("UserData", {}).get("Value")
@@ -232,12 +239,14 @@ class AwsTwin:
             if iid in self._hosted or inst["State"]["Name"] != "running":
                 continue
             user_data = await asyncio.to_thread(self._user_data, iid)
+            image_name = await asyncio.to_thread(self._image_name, inst["ImageId"])
             spec = HostSpec(
                 address=inst["PrivateIpAddress"],
                 hostname=ec2_hostname(iid),
                 username="Administrator",
                 user_data=user_data,
                 boot_seconds=self.boot_seconds,
+                os_build=windows_build(image_name),
                 cloud="aws",
             )
             log.info("AWS twin: instance %s running at %s, booting host", iid, spec.address)

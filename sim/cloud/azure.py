@@ -45,7 +45,7 @@ from sim.cloud.azure_aad import TokenIssuer
 from sim.cloud.azure_arm import ArmError, Operations, error_response, json_body
 from sim.cloud.azure_compute import Compute
 from sim.cloud.azure_network import Network, group_id
-from sim.cloud.hosts import log_bring_up_failure, remove_host
+from sim.cloud.hosts import log_bring_up_failure, remove_host, windows_build
 from sim.pki import CertificateAuthority
 from sim.windows.fleet import HostFleet, HostSpec
 
@@ -200,12 +200,14 @@ class AzureTwin:
 
     async def _vm_ready(self, vm: dict[str, Any], address: str, user_data: str | None) -> None:
         os_profile = vm["properties"]["osProfile"]
+        image = vm["properties"]["storageProfile"].get("imageReference") or {}
         spec = HostSpec(
             address=address,
             hostname=os_profile["computerName"],
             username=os_profile["adminUsername"],
             user_data=user_data,
             boot_seconds=self.boot_seconds,
+            os_build=windows_build(str(image.get("sku") or image.get("id") or "")),
             cloud="azure",
         )
         log.info("Azure twin: VM %s succeeded at %s, booting host", vm["name"], address)

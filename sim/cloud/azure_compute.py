@@ -22,6 +22,7 @@ from aiohttp import web
 
 from sim.cloud.azure_arm import ArmError, Operations, invalid, not_found, now_iso
 from sim.cloud.azure_network import Network, group_id
+from sim.cloud.hosts import windows_build
 
 NS = "Microsoft.Compute"
 _BAD_COMPUTER_NAME = re.compile(r"[`~!@#$%^&*()=+_\[\]{}\\|;:.'\",<>/?\s]")
@@ -107,8 +108,10 @@ class Compute:
             )
             out["properties"]["instanceView"] = {
                 "computerName": vm["properties"]["osProfile"]["computerName"],
-                "osName": "Windows Server 2019 Datacenter",
-                "osVersion": "10.0.17763.1457",
+                "osName": "Windows Server Datacenter",
+                "osVersion": windows_build(
+                    str(vm["properties"]["storageProfile"]["imageReference"].get("sku", ""))
+                ),
                 "statuses": [
                     {
                         "code": f"ProvisioningState/{state.lower()}",

@@ -16,6 +16,18 @@ from sim.windows.fleet import HostFleet
 log = logging.getLogger(__name__)
 
 
+# Windows Server release (as it appears in image names/SKUs) -> the build its hosts report.
+_BUILDS = (("2016", "10.0.14393.4046"), ("2022", "10.0.20348.2113"), ("2019", "10.0.17763.1457"))
+
+
+def windows_build(image_label: str) -> str:
+    """The OS build a VM from this image reports (AMI name or Azure SKU); 2019 by default."""
+    for release, build in _BUILDS:
+        if release in image_label:
+            return build
+    return "10.0.17763.1457"
+
+
 async def remove_host(
     fleet: HostFleet, address: str, bring_up: asyncio.Task[Any], *, wipe_disk: bool
 ) -> None:

@@ -33,8 +33,9 @@ async def wait_until(
     return time.monotonic() - start
 
 
-async def ssh(address: str, key: asyncssh.SSHKey, username: str) -> str:
-    """Outcome of an SSH login + `hostname`: the hostname, 'refused' or 'denied'.
+async def ssh(address: str, key: asyncssh.SSHKey, username: str, command: str = "hostname") -> str:
+    """Outcome of an SSH login + `command`: its stdout, 'refused', 'denied' or 'dropped'
+    (the host went down mid-handshake, e.g. while a VM is being deleted).
 
     known_hosts=None is acceptable ONLY here, in tests of the twin itself."""
     try:
@@ -46,12 +47,14 @@ async def ssh(address: str, key: asyncssh.SSHKey, username: str) -> str:
             known_hosts=None,
             connect_timeout=5,
         ) as conn:
-            result = await conn.run("hostname", check=True)
+            result = await conn.run(command, check=True)
             return str(result.stdout).strip()
     except ConnectionRefusedError:
         return "refused"
     except asyncssh.PermissionDenied:
         return "denied"
+    except (asyncssh.ConnectionLost, ConnectionResetError, asyncssh.DisconnectError):
+        return "dropped"
 
 
 def authorized_key_user_data(public_key: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import AsyncIterator
 
 import asyncssh
@@ -18,6 +19,12 @@ from tests.sim_cloud.conftest import (
     wait_until,
 )
 
+MOTO_WINDOWS_2016_AMI = "ami-bceb39c5"  # moto's public Windows_Server-2016-...-Containers
+OS_QUERY = (
+    'powershell.exe -NoLogo -NoProfile -NonInteractive -Command "Get-CimInstance '
+    '-ClassName Win32_OperatingSystem | ConvertTo-Json"'
+)
+
 
 @pytest.fixture
 async def aws(fleet: HostFleet) -> AsyncIterator[AwsTwin]:
@@ -28,8 +35,8 @@ async def aws(fleet: HostFleet) -> AsyncIterator[AwsTwin]:
 
 
 def launch(aws: AwsTwin, user_data: str, **extra: str) -> dict:
+    extra.setdefault("ImageId", aws.image_id)
     return aws.client().run_instances(
-        ImageId=aws.image_id,
         MinCount=1,
         MaxCount=1,
         InstanceType="m5a.large",
@@ -100,6 +107,19 @@ async def test_terminated_instance_stops_answering_ssh(
     assert inst["InstanceId"] not in aws.hosted
 
 
+async def test_instance_from_a_windows_server_2016_image_reports_build_14393(
+    aws: AwsTwin, client_key: asyncssh.SSHKey
+) -> None:
+    public = client_key.export_public_key().decode().strip()
+    inst = launch(aws, authorized_key_user_data(public), ImageId=MOTO_WINDOWS_2016_AMI)
+    address = inst["PrivateIpAddress"]
+    await wait_until(lambda: _ssh_up(address, client_key), "the instance to boot")
+
+    out = await ssh(address, client_key, "Administrator", OS_QUERY)
+    assert out.startswith("{"), out
+    assert json.loads(out)["BuildNumber"] == "14393"
+
+
 async def test_stopped_instance_is_unreachable_and_comes_back_with_the_same_identity(
     aws: AwsTwin, client_key: asyncssh.SSHKey
 ) -> None:
@@ -137,4 +157,4 @@ async def _ssh_is(address: str, key: asyncssh.SSHKey, hostname: str) -> bool:
 
 
 async def _ssh_up(address: str, key: asyncssh.SSHKey) -> bool:
-    return await ssh(address, key, "Administrator") not in ("refused",)
+    return await ssh(address, key, "Administrator") not in ("refused", "dropped")
