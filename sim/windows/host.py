@@ -87,6 +87,7 @@ class SimulatedWindowsHost:
         self._timers: set[asyncio.TimerHandle] = set()
         self._bg: set[asyncio.Future[Any]] = set()
         self._boot_task: asyncio.Task[None] | None = None
+        self._listen_lock = asyncio.Lock()
         self._stopping = False
         self._prepare_disk()
 
@@ -188,12 +189,16 @@ class SimulatedWindowsHost:
             log.warning("user data failed on %s: %s", self.address, result.stderr[:300])
 
     async def _listen(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._acceptor is not None or not self._up or self._stopping:
-            return
-        if loop.time() < self._refuse_until:
-            return
-        self._acceptor = await asyncssh.listen(
+        async with self._listen_lock:  # boot and a refuse_ssh timer may race to open the port
+            loop = asyncio.get_running_loop()
+            if self._acceptor is not None or not self._up or self._stopping:
+                return
+            if loop.time() < self._refuse_until:
+                return
+            self._acceptor = await self._open_listener()
+
+    async def _open_listener(self) -> asyncssh.SSHAcceptor:
+        return await asyncssh.listen(
             host=self.address,
             port=self.port,
             server_factory=lambda: _SshServer(self),
