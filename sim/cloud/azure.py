@@ -272,8 +272,7 @@ class AzureTwin:
                     "The api-version query parameter (?api-version=) is required for all requests.",
                 )
             path = request.path.rstrip("/")
-            matched = [(m, p.match(path), h) for m, p, h in self._routes]
-            matched = [(m, mt, h) for m, mt, h in matched if mt]
+            matched = [(m, mt, h) for m, p, h in self._routes if (mt := p.match(path))]
             if not matched:
                 raise ArmError(
                     404,
@@ -296,7 +295,8 @@ class AzureTwin:
                 )
             for method, _, handler in matched:
                 if method == request.method:
-                    return await handler(request, **args)
+                    response: web.StreamResponse = await handler(request, **args)
+                    return response
             raise ArmError(
                 405, "MethodNotAllowed", f"The requested method '{request.method}' is not allowed."
             )

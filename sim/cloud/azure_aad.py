@@ -88,7 +88,7 @@ class TokenIssuer:
 
         async def token(request: web.Request) -> web.Response:
             tenant = request.match_info["tenant"]
-            form = await request.post()
+            form = {k: str(v) for k, v in (await request.post()).items()}
             if tenant != self.tenant_id:
                 return _aad_error(
                     400, "invalid_request", f"AADSTS90002: Tenant '{tenant}' not found."

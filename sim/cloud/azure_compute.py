@@ -190,7 +190,7 @@ class Compute:
             vmId=str(uuid.uuid4()),
             timeCreated=now_iso(),
         )
-        vm = {
+        vm: dict[str, Any] = {
             "id": vm_id,
             "name": name,
             "type": f"{NS}/virtualMachines",

@@ -72,7 +72,8 @@ class Network:
         return self._with_ip_configs(vnet)
 
     def get_subnet(self, group: str, vnet: str, name: str) -> dict[str, Any]:
-        for subnet in self.get_vnet(group, vnet)["properties"]["subnets"]:
+        subnets: list[dict[str, Any]] = self.get_vnet(group, vnet)["properties"]["subnets"]
+        for subnet in subnets:
             if subnet["name"].lower() == name.lower():
                 return subnet
         raise not_found(f"{NS}/virtualNetworks/{vnet}/subnets", name, group)
@@ -92,7 +93,8 @@ class Network:
 
     def _subnet_by_id(self, subnet_id: str) -> dict[str, Any]:
         for vnet in self.vnets.values():
-            for subnet in vnet["properties"]["subnets"]:
+            subnets: list[dict[str, Any]] = vnet["properties"]["subnets"]
+            for subnet in subnets:
                 if subnet["id"].lower() == subnet_id.lower():
                     return subnet
         raise ArmError(
@@ -200,7 +202,7 @@ class Network:
             for subnet_id, ip in allocated:
                 self._subnet_used[subnet_id.lower()].discard(ip)
             raise
-        nic = {
+        nic: dict[str, Any] = {
             "id": nic_id,
             "name": name,
             "type": f"{NS}/networkInterfaces",
