@@ -19,6 +19,7 @@ import ipaddress
 import logging
 import os
 import shlex
+import shutil
 import ssl
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,8 @@ class Twin:
     async def start(self) -> Twin:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.env_path.unlink(missing_ok=True)  # a stale env must not look ready
+        # The cluster twin starts empty, so hosts must too: no C:\k or services from last run.
+        shutil.rmtree(self.state_dir / "fleet", ignore_errors=True)
         try:
             await self.kube.start()
             self._started.append(self.kube)
