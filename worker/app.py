@@ -13,10 +13,16 @@ import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from temporalio.client import Client
+from temporalio.worker import Worker
+
 from activities.cloud.vm import create_vm, terminate_vm
+from activities.config import Settings, use_settings
+from activities.contracts import TASK_QUEUE
 from activities.csr import approve_node_csrs
 from activities.deconfigure import deconfigure_host
 from activities.host import wait_for_ssh
+from activities.kubelet import configure_kubelet
 from activities.network import configure_cni, start_hybrid_overlay, start_kube_proxy
 from activities.node import (
     delete_node,
@@ -26,12 +32,7 @@ from activities.node import (
     wait_node_ready,
 )
 from activities.payload import copy_payload
-from temporalio.client import Client
-from temporalio.worker import Worker
-
-from activities.config import Settings, use_settings
-from activities.contracts import TASK_QUEUE
-from activities.kubelet import configure_kubelet
+from worker.temporal import task_queue
 from workflows.onboard import OnboardWindowsNode
 
 log = logging.getLogger(__name__)
@@ -72,14 +73,14 @@ def build_worker(client: Client, *, task_queue: str = TASK_QUEUE) -> Worker:
 async def run_worker(client: Client, settings: Settings) -> None:
     """Run until SIGINT/SIGTERM, then drain gracefully."""
     use_settings(settings)
-    worker = build_worker(client)
+    worker = build_worker(client, task_queue=task_queue())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info(
         "worker on task queue %s, namespace %s, kubeconfig %s",
-        TASK_QUEUE,
+        task_queue(),
         client.namespace,
         settings.kubeconfig or "in-cluster",
     )

@@ -26,7 +26,6 @@ from temporalio.service import RPCError
 
 from activities.config import Settings
 from activities.contracts import (
-    TASK_QUEUE,
     AwsMachineSpec,
     AzureMachineSpec,
     ByohHostSpec,
@@ -35,7 +34,7 @@ from activities.contracts import (
     Progress,
 )
 from worker import progress, telemetry, traces
-from worker.temporal import connect, ensure_search_attributes
+from worker.temporal import connect, ensure_search_attributes, task_queue
 from workflows import search_attributes
 
 log = logging.getLogger("winfleet")
@@ -97,7 +96,7 @@ async def start_onboarding(
             "OnboardWindowsNode",
             inp,
             id=workflow_id(inp.pool, inp.node_name),
-            task_queue=TASK_QUEUE,
+            task_queue=task_queue(),
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             search_attributes=TypedSearchAttributes(
                 [

@@ -8,6 +8,7 @@ localhost:7233, namespace `default`.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -20,9 +21,15 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.envconfig import ClientConfig
 from temporalio.service import RPCError
 
+from activities.contracts import TASK_QUEUE
 from workflows import search_attributes
 
 log = logging.getLogger(__name__)
+
+
+def task_queue() -> str:
+    """`WINFLEET_TASK_QUEUE`, default `winfleet`: the queue workers poll and the CLI targets."""
+    return os.environ.get("WINFLEET_TASK_QUEUE", TASK_QUEUE)
 
 
 def connect_options(profile: str | None = None) -> dict[str, Any]:

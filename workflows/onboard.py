@@ -388,14 +388,16 @@ def _compensation_retry(activity: Any) -> RetryPolicy:
 
 
 def _cause(err: BaseException) -> tuple[str, str]:
-    """The innermost application error's type and message."""
+    """Type and message of the activity's own error: the outermost application error.
+
+    (Deeper causes are library exceptions the activity translated, e.g. asyncssh's.)
+    """
     cause: BaseException | None = err
-    found: tuple[str, str] = ("", str(err))
     while cause is not None:
         if isinstance(cause, ApplicationError):
-            found = (cause.type or "", cause.message)
+            return cause.type or "", cause.message
         cause = cause.__cause__
-    return found
+    return "", str(err)
 
 
 def _describe(err: BaseException) -> str:

@@ -46,8 +46,9 @@ KUBE_CALL_TIMEOUT = timedelta(minutes=2)
 # Compensation must not give up easily but must not hang the workflow forever either.
 COMPENSATION_TIMEOUT = timedelta(minutes=10)
 
-# Long activities heartbeat at least this often; a dead worker is noticed within it.
-HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+# A dead worker is noticed within this. One SSH connection attempt alone can take 40 s
+# (10 s connect + 30 s login) between two heartbeats, so it must be longer than that.
+HEARTBEAT_TIMEOUT = timedelta(seconds=60)
 
 # Transient failures: 15 s like WMCO, backing off, for about 10 minutes in total.
 STEP_RETRY = RetryPolicy(
