@@ -27,9 +27,19 @@ with workflow.unsafe.imports_passed_through():
         terminate_vm,
         validate_create_vm_input,
     )
+    from activities.contracts import (
+        HostRef,
+        NodeName,
+        OnboardNodeInput,
+        OnboardNodeResult,
+        Phase,
+        Progress,
+    )
     from activities.csr import ApproveCsrsInput, approve_node_csrs
     from activities.deconfigure import DeconfigureInput, deconfigure_host
+    from activities.errors import InvalidRequest
     from activities.host import WaitForSshInput, wait_for_ssh
+    from activities.kubelet import ConfigureKubeletInput, configure_kubelet
     from activities.network import (
         ConfigureCniInput,
         HybridOverlayInput,
@@ -51,17 +61,6 @@ with workflow.unsafe.imports_passed_through():
         wait_node_ready,
     )
     from activities.payload import CopyPayloadInput, copy_payload
-
-    from activities.contracts import (
-        HostRef,
-        NodeName,
-        OnboardNodeInput,
-        OnboardNodeResult,
-        Phase,
-        Progress,
-    )
-    from activities.errors import InvalidRequest
-    from activities.kubelet import ConfigureKubeletInput, configure_kubelet
     from workflows import policies, search_attributes
 
 NODE_SUBNET_ANNOTATION = "k8s.ovn.org/hybrid-overlay-node-subnet"

@@ -100,9 +100,7 @@ async def test_a_dropped_sftp_transfer_is_resumed(world: World) -> None:
     inp = byoh(world, 2, "byoh-dropped")
     host = world.twin.fleet.get(inp.byoh.address)  # type: ignore[union-attr]
     payload = Path(world.twin.env["WINFLEET_PAYLOAD_DIR"])
-    total = sum(
-        p.stat().st_size for p in payload.rglob("*") if p.is_file() and p.name != "sha256sum"
-    )
+    total = payload_bytes(payload)
     host.faults.drop_sftp_after(400_000, times=1)
     handle = await start(world, inp)
     result = await handle.result()
@@ -112,6 +110,12 @@ async def test_a_dropped_sftp_transfer_is_resumed(world: World) -> None:
     local = payload / "kubelet.exe"
     assert (
         hashlib.sha256(remote.read_bytes()).digest() == hashlib.sha256(local.read_bytes()).digest()
+    )
+
+
+def payload_bytes(payload: Path) -> int:
+    return sum(
+        p.stat().st_size for p in payload.rglob("*") if p.is_file() and p.name != "sha256sum"
     )
 
 
