@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STATE ?= .state
 
-.PHONY: install test lint run sim worker bench bench-sim clean
+.PHONY: install test lint run sim bench bench-sim clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,16 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+run: $(STAMP)
+	$(BIN)/python -m sim.demo --state-dir $(STATE) $(RUN_ARGS)
+
 sim: $(STAMP)
 	$(BIN)/python -m sim up --state-dir $(STATE)/sim
 
-bench-sim: $(STAMP)
+bench-run: $(STAMP)
+	$(BIN)/python -m sim.demo --state-dir $(STATE) $(RUN_ARGS)
+
+sim: $(STAMP)
 	$(BIN)/python -m sim.bench
 
 bench: bench-sim
