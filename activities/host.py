@@ -34,7 +34,7 @@ from activities.windows.powershell import (
 )
 
 FIRST_RETRY_S = 0.5  # a refused connection is retried quickly at first...
-MAX_RETRY_S = 15.0  # ...then every 15 s, WMCO's interval
+MAX_RETRY_S = 2.0  # ...and at least every 2 s: a refused dial is cheap, a booted VM is used at once
 REBOOT_GRACE_S = 120.0  # an old hostname seen this soon after Restart-Computer: reboot pending
 RENAMED = "renamed"  # heartbeat detail: the host was renamed by an earlier attempt
 # A Windows computer (DNS host) name: letters, digits, hyphens; at most 63; not only digits.

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import aiohttp
 import pytest
-from conftest import CLIENT_SIGNER, KEY_SECRET, Cluster, eventually
+from network_lab import CLIENT_SIGNER, KEY_SECRET, Cluster, eventually
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
