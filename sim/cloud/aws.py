@@ -26,7 +26,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from sim.cloud import moto_idempotency
-from sim.cloud.hosts import log_bring_up_failure, remove_host, windows_build
+from sim.cloud.hosts import log_bring_up_failure, remove_host, succeeded, windows_build
 from sim.windows.fleet import HostFleet, HostSpec
 
 log = logging.getLogger(__name__)
@@ -87,8 +87,9 @@ class AwsTwin:
 
     @property
     def hosted(self) -> dict[str, str]:
-        """Instance id -> private IP of every instance that currently has a simulated host."""
-        return {iid: h.address for iid, h in self._hosted.items()}
+        """Instance id -> private IP of every instance whose simulated host is in the fleet
+        (`fleet.get(ip)` works; SSH is up once its boot time has passed)."""
+        return {iid: h.address for iid, h in self._hosted.items() if succeeded(h.bring_up)}
 
     def client(self, service: str = "ec2") -> Any:
         """A boto3 client for this twin with its credentials (tests and the twin itself)."""

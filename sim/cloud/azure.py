@@ -45,7 +45,7 @@ from sim.cloud.azure_aad import TokenIssuer
 from sim.cloud.azure_arm import ArmError, Operations, error_response, json_body
 from sim.cloud.azure_compute import Compute
 from sim.cloud.azure_network import Network, group_id
-from sim.cloud.hosts import log_bring_up_failure, remove_host, windows_build
+from sim.cloud.hosts import log_bring_up_failure, remove_host, succeeded, windows_build
 from sim.pki import CertificateAuthority
 from sim.windows.fleet import HostFleet, HostSpec
 
@@ -128,8 +128,13 @@ class AzureTwin:
 
     @property
     def hosted(self) -> dict[str, str]:
-        """VM name -> private IP of every VM that currently has a simulated host."""
-        return {k.rsplit("/", 1)[-1]: h.address for k, h in self._hosted.items()}
+        """VM name -> private IP of every VM whose simulated host is in the fleet
+        (`fleet.get(ip)` works; SSH is up once its boot time has passed)."""
+        return {
+            k.rsplit("/", 1)[-1]: h.address
+            for k, h in self._hosted.items()
+            if succeeded(h.bring_up)
+        }
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -39,11 +39,12 @@ async def remove_host(
         await bring_up
     await fleet.remove_host(address)
     if wipe_disk:
-        disk = getattr(bring_up.result(), "dir", None) if _succeeded(bring_up) else None
+        disk = getattr(bring_up.result(), "dir", None) if succeeded(bring_up) else None
         await asyncio.to_thread(shutil.rmtree, disk or fleet.state_dir / "hosts" / address, True)
 
 
-def _succeeded(task: asyncio.Task[Any]) -> bool:
+def succeeded(task: asyncio.Task[Any]) -> bool:
+    """A bring-up task that finished: the host is in the fleet (booting or up)."""
     return task.done() and not task.cancelled() and task.exception() is None
 
 
