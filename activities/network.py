@@ -27,7 +27,7 @@ from activities.windows.cni import OVERLAY_NETWORK, cni_config
 
 T = TypeVar("T")
 
-POLL_SECONDS = 2.0
+POLL_SECONDS = 0.5  # one PowerShell round trip every half second per waiting node
 DEFAULT_WAIT_SECONDS = 480.0  # the workflow passes its own budget (policies.NETWORK_BUDGET)
 
 
