@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 AUTHORIZED_KEYS = "C/ProgramData/ssh/administrators_authorized_keys"
+COMMAND_LOG_LIMIT = 2000
 _PS_WRAPPER = re.compile(r"<powershell>(.*?)</powershell>", re.S | re.I)
 
 
@@ -63,6 +64,7 @@ class _SshServer(asyncssh.SSHServer):
 class SimulatedWindowsHost:
     def __init__(self, spec: HostSpec, state_dir: Path, kube_ca_pem: bytes | None, port: int):
         self.spec = spec
+        self.command_log: list[str] = []
         self.address = spec.address
         self.username = spec.username
         self.port = port
@@ -286,7 +288,13 @@ class SimulatedWindowsHost:
 
     # ---- exec ----------------------------------------------------------------------------
     async def run(self, command: str) -> tuple[str, str, int]:
-        """Run one command line as the SSH exec channel would (also handy for tests)."""
+        """Run one command line as the SSH exec channel would (also handy for tests).
+
+        Every line is kept in `command_log` (the last COMMAND_LOG_LIMIT), so tests can tell how
+        often a step really ran on the host.
+        """
+        self.command_log.append(command)
+        del self.command_log[:-COMMAND_LOG_LIMIT]
         return await win_exec.run_command(self, command)
 
     async def _handle_process(self, process: asyncssh.SSHServerProcess[str]) -> None:

@@ -17,11 +17,12 @@ from temporalio.worker import Replayer
 from workflows.onboard import OnboardWindowsNode
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+LOADED = {p.stem: json.loads(p.read_text()) for p in HISTORIES}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_saved_history_replays_without_nondeterminism(path: Path) -> None:
-    history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+    history = WorkflowHistory.from_json(path.stem, LOADED[path.stem])
     result = await Replayer(workflows=[OnboardWindowsNode]).replay_workflow(
         history, raise_on_replay_failure=False
     )
