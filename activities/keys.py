@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 
 import asyncssh
@@ -43,13 +44,21 @@ async def load_private_key(secret_name: str) -> asyncssh.SSHKey:
             f"secret {ns}/{secret_name} has no field {PRIVATE_KEY_FIELD}; {create_hint}"
         )
     try:
-        return asyncssh.import_private_key(base64.b64decode(encoded, validate=True))
+        return _parse_private_key(encoded)
     except (binascii.Error, asyncssh.KeyImportError) as exc:
         # The message names the secret only: the key material never reaches a log.
         raise InvalidRequest(
             f"secret {ns}/{secret_name} field {PRIVATE_KEY_FIELD} is not an unencrypted SSH "
             f"private key (OpenSSH or PEM); {create_hint}"
         ) from exc
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_private_key(encoded: str) -> asyncssh.SSHKey:
+    """Parse once per distinct secret content: RSA key construction validates the key, which
+    costs tens of milliseconds of CPU, and every SSH step needs the key. The secret is still
+    read every time, so a rotated key is picked up at once."""
+    return asyncssh.import_private_key(base64.b64decode(encoded, validate=True))
 
 
 def public_key_openssh(key: asyncssh.SSHKey) -> str:

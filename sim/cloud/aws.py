@@ -19,13 +19,20 @@ import contextlib
 import hashlib
 import logging
 import secrets
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from sim.cloud import moto_idempotency
+from sim.cloud.faults import FaultyWsgi, aws_faults
 from sim.cloud.hosts import log_bring_up_failure, remove_host, succeeded, windows_build
 from sim.windows.fleet import HostFleet, HostSpec
 
@@ -72,7 +79,11 @@ class AwsTwin:
         self.region = region
         self.poll_interval = poll_interval
         self._host, self._port = host, port
-        self._server: ThreadedMotoServer | None = None
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self.faults = (
+            aws_faults()
+        )  # e.g. faults.add("RunInstances", 500, "InsufficientInstanceCapacity")
         self._watcher: asyncio.Task[None] | None = None
         self._hosted: dict[str, _Hosted] = {}  # instance id -> host
         self._image_names: dict[str, str] = {}
@@ -105,10 +116,16 @@ class AwsTwin:
         moto_idempotency.install()
         # werkzeug logs every request at INFO on its own handler unless a level is set.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
-        await asyncio.to_thread(self._server.start)
-        host, port = self._server.get_host_and_port()
-        self.endpoint_url = f"http://{host}:{port}"
+        # What moto's ThreadedMotoServer does, with the fault wrapper around the app.
+        app = FaultyWsgi(DomainDispatcherApplication(create_backend_app), self.faults)
+        self._server = make_server(
+            self._host, self._port, app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="aws-twin-moto", daemon=True
+        )
+        self._thread.start()
+        self.endpoint_url = f"http://{self._host}:{self._server.server_port}"
         await asyncio.to_thread(self._seed)
         self._ec2 = self.client()
         self._watcher = asyncio.create_task(self._watch(), name="aws-twin-watcher")
@@ -126,8 +143,10 @@ class AwsTwin:
                 await self._watcher
         for iid in list(self._hosted):
             await self._take_down(iid)  # the twin stops; the instances' disks stay
-        if self._server:
-            await asyncio.to_thread(self._server.stop)
+        if self._server and self._thread:
+            await asyncio.to_thread(self._server.shutdown)
+            await asyncio.to_thread(self._thread.join)
+            self._server.server_close()
             self._server = None
 
     async def __aenter__(self) -> AwsTwin:

@@ -45,6 +45,7 @@ from sim.cloud.azure_aad import TokenIssuer
 from sim.cloud.azure_arm import ArmError, Operations, error_response, json_body
 from sim.cloud.azure_compute import Compute
 from sim.cloud.azure_network import Network, group_id
+from sim.cloud.faults import azure_faults
 from sim.cloud.hosts import log_bring_up_failure, remove_host, succeeded, windows_build
 from sim.pki import CertificateAuthority
 from sim.windows.fleet import HostFleet, HostSpec
@@ -115,6 +116,8 @@ class AzureTwin:
         self._server: asyncio.Server | None = None
         self._handlers: set[Any] = set()  # aiohttp RequestHandlers (not weak-referenceable)
         self._routes = self._route_table()
+        # e.g. faults.add("PUT virtualMachines", 429, "TooManyRequests", "...", count=2)
+        self.faults = azure_faults()
 
     # -- what clients need -----------------------------------------------------------------
 
@@ -277,6 +280,10 @@ class AzureTwin:
                     "The api-version query parameter (?api-version=) is required for all requests.",
                 )
             path = request.path.rstrip("/")
+            fault = self.faults.take(f"{request.method} {path}") if self.faults.armed else None
+            if fault is not None:
+                throttled = {"retry-after-ms": "100"} if fault.status == 429 else {}
+                return error_response(fault.status, fault.code, fault.message, throttled)
             matched = [(m, mt, h) for m, p, h in self._routes if (mt := p.match(path))]
             if not matched:
                 raise ArmError(

@@ -5,9 +5,13 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncssh
+import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from sim.cloud.aws import IMAGE_NAME, AwsTwin, ec2_hostname
 from sim.windows.fleet import HostFleet
@@ -158,3 +162,44 @@ async def _ssh_is(address: str, key: asyncssh.SSHKey, hostname: str) -> bool:
 
 async def _ssh_up(address: str, key: asyncssh.SSHKey) -> bool:
     return await ssh(address, key, "Administrator") not in ("refused", "dropped")
+
+
+def no_retry_client(aws: AwsTwin) -> Any:
+    return boto3.client(
+        "ec2",
+        endpoint_url=aws.endpoint_url,
+        region_name=aws.region,
+        aws_access_key_id=aws.access_key,
+        aws_secret_access_key=aws.secret_key,
+        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+    )
+
+
+async def test_armed_capacity_fault_fails_run_instances_like_ec2_then_clears(
+    aws: AwsTwin,
+) -> None:
+    aws.faults.add(
+        "RunInstances",
+        500,
+        "InsufficientInstanceCapacity",
+        "We currently do not have sufficient m5a.large capacity.",
+    )
+    with pytest.raises(ClientError) as err:
+        no_retry_client(aws).run_instances(
+            ImageId=aws.image_id, MinCount=1, MaxCount=1, SubnetId=aws.subnet_id
+        )
+    assert err.value.response["Error"]["Code"] == "InsufficientInstanceCapacity"
+    assert launch(aws, "")["InstanceId"].startswith("i-")
+
+
+async def test_throttling_is_retried_by_boto3_and_surfaces_once_retries_run_out(
+    aws: AwsTwin,
+) -> None:
+    aws.faults.add("DescribeImages", 503, "RequestLimitExceeded", "Request limit exceeded.")
+    assert aws.client().describe_images(ImageIds=[aws.image_id])["Images"]  # retried
+
+    aws.faults.add("DescribeImages", 503, "RequestLimitExceeded", "Request limit exceeded.")
+    with pytest.raises(ClientError) as err:
+        no_retry_client(aws).describe_images(ImageIds=[aws.image_id])
+    assert err.value.response["Error"]["Code"] == "RequestLimitExceeded"
+    assert [f.code for f in aws.faults.taken] == ["RequestLimitExceeded"] * 2

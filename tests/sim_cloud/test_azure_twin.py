@@ -241,3 +241,41 @@ async def test_windows_computer_name_longer_than_15_characters_is_rejected(
     assert err.value.status_code == 400
     assert err.value.error.code == "InvalidParameter"
     assert "15 characters" in err.value.error.message
+
+
+async def test_arm_throttling_is_retried_by_the_sdk_and_a_persistent_fault_surfaces(
+    azure: AzureTwin, ca_bundle: str
+) -> None:
+    azure.faults.add(
+        "GET virtualMachines", 429, "TooManyRequests", "The request is being throttled."
+    )
+    azure.faults.add(
+        "PUT networkInterfaces",
+        500,
+        "InternalServerError",
+        "Encountered internal server error.",
+        count=10,
+    )
+
+    def calls() -> tuple[list[Any], str]:
+        with clients(azure, ca_bundle) as (compute, network):
+            listed = list(compute.virtual_machines.list(RG))
+            with pytest.raises(HttpResponseError) as err:
+                network.network_interfaces.begin_create_or_update(
+                    RG,
+                    "n1",
+                    {
+                        "location": "eastus",
+                        "properties": {
+                            "ipConfigurations": [
+                                {"name": "c", "properties": {"subnet": {"id": azure.subnet_id}}}
+                            ]
+                        },
+                    },
+                    retry_total=1,
+                    retry_backoff_factor=0.01,
+                )
+            return listed, err.value.error.code
+
+    assert await asyncio.to_thread(calls) == ([], "InternalServerError")
+    assert [f.code for f in azure.faults.taken][:1] == ["TooManyRequests"]
