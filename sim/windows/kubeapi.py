@@ -47,9 +47,12 @@ def read_kubeconfig(path: Path, fallback_ca: bytes | None = None) -> dict[str, A
     }
 
 
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 def client_kubeconfig(server: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> str:
     """A kubeconfig with embedded client certificate auth (what kubelet writes after bootstrap)."""
-    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
     return yaml.safe_dump(
         {
             "apiVersion": "v1",
@@ -57,15 +60,15 @@ def client_kubeconfig(server: str, ca_pem: bytes, cert_pem: bytes, key_pem: byte
             "clusters": [
                 {
                     "name": "default-cluster",
-                    "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)},
+                    "cluster": {"server": server, "certificate-authority-data": _b64(ca_pem)},
                 }
             ],
             "users": [
                 {
                     "name": "default-auth",
                     "user": {
-                        "client-certificate-data": b64(cert_pem),
-                        "client-key-data": b64(key_pem),
+                        "client-certificate-data": _b64(cert_pem),
+                        "client-key-data": _b64(key_pem),
                     },
                 }
             ],

@@ -70,7 +70,7 @@ def new_service(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[
 
 
 def _lookup(ctx: Context, name: str) -> Service:
-    svc = ctx.host.scm.find(name)
+    svc: Service | None = ctx.host.scm.find(name)
     if svc is None:
         raise CmdletError(f"Cannot find any service with service name '{name}'.")
     return svc

@@ -13,6 +13,7 @@ Used by the PowerShell service cmdlets, sc.exe, WMCB and the host's boot sequenc
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -169,7 +170,7 @@ class ServiceManager:
         task = self._spawn(svc)
         if task is not None:
             self._tasks[svc.name.lower()] = task
-            task.add_done_callback(lambda t, s=svc: self._ended(s, t))
+            task.add_done_callback(functools.partial(self._ended, svc))
 
     def dependents(self, name: str) -> list[Service]:
         return [

@@ -10,6 +10,7 @@ Used by `host.py` as the `sftp_factory`.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import asyncssh
@@ -18,7 +19,7 @@ from sim.windows import paths
 
 
 class HostSFTPServer(asyncssh.SFTPServer):
-    def __init__(self, chan: asyncssh.SSHServerChannel, host: Any) -> None:
+    def __init__(self, chan: asyncssh.SSHServerChannel[bytes], host: Any) -> None:
         super().__init__(chan)
         self._host = host
         self._written: dict[int, int] = {}
@@ -44,7 +45,7 @@ class HostSFTPServer(asyncssh.SFTPServer):
 
     def reverse_map_path(self, path: bytes) -> bytes:
         try:
-            win = paths.to_windows(self._host.root, path.decode("utf-8"))
+            win = paths.to_windows(self._host.root, Path(path.decode("utf-8")))
         except paths.PathError:
             return b"/"
         return ("/" + win.replace("\\", "/").rstrip("/")).encode("utf-8")
