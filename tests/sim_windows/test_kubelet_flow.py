@@ -222,8 +222,11 @@ async def test_kubelet_bootstraps_registers_and_turns_ready_once_networking_is_i
 
 
 async def test_kube_proxy_without_its_vip_endpoint_stops_like_a_crashing_service(
-    fleet: HostFleet, host, payload
+    fleet: HostFleet, host, payload, monkeypatch
 ):
+    from sim.windows import overlay
+
+    monkeypatch.setattr(overlay, "KUBE_PROXY_STARTUP_SECONDS", 0.2)
     install_payload(host, payload)
     (host.root / "C" / "k" / "kubeconfig").write_text("apiVersion: v1\n")
     host.hns.create_network(
