@@ -250,7 +250,7 @@ async def test_arm_throttling_is_retried_by_the_sdk_and_a_persistent_fault_surfa
         "GET virtualMachines", 429, "TooManyRequests", "The request is being throttled."
     )
     azure.faults.add(
-        "PUT networkInterfaces",
+        "GET networkInterfaces/",
         500,
         "InternalServerError",
         "Encountered internal server error.",
@@ -259,22 +259,9 @@ async def test_arm_throttling_is_retried_by_the_sdk_and_a_persistent_fault_surfa
 
     def calls() -> tuple[list[Any], str]:
         with clients(azure, ca_bundle) as (compute, network):
-            listed = list(compute.virtual_machines.list(RG))
+            listed = list(compute.virtual_machines.list(RG))  # 429 once, retried
             with pytest.raises(HttpResponseError) as err:
-                network.network_interfaces.begin_create_or_update(
-                    RG,
-                    "n1",
-                    {
-                        "location": "eastus",
-                        "properties": {
-                            "ipConfigurations": [
-                                {"name": "c", "properties": {"subnet": {"id": azure.subnet_id}}}
-                            ]
-                        },
-                    },
-                    retry_total=1,
-                    retry_backoff_factor=0.01,
-                )
+                network.network_interfaces.get(RG, "n1", retry_total=0)
             return listed, err.value.error.code
 
     assert await asyncio.to_thread(calls) == ([], "InternalServerError")
