@@ -41,6 +41,7 @@ from workflows import search_attributes
 RESULTS = Path("bench-results")
 TARGET_RATIO = 1.5
 TARGET_OVERHEAD_S = 1.5
+ZERO_TICK_S = 0.02
 
 
 async def onboard_all(
@@ -82,6 +83,8 @@ async def with_world(state: Path, boot_seconds: float, body: Any) -> Any:
             azure_cidr="127.41.0.0/16",
             byoh_cidr="127.42.0.0/16",
         )
+        if boot_seconds == 0:
+            twin.fleet.tick_seconds = ZERO_TICK_S  # zero simulated delays: components react at once
         async with twin:
             env = {
                 **os.environ,
@@ -147,6 +150,8 @@ async def main_async(sizes: list[int]) -> int:
     print("onboarding benchmark (real Temporal dev server, SIMULATED cloud/cluster/hosts)")
     walls = await with_world(state, 10.0, lambda c, t: parallel_scenarios(c, t, sizes))
     zero = await with_world(state, 0.0, overhead_scenarios)
+    if len(sizes) < 2:
+        raise SystemExit("bench.onboard: give at least two sizes, e.g. --sizes 1,50")
     ratio = walls[str(max(sizes))] / walls[str(min(sizes))]
     checks = {
         f"ratio {max(sizes)}-node/{min(sizes)}-node wall <= {TARGET_RATIO}": ratio <= TARGET_RATIO,

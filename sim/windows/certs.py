@@ -59,7 +59,11 @@ def new_key_and_csr(
 
 
 async def request_certificate(
-    client: KubeClient, csr_pem: bytes, signer: str, usages: list[str]
+    client: KubeClient,
+    csr_pem: bytes,
+    signer: str,
+    usages: list[str],
+    poll_seconds: float = POLL_SECONDS,
 ) -> bytes:
     """Create a CSR and wait for its certificate (PEM). Transport errors are retried."""
     body = {
@@ -97,4 +101,4 @@ async def request_certificate(
                         return base64.b64decode(st["certificate"])
         except KubeUnreachable:
             pass
-        await asyncio.sleep(POLL_SECONDS)
+        await asyncio.sleep(poll_seconds)

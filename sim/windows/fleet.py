@@ -32,11 +32,18 @@ class HostSpec:
 
 
 class HostFleet:
-    def __init__(self, state_dir: str | Path, kube_ca_pem: bytes | None = None, ssh_port: int = 22):
+    def __init__(
+        self,
+        state_dir: str | Path,
+        kube_ca_pem: bytes | None = None,
+        ssh_port: int = 22,
+        tick_seconds: float = 1.0,
+    ):
         self.state_dir = Path(state_dir)
         self.kube_ca_pem = kube_ca_pem
         self.ssh_port = ssh_port
         self._hosts: dict[str, SimulatedWindowsHost] = {}
+        self.tick_seconds = tick_seconds  # the hosts' component poll interval (simulated delay)
         self.on_add: list[Callable[[SimulatedWindowsHost], None]] = []
 
     async def start(self) -> None:
@@ -50,6 +57,7 @@ class HostFleet:
         if spec.address in self._hosts:
             raise ValueError(f"a simulated host already has address {spec.address}")
         host = SimulatedWindowsHost(spec, self.state_dir, self.kube_ca_pem, self.ssh_port)
+        host.tick_seconds = self.tick_seconds
         self._hosts[spec.address] = host
         for callback in list(self.on_add):
             callback(host)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 AUTHORIZED_KEYS = "C/ProgramData/ssh/administrators_authorized_keys"
 COMMAND_LOG_LIMIT = 2000
+DEFAULT_TICK_SECONDS = 1.0
 _PS_WRAPPER = re.compile(r"<powershell>(.*?)</powershell>", re.S | re.I)
 
 
@@ -65,6 +66,9 @@ class SimulatedWindowsHost:
     def __init__(self, spec: HostSpec, state_dir: Path, kube_ca_pem: bytes | None, port: int):
         self.spec = spec
         self.command_log: list[str] = []
+        # How often the simulated kubelet, hybrid-overlay and kube-proxy look at the world: a
+        # simulated delay like boot time (the fleet sets it; near zero for overhead benchmarks).
+        self.tick_seconds = DEFAULT_TICK_SECONDS
         self.address = spec.address
         self.username = spec.username
         self.port = port

@@ -33,7 +33,6 @@ from sim.windows.kubeapi import (
 
 log = logging.getLogger(__name__)
 OVERLAY_NETWORK = "OVNKubernetesHybridOverlayNetwork"
-TICK_SECONDS = 1.0
 HEARTBEAT_SECONDS = 10.0
 
 
@@ -122,7 +121,7 @@ async def _bootstrap(host: Any, flags: dict[str, str], node: str, pki: Path) -> 
     client = KubeClient(boot)
     try:
         cert_pem = await certs.request_certificate(
-            client, csr_pem, certs.CLIENT_SIGNER, certs.CLIENT_USAGES
+            client, csr_pem, certs.CLIENT_SIGNER, certs.CLIENT_USAGES, host.tick_seconds
         )
     finally:
         await client.close()
@@ -168,7 +167,7 @@ async def _register(
             log.warning("node %s registration answered %s: %s", node, status, str(obj)[:200])
         except KubeUnreachable:
             pass
-        await asyncio.sleep(TICK_SECONDS)
+        await asyncio.sleep(host.tick_seconds)
 
 
 def _node_status(
@@ -195,13 +194,15 @@ def _node_status(
     }
 
 
-async def _serving_cert(client: KubeClient, node: str, ip: str, pki: Path) -> None:
+async def _serving_cert(
+    client: KubeClient, node: str, ip: str, pki: Path, poll_seconds: float
+) -> None:
     target = pki / "kubelet-server-current.pem"
     if target.is_file():
         return
     key_pem, csr_pem = certs.new_key_and_csr(node, dns_names=(node,), ips=(ip,))
     cert_pem = await certs.request_certificate(
-        client, csr_pem, certs.SERVING_SIGNER, certs.SERVING_USAGES
+        client, csr_pem, certs.SERVING_SIGNER, certs.SERVING_USAGES, poll_seconds
     )
     target.write_bytes(cert_pem + key_pem)
 
@@ -227,7 +228,7 @@ async def run_kubelet(host: Any, flags: dict[str, str]) -> None:
     since = _now()
     try:
         await _register(client, host, flags, node, ip, exe)
-        serving = asyncio.create_task(_serving_cert(client, node, ip, pki))
+        serving = asyncio.create_task(_serving_cert(client, node, ip, pki, host.tick_seconds))
         loop = asyncio.get_running_loop()
         next_heartbeat = 0.0
         while True:
@@ -251,7 +252,7 @@ async def run_kubelet(host: Any, flags: dict[str, str]) -> None:
                         await _register(client, host, flags, node, ip, exe)
                 except KubeUnreachable:
                     pass
-            await asyncio.sleep(TICK_SECONDS)
+            await asyncio.sleep(host.tick_seconds)
     finally:
         if serving is not None:
             serving.cancel()

@@ -28,7 +28,6 @@ MAC_ANNOTATION = "k8s.ovn.org/hybrid-overlay-distributed-router-gateway-mac"
 BASE_NETWORK = "BaseOVNKubernetesHybridOverlayNetwork"
 OVERLAY_NETWORK = "OVNKubernetesHybridOverlayNetwork"
 BASE_PREFIX, BASE_GATEWAY = "100.64.0.0/16", "100.64.0.1"
-TICK_SECONDS = 1.0
 KUBE_PROXY_STARTUP_SECONDS = 3.0
 
 
@@ -85,7 +84,7 @@ async def run_hybrid_overlay(host: Any, flags: dict[str, str]) -> None:
                         annotated = code == 200
             except KubeUnreachable:
                 pass
-            await asyncio.sleep(TICK_SECONDS)
+            await asyncio.sleep(host.tick_seconds)
     finally:
         await client.close()
 
@@ -120,8 +119,8 @@ async def run_kube_proxy(host: Any, flags: dict[str, str]) -> None:
                 vip,
             )
             return
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(min(0.25, host.tick_seconds))
     # polls HNS state like a proxier sync loop would
     while _proxy_ok(host, network_name, vip):  # noqa: ASYNC110
-        await asyncio.sleep(TICK_SECONDS)
+        await asyncio.sleep(host.tick_seconds)
     log.warning("kube-proxy on %s: network %s went away", host.address, network_name)
