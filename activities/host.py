@@ -33,7 +33,7 @@ from activities.windows.powershell import (
     to_json,
 )
 
-FIRST_RETRY_S = 0.5  # a refused connection is retried quickly at first...
+FIRST_RETRY_S = 0.1  # a refused connection is retried quickly at first...
 MAX_RETRY_S = 2.0  # ...and at least every 2 s: a refused dial is cheap, a booted VM is used at once
 REBOOT_GRACE_S = 120.0  # an old hostname seen this soon after Restart-Computer: reboot pending
 RENAMED = "renamed"  # heartbeat detail: the host was renamed by an earlier attempt

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from temporalio import activity
 
+from activities import polling
 from activities.config import settings
 from activities.errors import InvalidRequest, NodeNotReadyYet, boundary
 from activities.kubelet import CNI_APPLIED_MARKER, heartbeating, same_hash
@@ -27,7 +28,6 @@ from activities.windows.cni import OVERLAY_NETWORK, cni_config
 
 T = TypeVar("T")
 
-POLL_SECONDS = 0.5  # one PowerShell round trip every half second per waiting node
 DEFAULT_WAIT_SECONDS = 480.0  # the workflow passes its own budget (policies.NETWORK_BUDGET)
 
 
@@ -205,6 +205,7 @@ async def _running(host: HostSession, name: str, node: str) -> bool | None:
 async def wait_for(probe: Callable[[], Awaitable[T | None]], *, timeout_s: float, what: str) -> T:
     """Poll `probe` until it returns something, heartbeating; `NodeNotReadyYet` after timeout."""
     deadline = time.monotonic() + timeout_s
+    pauses = polling.delays()
     while True:
         result = await probe()
         if result is not None:
@@ -212,4 +213,4 @@ async def wait_for(probe: Callable[[], Awaitable[T | None]], *, timeout_s: float
         if time.monotonic() >= deadline:
             raise NodeNotReadyYet(f"timed out after {timeout_s:.0f}s waiting for {what}")
         activity.heartbeat(what)
-        await asyncio.sleep(POLL_SECONDS)
+        await asyncio.sleep(next(pauses))

@@ -21,14 +21,13 @@ from typing import Any, TypeVar
 from cryptography.hazmat.primitives import serialization
 from temporalio import activity
 
-from activities import events, kube
+from activities import events, kube, polling
 from activities.config import settings
 from activities.contracts import ANNOTATION_PREFIX
 from activities.errors import InvalidRequest, KubernetesUnavailable, NodeNotReadyYet, boundary
 
 T = TypeVar("T")
 
-POLL_INTERVAL_S = 0.5  # a GET or a CSR list twice a second per waiting node: cheap, and prompt
 OS_LABEL = "kubernetes.io/os"
 VERSION_ANNOTATION = ANNOTATION_PREFIX + "version"
 PUB_KEY_HASH_ANNOTATION = ANNOTATION_PREFIX + "pub-key-hash"
@@ -120,12 +119,14 @@ def facts(node: JsonObject) -> NodeFacts:
 
 
 async def poll(what: str, probe: Callable[[], Awaitable[T | None]], timeout_s: float) -> T | None:
-    """Call `probe` about every second until it returns a value or `timeout_s` has passed.
+    """Call `probe` (quickly at first, then every second) until it returns a value or
+    `timeout_s` has passed.
 
     A briefly unavailable API server does not end the wait; if it is still unavailable at the
     deadline, that (retryable) error is raised instead of returning None.
     """
     deadline = time.monotonic() + timeout_s
+    pauses = polling.delays()
     while True:
         activity.heartbeat(what)
         try:
@@ -141,7 +142,7 @@ async def poll(what: str, probe: Callable[[], Awaitable[T | None]], timeout_s: f
             if failure is not None:
                 raise failure
             return None
-        await asyncio.sleep(min(POLL_INTERVAL_S, left))
+        await asyncio.sleep(min(next(pauses), left))
 
 
 # --- activities ------------------------------------------------------------------------------
