@@ -48,7 +48,7 @@ HEARTBEAT_EVERY_SECONDS = 5.0
 APPLIED_MARKER = paths.WindowsPath(paths.IGNITION + ".applied")
 """Holds the SHA256 of the ignition WMCB last applied successfully (written after success)."""
 
-CNI_APPLIED_MARKER = paths.WindowsPath(paths.CNI_CONFIG + ".applied")
+CNI_APPLIED_MARKER = paths.win_join(paths.K_DIR, "cni.conf.applied")
 """Written by configure-cni; initialize-kubelet drops kubelet's CNI flags, so it removes it."""
 
 
@@ -161,6 +161,7 @@ def _get(url: str, ca_file: str | None) -> bytes:
             body: bytes = r.read()
             return body
     except urllib.error.HTTPError as exc:
+        exc.close()  # it holds the response, and with it the TLS socket
         if exc.code >= 500 or exc.code == 429:
             raise KubernetesUnavailable(
                 f"Machine Config Server {url} answered {exc.code}; retrying"
