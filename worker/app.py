@@ -16,7 +16,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.cloud.vm import create_vm, terminate_vm
+from activities.cloud.vm import create_vm, release_vm, terminate_vm
 from activities.config import Settings, use_settings
 from activities.contracts import TASK_QUEUE
 from activities.csr import approve_node_csrs
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 ACTIVITIES: Sequence[Callable[..., Any]] = (
     create_vm,
+    release_vm,
     terminate_vm,
     wait_for_ssh,
     copy_payload,

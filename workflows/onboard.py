@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.cloud.vm import (
         CreateVmInput,
         create_vm,
+        release_vm,
         terminate_vm,
         validate_create_vm_input,
     )
@@ -33,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         OnboardNodeInput,
         OnboardNodeResult,
         Phase,
+        Platform,
         Progress,
     )
     from activities.csr import ApproveCsrsInput, approve_node_csrs
@@ -62,6 +64,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.payload import CopyPayloadInput, copy_payload
     from workflows import policies, search_attributes
+
+# Added after histories existed: compensation of a failed vm-create releases a VM found by tags.
+RELEASE_VM_PATCH = "release-vm-after-failed-create"
 
 NODE_SUBNET_ANNOTATION = "k8s.ovn.org/hybrid-overlay-node-subnet"
 GATEWAY_MAC_ANNOTATION = "k8s.ovn.org/hybrid-overlay-distributed-router-gateway-mac"
@@ -143,7 +148,7 @@ class OnboardWindowsNode:
         try:
             return await self._onboard(inp, vm_input)
         except (ActivityError, CancelledError, asyncio.CancelledError) as err:
-            await self._compensate(inp, reason=_describe(err))
+            await self._compensate(inp, vm_input, reason=_describe(err))
             if isinstance(err, ActivityError):
                 raise self._failure(inp, err) from err
             raise
@@ -317,7 +322,9 @@ class OnboardWindowsNode:
             retry_policy=policies.STEP_RETRY,
         )
 
-    async def _compensate(self, inp: OnboardNodeInput, *, reason: str) -> None:
+    async def _compensate(
+        self, inp: OnboardNodeInput, vm_input: CreateVmInput, *, reason: str
+    ) -> None:
         """Undo what this run started, in reverse order; every step is idempotent."""
         s = self._state
         s.status = "compensating"
@@ -339,6 +346,14 @@ class OnboardWindowsNode:
             undo.append((delete_node, DeleteNodeInput(node_name=inp.node_name)))
         if host is not None and host.created_by_us:
             undo.append((terminate_vm, host))
+        elif (
+            host is None
+            and s.phase == Phase.VM_CREATE
+            and inp.platform != Platform.BYOH
+            and workflow.patched(RELEASE_VM_PATCH)
+        ):
+            # create_vm failed for good after it may have launched a VM: find it by tags.
+            undo.append((release_vm, vm_input))
         undo.append(
             (
                 record_setup_failure,

@@ -256,3 +256,22 @@ async def terminate_vm(host: HostRef) -> bool:
         resource_group, name = azure.parse_vm_id(host.instance_id)
         return await _heartbeating(azure.delete_azure_vm(resource_group, name))
     raise InvalidRequest(f"unknown platform {host.platform!r} of host {host.address}")
+
+
+@activity.defn(name="release_vm")
+@boundary
+async def release_vm(inp: CreateVmInput) -> bool:
+    """Compensation when `create_vm` itself failed for good: a VM it may have launched (found
+    by winfleet's tags, never anyone else's) is deleted. True if one was deleted."""
+    if inp.platform == Platform.BYOH:
+        return False
+    full = with_defaults(inp, settings())
+    if full.aws is not None:
+        region = aws.region_for(full.aws.region)
+        instance = await aws.find_instance(region, full.pool, full.node_name)
+        if instance is None:
+            return False
+        return await _heartbeating(aws.terminate_aws_instance(instance["InstanceId"], region))
+    if full.azure is not None and full.azure.resource_group:
+        return await _heartbeating(azure.delete_azure_vm(full.azure.resource_group, full.node_name))
+    return False
