@@ -77,8 +77,14 @@ def translate(exc: Exception, what: str) -> WinfleetError:
 
 async def call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run one blocking client call in a thread, traced, with errors translated."""
-    with span("k8s " + what):
+    with span("k8s " + what) as s:
         try:
             return await asyncio.to_thread(fn, *args, **kwargs)
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise translate(exc, what) from exc
+            error = translate(exc, what)
+            if not isinstance(error, NotFound):
+                raise error from exc
+            # An expected answer for lookups, not a failure of the span.
+            s.set_attribute("winfleet.outcome", "not found")
+            cause = exc
+    raise error from cause

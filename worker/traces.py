@@ -49,6 +49,8 @@ def _start(span: Span) -> int:
 
 
 def render(spans: list[Span]) -> str:
+    # Progress queries are read-only polling by `winfleet onboard`: not steps of the onboarding.
+    spans = [s for s in spans if not s["name"].startswith("HandleQuery:")]
     if not spans:
         return "no spans recorded for that workflow (is WINFLEET_TRACE_FILE the worker's?)"
     by_id = {s["span_id"]: s for s in spans}
