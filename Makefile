@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STATE ?= .state
 
-.PHONY: install test lint run sim bench bench-sim clean
+.PHONY: install test lint run sim bench bench-sim bench-onboard clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,13 +30,13 @@ run: $(STAMP)
 sim: $(STAMP)
 	$(BIN)/python -m sim up --state-dir $(STATE)/sim
 
-bench-run: $(STAMP)
-	$(BIN)/python -m sim.demo --state-dir $(STATE) $(RUN_ARGS)
-
-sim: $(STAMP)
+bench-sim: $(STAMP)
 	$(BIN)/python -m sim.bench
 
-bench: bench-sim
+bench-onboard: $(STAMP)
+	$(BIN)/python -m bench.onboard
+
+bench: bench-sim bench-onboard
 
 clean:
 	rm -rf $(VENV) $(STATE) .pytest_cache .mypy_cache .ruff_cache

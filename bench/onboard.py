@@ -143,10 +143,7 @@ async def overhead_scenarios(client: Client, twin: Twin) -> dict[str, float]:
     }
 
 
-async def main_async(sizes: list[int]) -> int:
-    RESULTS.mkdir(exist_ok=True)
-    state = Path(".state/bench").resolve()
-    state.mkdir(parents=True, exist_ok=True)
+async def main_async(sizes: list[int], state: Path) -> int:
     print("onboarding benchmark (real Temporal dev server, SIMULATED cloud/cluster/hosts)")
     walls = await with_world(state, 10.0, lambda c, t: parallel_scenarios(c, t, sizes))
     zero = await with_world(state, 0.0, overhead_scenarios)
@@ -180,7 +177,10 @@ def main() -> int:
     args = parser.parse_args()
     if len(args.sizes.split(",")) < 2:
         parser.error("give at least two sizes, e.g. --sizes 1,50")
-    return asyncio.run(main_async([int(s) for s in args.sizes.split(",")]))
+    RESULTS.mkdir(exist_ok=True)
+    state = Path(".state/bench").resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    return asyncio.run(main_async([int(s) for s in args.sizes.split(",")], state))
 
 
 if __name__ == "__main__":
