@@ -205,12 +205,12 @@ async def _running(host: HostSession, name: str, node: str) -> bool | None:
 async def wait_for(probe: Callable[[], Awaitable[T | None]], *, timeout_s: float, what: str) -> T:
     """Poll `probe` until it returns something, heartbeating; `NodeNotReadyYet` after timeout."""
     deadline = time.monotonic() + timeout_s
-    pauses = polling.delays()
-    while True:
+    for delay in polling.delays():
         result = await probe()
         if result is not None:
             return result
         if time.monotonic() >= deadline:
-            raise NodeNotReadyYet(f"timed out after {timeout_s:.0f}s waiting for {what}")
+            break
         activity.heartbeat(what)
-        await asyncio.sleep(next(pauses))
+        await asyncio.sleep(delay)
+    raise NodeNotReadyYet(f"timed out after {timeout_s:.0f}s waiting for {what}")

@@ -34,9 +34,13 @@ from activities.windows.sc import sc_config, sc_description, sc_failure
 KUBELET_SERVICE = "kubelet"
 HYBRID_OVERLAY_SERVICE = "hybrid-overlay-node"
 KUBE_PROXY_SERVICE = "kube-proxy"
+WINDOWS_EXPORTER_SERVICE = "windows_exporter"
 
 SERVICE_ORDER: tuple[str, ...] = (KUBELET_SERVICE, HYBRID_OVERLAY_SERVICE, KUBE_PROXY_SERVICE)
 """Dependency order: start left to right, stop and remove right to left."""
+
+WINDOWS_EXPORTER = paths.win_join(paths.K_DIR, "windows_exporter.exe")
+WINDOWS_EXPORTER_COLLECTORS = "cpu,cs,logical_disk,net,os,service,system,textfile,container,memory"
 
 FAILURE_RESET_SECONDS = 5  # WMCO: forget earlier failures after 5 s of running
 FAILURE_RESTART_MS = 1000  # WMCO: restart a crashed service after 1 s
@@ -153,6 +157,12 @@ def kube_proxy_service(node_name: str, node_subnet: str, source_vip: str) -> Ser
         "--logtostderr=false",
     )
     return _spec(KUBE_PROXY_SERVICE, " ".join(words), (HYBRID_OVERLAY_SERVICE,))
+
+
+def windows_exporter_service() -> ServiceSpec:
+    """windows_exporter (metrics on :9182): optional, independent of the other services."""
+    line = f"{WINDOWS_EXPORTER} --collectors.enabled {WINDOWS_EXPORTER_COLLECTORS}"
+    return _spec(WINDOWS_EXPORTER_SERVICE, line, ())
 
 
 # --- check --------------------------------------------------------------------------------------

@@ -43,6 +43,16 @@ def test_hybrid_overlay_names_the_node_and_its_kubeconfig() -> None:
     assert spec.description == "OpenShift managed hybrid-overlay-node"
 
 
+def test_windows_exporter_stands_alone_with_its_collectors() -> None:
+    spec = services.windows_exporter_service()
+    assert spec.binary_path_name == (
+        r"C:\k\windows_exporter.exe --collectors.enabled "
+        "cpu,cs,logical_disk,net,os,service,system,textfile,container,memory"
+    )
+    assert spec.depends_on == ()
+    assert spec.description == "OpenShift managed windows_exporter"
+
+
 def test_services_are_ordered_kubelet_then_hybrid_overlay_then_kube_proxy() -> None:
     assert services.SERVICE_ORDER == ("kubelet", "hybrid-overlay-node", "kube-proxy")
 
