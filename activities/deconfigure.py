@@ -4,8 +4,9 @@ Called by the onboarding workflow's compensation (a node that failed half-way st
 rather than half-configured) and before a BYOH host is configured again in place. Steps run in
 reverse dependency order; each one first looks whether there is anything to undo, so running the
 activity again is harmless. Every step is tried even when an earlier one failed; the activity
-then fails with a summary so a retry can finish the job. `C:\\k` (which holds `hns.psm1` and
-`wmcb.exe`) is removed last, and only when everything before it succeeded.
+then fails with a summary so a retry can finish the job. kubelet's state (`C:\\var\\lib\\kubelet`,
+its certificates) and `C:\\k` (which holds `hns.psm1` and `wmcb.exe`) are removed last, and only
+when everything before them succeeded; logs under `C:\\var\\log` stay for the post-mortem.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class DeconfigureInput:
 @activity.defn(name="deconfigure_host")
 @boundary
 async def deconfigure_host(inp: DeconfigureInput) -> None:
-    """Stop and remove kube-proxy, hybrid-overlay-node and kubelet, the HNS state and `C:\\k`."""
+    """Remove kube-proxy, hybrid-overlay-node, kubelet, the HNS state, kubelet certs and `C:\\k`."""
     node = inp.node_name
     async with open_session(
         inp.address, inp.username, private_key_secret=inp.private_key_secret, node_name=node
@@ -66,10 +67,11 @@ async def deconfigure_host(inp: DeconfigureInput) -> None:
                 f"deconfiguring {node} left work undone (C:\\k kept for the retry): "
                 + "; ".join(failed)
             )
-        with span(r"remove C:\k", node=node, phase="deconfigure"):
-            if await _exists(host, paths.K_DIR, node):
-                remove = powershell.remove_item(paths.K_DIR, recurse=True)
-                await host.run(powershell.powershell(remove, display=r"rm C:\k"))
+        for directory in (services.KUBELET_STATE_DIR, paths.K_DIR):
+            with span(f"remove {directory}", node=node, phase="deconfigure"):
+                if await _exists(host, directory, node):
+                    remove = powershell.remove_item(directory, recurse=True)
+                    await host.run(powershell.powershell(remove, display=f"rm {directory}"))
     activity.logger.info("deconfigured %s", node)
 
 

@@ -64,7 +64,7 @@ class KubeProxyInput:
 @activity.defn(name="start_hybrid_overlay")
 @boundary
 async def start_hybrid_overlay(inp: HybridOverlayInput) -> None:
-    """Ensure the hybrid-overlay-node service runs and wait for its HNS overlay network."""
+    """Once kubelet has its client kubeconfig, ensure hybrid-overlay-node runs; wait for HNS."""
     spec = services.hybrid_overlay_service(inp.node_name)
     async with open_session(
         inp.address,
@@ -72,6 +72,12 @@ async def start_hybrid_overlay(inp: HybridOverlayInput) -> None:
         private_key_secret=inp.private_key_secret,
         node_name=inp.node_name,
     ) as host:
+        with span("wait for kubelet's kubeconfig", node=inp.node_name, phase="hybrid-overlay"):
+            await wait_for(
+                lambda: _exists(host, paths.KUBECONFIG),
+                timeout_s=inp.timeout_s,
+                what=f"kubelet's client kubeconfig on {inp.node_name} (are its CSRs approved?)",
+            )
         await ensure_service(host, spec, inp.node_name)
         with span("wait for HNS network", node=inp.node_name, phase="hybrid-overlay"):
             await wait_for(
@@ -195,6 +201,11 @@ async def overlay_network(host: HostSession, node: str) -> hns.HnsNetwork | None
     """The overlay HNS network, or None while hybrid-overlay has not created it."""
     stdout = (await host.run(hns.list_networks_command())).stdout
     return hns.find_network(hns.parse_networks(stdout), OVERLAY_NETWORK)
+
+
+async def _exists(host: HostSession, path: paths.WindowsPath) -> bool | None:
+    """True if `path` exists on the host, None (keep waiting) if not."""
+    return True if await host.remote_size(path) is not None else None
 
 
 async def _running(host: HostSession, name: str, node: str) -> bool | None:

@@ -47,6 +47,8 @@ FAILURE_RESTART_MS = 1000  # WMCO: restart a crashed service after 1 s
 
 HYBRID_OVERLAY_LOG = paths.WindowsPath(r"C:\var\log\hybrid-overlay\hybrid-overlay.log")
 KUBE_PROXY_LOG_DIR = paths.WindowsPath(r"C:\var\log\kube-proxy")
+KUBELET_STATE_DIR = paths.WindowsPath(r"C:\var\lib\kubelet")
+"""kubelet's --cert-dir lives here (WMCB): its client and serving certificates."""
 
 _NOT_FOUND = "Cannot find any service with service name"
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")

@@ -78,14 +78,18 @@ class Cluster:
         )
         await host.wait_up()
         if payload:
-            target = host.root / "C" / "k"
-            for src in self.payload_dir.rglob("*"):
-                if src.is_file():
-                    dst = target / src.relative_to(self.payload_dir)
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    dst.write_bytes(src.read_bytes())
+            self.install_payload(host)
         self.hosts.append(host)
         return host
+
+    def install_payload(self, host: SimulatedWindowsHost) -> None:
+        """Put the stand-in payload in C:\\k, as the payload copy activity would."""
+        target = host.root / "C" / "k"
+        for src in self.payload_dir.rglob("*"):
+            if src.is_file():
+                dst = target / src.relative_to(self.payload_dir)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                dst.write_bytes(src.read_bytes())
 
     def csrs(self, signer: str) -> list[dict[str, Any]]:
         return [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from network_lab import Cluster, eventually, target
+from network_lab import CLIENT_SIGNER, SERVING_SIGNER, Cluster, eventually, target
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -22,9 +22,12 @@ from sim.windows.host import SimulatedWindowsHost
 SUBNET_ANNOTATION = "k8s.ovn.org/hybrid-overlay-node-subnet"
 
 
-async def configured_host(cluster: Cluster, hostname: str) -> tuple[SimulatedWindowsHost, str]:
-    host = await cluster.add_host(hostname)
-    node = hostname.lower()
+async def configured_host(
+    cluster: Cluster, hostname: str = "", host: SimulatedWindowsHost | None = None
+) -> tuple[SimulatedWindowsHost, str]:
+    """A host taken through phases 4-8 (a new one, or `host` again)."""
+    host = host or await cluster.add_host(hostname)
+    node = host.hostname.lower()
     env = ActivityEnvironment()
     await env.run(
         configure_kubelet, ConfigureKubeletInput(**target(host, node), node_ip=host.address)
@@ -59,7 +62,28 @@ async def test_deconfiguring_removes_services_hns_state_and_the_payload_director
     assert host.hns_networks == {}
     assert host.hns.endpoints == {}
     assert not (host.root / "C" / "k").exists()
+    assert not (host.root / "C" / "var" / "lib" / "kubelet").exists()
     await eventually("the Node NotReady", lambda: not cluster.node_ready(node))
+
+
+async def test_a_deconfigured_host_can_be_configured_again_and_asks_for_new_certificates(
+    cluster: Cluster,
+) -> None:
+    host, node = await configured_host(cluster, "WIN-DECONF5")
+    await ActivityEnvironment().run(deconfigure_host, DeconfigureInput(**target(host, node)))
+    csrs_before = {c["metadata"]["name"] for c in cluster.csrs(CLIENT_SIGNER)} | {
+        c["metadata"]["name"] for c in cluster.csrs(SERVING_SIGNER)
+    }
+    cluster.install_payload(host)
+
+    await configured_host(cluster, host=host)
+
+    def new(signer: str) -> list[str]:
+        names = [c["metadata"]["name"] for c in cluster.csrs(signer)]
+        return [n for n in names if n not in csrs_before]
+
+    assert new(CLIENT_SIGNER) and new(SERVING_SIGNER)
+    await eventually("the Node Ready again", lambda: cluster.node_ready(node))
 
 
 async def test_deconfiguring_twice_or_a_host_never_configured_is_harmless(

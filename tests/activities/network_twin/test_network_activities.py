@@ -111,7 +111,7 @@ async def test_kube_proxy_gets_a_new_vip_when_a_reboot_dropped_the_overlay(
     assert ipaddress.ip_address(first) in ipaddress.ip_network(subnet)
 
 
-async def test_hybrid_overlay_gives_up_in_time_when_the_network_never_comes(
+async def test_hybrid_overlay_waits_for_kubelet_credentials_and_gives_up_in_time(
     cluster: Cluster,
 ) -> None:
     host = await cluster.add_host("WIN-NET4")
@@ -119,15 +119,17 @@ async def test_hybrid_overlay_gives_up_in_time_when_the_network_never_comes(
     await ActivityEnvironment().run(
         configure_kubelet, ConfigureKubeletInput(**target(host, node), node_ip=host.address)
     )
-    # No CSR approved: no Node, no subnet annotation, no HNS network.
+    # No CSR approved: kubelet has no client kubeconfig for hybrid-overlay to use.
 
     with pytest.raises(ApplicationError) as failure:
         await ActivityEnvironment().run(
-            start_hybrid_overlay, HybridOverlayInput(**target(host, node), timeout_s=2)
+            start_hybrid_overlay, HybridOverlayInput(**target(host, node), timeout_s=1)
         )
 
     assert failure.value.type == "NodeNotReadyYet"
-    assert "hybrid-overlay-node-subnet" in failure.value.message
+    assert not failure.value.non_retryable
+    assert "are its CSRs approved?" in failure.value.message
+    assert "hybrid-overlay-node" not in host.services
 
 
 async def test_kube_proxy_waits_for_hybrid_overlay_first(cluster: Cluster) -> None:
