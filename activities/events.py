@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any, Literal, TypedDict
+from typing import Literal, TypedDict
 
 from kubernetes.client import CoreV1Event
 
@@ -72,14 +72,12 @@ async def record_event(
         }
     )
     try:
-        response: Any = await kube.call(
+        await kube.call_json(  # the reply is not needed; skip the typed model
             f"create event {reason} for {involved.get('kind')}/{involved.get('name')}",
             kube.core().create_namespaced_event,
             namespace,
             body,
-            _preload_content=False,  # the reply is not needed; skip the typed model
         )
-        response.release_conn()
     except kube.Conflict:
         if not name:
             raise

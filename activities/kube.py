@@ -8,6 +8,7 @@ exactly one place. Other modules (csr, node, hostkeys, events) build on `call()`
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from functools import cache
 from typing import Any, TypeVar
@@ -73,6 +74,23 @@ def translate(exc: Exception, what: str) -> WinfleetError:
     if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
         return KubernetesUnavailable(f"{what}: API server unreachable ({type(exc).__name__})")
     raise exc
+
+
+def _read_body(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bytes:
+    """Call with `_preload_content=False` and read the whole body in the same thread, so the
+    pooled connection goes back clean (a half-read one breaks the next request on it)."""
+    response = fn(*args, _preload_content=False, **kwargs)
+    try:
+        return bytes(response.read())
+    finally:
+        response.release_conn()
+
+
+async def call_json(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`call` returning the reply as parsed JSON, bypassing the client's typed models (they
+    reject objects that lack fields they declare required, e.g. a Node's partial nodeInfo)."""
+    body = await call(what, _read_body, fn, *args, **kwargs)
+    return json.loads(body or b"null")
 
 
 async def call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -82,15 +81,8 @@ class SetupFailureInput:
 
 # --- reading ---------------------------------------------------------------------------------
 async def call_json(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> JsonObject:
-    """`kube.call` returning the response body as JSON.
-
-    The client's typed models reject objects missing fields they declare required (a Node
-    without full nodeInfo, say); winfleet reads the few fields it needs from the JSON instead.
-    """
-    response = await kube.call(what, fn, *args, _preload_content=False, **kwargs)
-    body = response.data
-    response.release_conn()
-    data = json.loads(body or b"{}")
+    """`kube.call_json` for calls that answer one object: the object as a dict."""
+    data = await kube.call_json(what, fn, *args, **kwargs)
     return data if isinstance(data, dict) else {}
 
 

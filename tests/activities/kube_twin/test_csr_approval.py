@@ -206,6 +206,7 @@ async def test_an_approval_that_races_another_writer_is_retried_and_lands_once(
                     _content_type="application/merge-patch+json",
                     _preload_content=False,
                 )
+                response.read()  # drain it, or the pooled connection is reused half-read
                 response.release_conn()
             return real().replace_certificate_signing_request_approval(name, *a, **kw)
 
