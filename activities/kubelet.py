@@ -106,8 +106,8 @@ def same_hash(remote: str | None, local_hex: str) -> bool:
 
 
 async def _remove_if_present(host: HostSession, path: paths.WindowsPath) -> None:
-    if await host.remote_sha256(path) is not None:
-        await host.run(powershell.powershell(powershell.remove_item(path), display="rm marker"))
+    if await host.remote_size(path) is not None:
+        await host.run(powershell.powershell(powershell.remove_item(path), display=f"rm {path}"))
 
 
 async def heartbeating(aw: Awaitable[T], every: float = HEARTBEAT_EVERY_SECONDS) -> T:
