@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from moto.ec2.models import ec2_backends
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -216,12 +217,26 @@ class AwsTwin:
     # -- watcher ---------------------------------------------------------------------------
 
     def _describe(self) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for page in self._ec2.get_paginator("describe_instances").paginate():
-            for reservation in page["Reservations"]:
-                for inst in reservation["Instances"]:
-                    out[inst["InstanceId"]] = inst
-        return out
+        """Every instance's state, private IP and image, read straight from moto's in-process
+        backend: the watcher polls often, and serializing 50 instances to EC2 XML and back
+        several times a second would eat the CPU the simulated hosts need."""
+        backend = ec2_backends[self.account_id][self.region]
+        for _ in range(5):
+            try:
+                instances = list(backend.all_instances())
+                break
+            except RuntimeError:  # moto's server thread changed the dicts under us; read again
+                continue
+        else:
+            instances = []
+        return {
+            inst.id: {
+                "State": {"Name": inst._state.name},
+                "PrivateIpAddress": inst.private_ip,
+                "ImageId": inst.image_id,
+            }
+            for inst in instances
+        }
 
     def _image_name(self, image_id: str) -> str:
         if image_id not in self._image_names:
