@@ -19,7 +19,7 @@ from temporalio import activity
 from activities.errors import RemoteCommandFailed, WinfleetError, boundary
 from activities.kubelet import heartbeating
 from activities.network import service_state
-from activities.ssh import HostSession, open_session
+from activities.ssh import HostSession, session_for
 from activities.tracing import span
 from activities.windows import hns, paths, powershell, sc, services, wmcb
 from activities.windows.cni import BASE_OVERLAY_NETWORK, OVERLAY_NETWORK
@@ -38,9 +38,7 @@ class DeconfigureInput:
 async def deconfigure_host(inp: DeconfigureInput) -> None:
     """Remove kube-proxy, hybrid-overlay-node, kubelet, the HNS state, kubelet certs and `C:\\k`."""
     node = inp.node_name
-    async with open_session(
-        inp.address, inp.username, private_key_secret=inp.private_key_secret, node_name=node
-    ) as host:
+    async with session_for(inp) as host:
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             (
                 "remove kube-proxy",

@@ -23,7 +23,7 @@ from activities.errors import (
     UnsupportedWindowsBuild,
     boundary,
 )
-from activities.ssh import HostSession, open_session
+from activities.ssh import HostSession, session_for
 from activities.windows.powershell import (
     get_os,
     hostname,
@@ -120,12 +120,7 @@ async def wait_for_ssh(inp: WaitForSshInput) -> HostFacts:
         attempt += 1
         activity.heartbeat(RENAMED if renamed else f"connecting, attempt {attempt}")
         try:
-            async with open_session(
-                inp.address,
-                inp.username,
-                private_key_secret=inp.private_key_secret,
-                node_name=inp.node_name,
-            ) as session:
+            async with session_for(inp) as session:
                 os_build = await read_os_build(session)
                 if not is_supported(os_build, supported):
                     raise UnsupportedWindowsBuild(

@@ -29,7 +29,7 @@ from activities.errors import (
     KubernetesUnavailable,
     boundary,
 )
-from activities.ssh import HostSession, open_session
+from activities.ssh import HostSession, session_for
 from activities.tracing import span
 from activities.windows import paths, powershell, wmcb
 from activities.windows.services import (
@@ -68,12 +68,7 @@ async def configure_kubelet(inp: ConfigureKubeletInput) -> None:
     ignition = await fetch_worker_ignition()
     digest = hashlib.sha256(ignition).hexdigest()
     activity.heartbeat("ignition fetched")
-    async with open_session(
-        inp.address,
-        inp.username,
-        private_key_secret=inp.private_key_secret,
-        node_name=inp.node_name,
-    ) as host:
+    async with session_for(inp) as host:
         with span("ensure worker ignition", node=inp.node_name, phase="configure-kubelet"):
             if not same_hash(await host.remote_sha256(paths.IGNITION), digest):
                 await host.put_bytes(ignition, paths.IGNITION)

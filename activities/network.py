@@ -21,7 +21,7 @@ from activities import polling
 from activities.config import settings
 from activities.errors import InvalidRequest, NodeNotReadyYet, boundary
 from activities.kubelet import CNI_APPLIED_MARKER, heartbeating, same_hash
-from activities.ssh import HostSession, open_session
+from activities.ssh import HostSession, session_for
 from activities.tracing import span
 from activities.windows import hns, paths, powershell, services, wmcb
 from activities.windows.cni import OVERLAY_NETWORK, cni_config
@@ -66,12 +66,7 @@ class KubeProxyInput:
 async def start_hybrid_overlay(inp: HybridOverlayInput) -> None:
     """Once kubelet has its client kubeconfig, ensure hybrid-overlay-node runs; wait for HNS."""
     spec = services.hybrid_overlay_service(inp.node_name)
-    async with open_session(
-        inp.address,
-        inp.username,
-        private_key_secret=inp.private_key_secret,
-        node_name=inp.node_name,
-    ) as host:
+    async with session_for(inp) as host:
         with span("wait for kubelet's kubeconfig", node=inp.node_name, phase="hybrid-overlay"):
             await wait_for(
                 lambda: _exists(host, paths.KUBECONFIG),
@@ -101,12 +96,7 @@ async def configure_cni(inp: ConfigureCniInput) -> None:
         raise InvalidRequest(f"cannot configure CNI on {inp.node_name}: {exc}") from exc
     data = text.encode()
     digest = hashlib.sha256(data).hexdigest()
-    async with open_session(
-        inp.address,
-        inp.username,
-        private_key_secret=inp.private_key_secret,
-        node_name=inp.node_name,
-    ) as host:
+    async with session_for(inp) as host:
         with span("ensure cni.conf", node=inp.node_name, phase="cni"):
             if not same_hash(await host.remote_sha256(paths.CNI_CONFIG), digest):
                 mkdir = powershell.new_directory(paths.CNI_CONFIG_DIR)
@@ -127,12 +117,7 @@ async def configure_cni(inp: ConfigureCniInput) -> None:
 @boundary
 async def start_kube_proxy(inp: KubeProxyInput) -> str:
     """Ensure the VIP endpoint and the kube-proxy service; returns the source VIP."""
-    async with open_session(
-        inp.address,
-        inp.username,
-        private_key_secret=inp.private_key_secret,
-        node_name=inp.node_name,
-    ) as host:
+    async with session_for(inp) as host:
         network = await overlay_network(host, inp.node_name)
         if network is None:
             raise NodeNotReadyYet(

@@ -19,7 +19,7 @@ from temporalio import activity
 
 from activities.config import settings
 from activities.errors import PayloadInvalid, boundary
-from activities.ssh import open_session
+from activities.ssh import session_for
 from activities.windows.paths import CNI_DIR, K_DIR, WindowsPath, parent, remote_path_for
 from activities.windows.powershell import new_directory, powershell
 
@@ -138,12 +138,7 @@ async def copy_payload(inp: CopyPayloadInput) -> CopyPayloadResult:
     """Make C:\\k on the host match the payload manifest, copying only differing files."""
     files = await verified_payload()
     copied = skipped = sent_total = 0
-    async with open_session(
-        inp.address,
-        inp.username,
-        private_key_secret=inp.private_key_secret,
-        node_name=inp.node_name,
-    ) as session:
+    async with session_for(inp) as session:
         dirs = remote_directories(files)
         await session.run(
             powershell(*(new_directory(d) for d in dirs), display="ensure payload directories")

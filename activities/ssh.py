@@ -14,10 +14,10 @@ import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import asyncssh
 
@@ -330,6 +330,29 @@ def _sha256_of(path: Path, length: int) -> str:
             digest.update(block)
             remaining -= len(block)
     return digest.hexdigest()
+
+
+class HostTarget(Protocol):
+    """What every host-side activity input carries: where to log in, and which key to use."""
+
+    @property
+    def node_name(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def private_key_secret(self) -> str: ...
+
+
+def session_for(target: HostTarget) -> AbstractAsyncContextManager[HostSession]:
+    """`open_session` for an activity input that names its host (the usual case)."""
+    return open_session(
+        target.address,
+        target.username,
+        private_key_secret=target.private_key_secret,
+        node_name=target.node_name,
+    )
 
 
 @asynccontextmanager

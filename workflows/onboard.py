@@ -67,6 +67,8 @@ with workflow.unsafe.imports_passed_through():
 
 # Added after histories existed: compensation of a failed vm-create releases a VM found by tags.
 RELEASE_VM_PATCH = "release-vm-after-failed-create"
+# Added after histories existed: approve a serving CSR a restarted kubelet sent again.
+LATE_SERVING_CSR_PATCH = "approve-late-serving-csr"
 
 NODE_SUBNET_ANNOTATION = "k8s.ovn.org/hybrid-overlay-node-subnet"
 GATEWAY_MAC_ANNOTATION = "k8s.ovn.org/hybrid-overlay-distributed-router-gateway-mac"
@@ -165,15 +167,19 @@ class OnboardWindowsNode:
             retry_policy=policies.VM_CREATE_RETRY,
         )
         self._state.host = host
+        # Every host-side step names the same host and key (a secret's name, never the key).
+        on_host = {
+            "node_name": node,
+            "address": host.address,
+            "username": host.username,
+            "private_key_secret": inp.private_key_secret,
+        }
 
         self._enter(Phase.WAIT_SSH)
         facts = await self._step(
             wait_for_ssh,
             WaitForSshInput(
-                node_name=node,
-                address=host.address,
-                username=host.username,
-                private_key_secret=inp.private_key_secret,
+                **on_host,
                 supported_builds=(),
                 timeout_s=policies.WAIT_SSH_BUDGET.total_seconds(),
             ),
@@ -183,12 +189,7 @@ class OnboardWindowsNode:
         self._enter(Phase.COPY_PAYLOAD)
         copied = await self._step(
             copy_payload,
-            CopyPayloadInput(
-                node_name=node,
-                address=host.address,
-                username=host.username,
-                private_key_secret=inp.private_key_secret,
-            ),
+            CopyPayloadInput(**on_host),
             policies.COPY_PAYLOAD_TIMEOUT,
         )
         self._state.bytes_copied = copied.bytes_copied
@@ -198,26 +199,20 @@ class OnboardWindowsNode:
         await self._step(
             configure_kubelet,
             ConfigureKubeletInput(
-                node_name=node,
-                address=host.address,
-                username=host.username,
-                private_key_secret=inp.private_key_secret,
+                **on_host,
                 node_ip=host.address,
             ),
             policies.REMOTE_STEP_TIMEOUT,
         )
 
         self._enter(Phase.APPROVE_CSRS)
-        await self._step(
-            approve_node_csrs,
-            ApproveCsrsInput(
-                node_name=node,
-                addresses=(host.address,),
-                dns_names=(node, facts.hostname),
-                timeout_s=policies.CSR_BUDGET.total_seconds(),
-            ),
-            policies.CSR_TIMEOUT,
+        csr_input = ApproveCsrsInput(
+            node_name=node,
+            addresses=(host.address,),
+            dns_names=(node, facts.hostname),
+            timeout_s=policies.CSR_BUDGET.total_seconds(),
         )
+        await self._step(approve_node_csrs, csr_input, policies.CSR_TIMEOUT)
 
         self._enter(Phase.HYBRID_OVERLAY)
         annotations = await self._step(
@@ -233,10 +228,7 @@ class OnboardWindowsNode:
         await self._step(
             start_hybrid_overlay,
             HybridOverlayInput(
-                node_name=node,
-                address=host.address,
-                username=host.username,
-                private_key_secret=inp.private_key_secret,
+                **on_host,
                 timeout_s=policies.NETWORK_BUDGET.total_seconds(),
             ),
             policies.NETWORK_TIMEOUT,
@@ -255,10 +247,7 @@ class OnboardWindowsNode:
         await self._step(
             configure_cni,
             ConfigureCniInput(
-                node_name=node,
-                address=host.address,
-                username=host.username,
-                private_key_secret=inp.private_key_secret,
+                **on_host,
                 node_subnet=node_subnet,
             ),
             policies.REMOTE_STEP_TIMEOUT,
@@ -268,10 +257,7 @@ class OnboardWindowsNode:
         await self._step(
             start_kube_proxy,
             KubeProxyInput(
-                node_name=node,
-                address=host.address,
-                username=host.username,
-                private_key_secret=inp.private_key_secret,
+                **on_host,
                 node_subnet=node_subnet,
                 timeout_s=policies.NETWORK_BUDGET.total_seconds(),
             ),
@@ -284,6 +270,10 @@ class OnboardWindowsNode:
             WaitNodeInput(node_name=node, timeout_s=policies.NODE_READY_BUDGET.total_seconds()),
             policies.NODE_READY_TIMEOUT,
         )
+        if workflow.patched(LATE_SERVING_CSR_PATCH):
+            # configure-cni restarts kubelet; one that restarted before it had stored its
+            # serving certificate asks again. Approve that (valid) request too.
+            await self._step(approve_node_csrs, csr_input, policies.CSR_TIMEOUT)
         version = await self._step(
             finalize_node,
             FinalizeNodeInput(

@@ -68,12 +68,13 @@ def activity_spans(workflow_id: str) -> list[str]:
 
 
 def phases_from_activities(names: list[str]) -> list[str]:
-    """Collapse activity names into the phase sequence they belong to."""
+    """The phases the activities belong to, in order of first appearance (a phase's activity
+    may run again later, e.g. the node-ready phase sweeps late serving CSRs)."""
     owner = {a: phase for phase, acts in PHASE_ACTIVITIES.items() for a in acts}
     phases: list[str] = []
     for name in names:
         phase = owner.get(name)
-        if phase and (not phases or phases[-1] != phase):
+        if phase and phase not in phases:
             phases.append(phase)
     return phases
 

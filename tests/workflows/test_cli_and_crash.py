@@ -152,10 +152,12 @@ async def test_a_worker_killed_mid_onboarding_resumes_without_repeating_effects(
     instances = [i for r in found["Reservations"] for i in r["Instances"]]
     assert len(instances) == 1, "a second VM was created"
     csrs = csrs_of(world, "aws-crash")
-    assert len(csrs) == 2, "kubelet bootstrapped more than once (one client + one serving CSR)"
-    for csr in csrs:
-        approved = [c for c in csr["status"]["conditions"] if c["type"] == "Approved"]
-        assert len(approved) == 1, f"{csr['metadata']['name']} approved {len(approved)} times"
+    summary = [(c["spec"]["signerName"], c.get("status", {}).get("conditions")) for c in csrs]
+    clients = [c for c in csrs if c["spec"]["signerName"].endswith("client-kubelet")]
+    assert len(clients) == 1, f"kubelet bootstrapped more than once: {summary}"
+    for csr in csrs:  # a restarted kubelet may ask for a serving cert again: approved too
+        approved = [c for c in csr["status"].get("conditions", []) if c["type"] == "Approved"]
+        assert len(approved) == 1, f"{csr['metadata']['name']}: {summary}"
     host = world.twin.fleet.get(instances[0]["PrivateIpAddress"])
     bootstraps = [c for c in host.command_log if "initialize-kubelet" in c]
     assert len(bootstraps) == 1, "WMCB initialize-kubelet ran more than once"
