@@ -34,7 +34,7 @@ from activities.contracts import (
     Progress,
 )
 from worker import progress, telemetry, traces
-from worker.temporal import connect, ensure_search_attributes, task_queue
+from worker.temporal import TemporalUnreachable, connect, ensure_search_attributes, task_queue
 from workflows import search_attributes
 
 log = logging.getLogger("winfleet")
@@ -201,6 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except RPCError as exc:
         print(f"winfleet: Temporal refused: {exc.message}", file=sys.stderr)
+        return 2
+    except TemporalUnreachable as exc:
+        print(f"winfleet: {exc}", file=sys.stderr)
         return 2
 
 

@@ -40,14 +40,25 @@ def connect_options(profile: str | None = None) -> dict[str, Any]:
     return options
 
 
+class TemporalUnreachable(Exception):
+    """No Temporal server answered at the configured address."""
+
+
 async def connect(profile: str | None = None) -> Client:
     options = connect_options(profile)
     target = options.pop("target_host")
-    return await Client.connect(
-        target,
-        interceptors=[TracingInterceptor(always_create_workflow_spans=True)],
-        **options,
-    )
+    try:
+        return await Client.connect(
+            target,
+            interceptors=[TracingInterceptor(always_create_workflow_spans=True)],
+            **options,
+        )
+    except RuntimeError as exc:  # the SDK's bridge reports connection failures this way
+        raise TemporalUnreachable(
+            f"cannot reach Temporal at {target} (namespace {options.get('namespace')}): "
+            f"{str(exc)[:200]}. Set TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE (or a CLI profile), "
+            "or start a local server with `make run`."
+        ) from exc
 
 
 async def ensure_search_attributes(client: Client) -> None:

@@ -52,3 +52,23 @@ def test_bad_node_specs_are_refused_with_a_reason(spec: str, complaint: str) -> 
 
 def test_workflow_ids_are_derived_from_pool_and_node_so_a_second_start_attaches() -> None:
     assert workflow_id("pool-a", "win-1") == "onboard-pool-a-win-1"
+
+
+def test_an_unreachable_temporal_server_is_a_clear_error_not_a_traceback() -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "TEMPORAL_ADDRESS": f"127.0.0.1:{port}"}
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "winfleet"), "onboard", "aws:win-x1"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert f"cannot reach Temporal at 127.0.0.1:{port}" in proc.stderr
+    assert "Traceback" not in proc.stderr
