@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from activities.contracts import Platform
@@ -55,12 +61,6 @@ def test_workflow_ids_are_derived_from_pool_and_node_so_a_second_start_attaches(
 
 
 def test_an_unreachable_temporal_server_is_a_clear_error_not_a_traceback() -> None:
-    import os
-    import socket
-    import subprocess
-    import sys
-    from pathlib import Path
-
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
