@@ -2,8 +2,11 @@
 
 Called by `activities/cloud/vm.py`. Names are deterministic (VM `<node>`, NIC `<node>-nic`) and
 each resource is looked up before it is PUT, so a retried call finds what an earlier attempt
-made. The VM's `userData` carries the first-boot script (public key only); Windows requires an
-admin password, so a random throwaway one is generated per call and never stored or logged
+made. Azure never runs data it is given on a Windows VM, so the first-boot script (public key
+only) travels as `osProfile.customData` (written to `C:\\AzureData\\CustomData.bin`) and, once
+the VM is Succeeded, the CustomScriptExtension `winfleet-bootstrap` runs it; Azure runs an
+extension again only when its settings change, so re-asking runs nothing twice. Windows requires
+an admin password, so a random throwaway one is generated per call and never stored or logged
 (winfleet logs in with its SSH key as `capi`). azure.core exceptions are translated here and
 nowhere else (`translate`). The SDK clients are synchronous: calls run in threads, in spans.
 """
@@ -30,12 +33,12 @@ from azure.core.exceptions import (
 from azure.core.polling import LROPoller
 from azure.identity import ClientSecretCredential, DefaultAzureCredential
 from azure.mgmt.compute import ComputeManagementClient
-from azure.mgmt.compute.models import VirtualMachine
+from azure.mgmt.compute.models import VirtualMachine, VirtualMachineExtension
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network.models import NetworkInterface
 from temporalio import activity
 
-from activities.cloud.userdata import azure_user_data
+from activities.cloud.userdata import azure_bootstrap_command, azure_custom_data
 from activities.config import on_settings_change, settings
 from activities.contracts import AzureMachineSpec, HostAddress, HostRef, InstanceId, Platform
 from activities.errors import (
@@ -57,6 +60,9 @@ TAG_NODE = "winfleet-node"
 LRO_TIMEOUT = 600.0  # s; an Azure Windows VM create takes 2-5 min, allow 10
 LRO_POLL_INTERVAL = 5  # s; ARM's Retry-After overrides it
 HEARTBEAT_EVERY = 5.0  # s while waiting on a long-running operation
+# The VM extension that runs the custom data (as AKS/OpenShift do on Windows).
+BOOTSTRAP_EXTENSION = "winfleet-bootstrap"
+CSE_PUBLISHER, CSE_TYPE, CSE_VERSION = "Microsoft.Compute", "CustomScriptExtension", "1.10"
 _VM_ID = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
     r"Microsoft\.Compute/virtualMachines/(?P<name>[^/]+)$",
@@ -84,6 +90,12 @@ def translate(exc: Exception, what: str) -> WinfleetError:
         return ResourceMissing(f"{what}: not found")
     if isinstance(exc, HttpResponseError):
         status = exc.status_code or 0
+        if getattr(exc.error, "code", None) == "VMExtensionProvisioningError":  # a failed LRO
+            said = " ".join(str(getattr(exc.error, "message", "") or "").split())[:600]
+            return CloudRequestRejected(
+                f"{what}: the first-boot script failed on the VM; delete the VM (terminate_vm) "
+                f"and retry. Azure said: VMExtensionProvisioningError: {said}"
+            )
         if status == 0 or status == 429 or status >= 500:
             return CloudUnavailable(f"{what}: Azure answered {status} ({_short(exc)}); retrying")
         if status == 403:
@@ -260,7 +272,7 @@ async def _ensure_nic(
 def _vm_body(
     node_name: str, spec: AzureMachineSpec, nic_id: str, public_key: str, tags: dict[str, str]
 ) -> VirtualMachine:
-    user_data = base64.b64encode(azure_user_data(public_key).encode()).decode()
+    custom_data = base64.b64encode(azure_custom_data(public_key).encode()).decode()
     return VirtualMachine(
         {
             "location": spec.location,
@@ -281,11 +293,11 @@ def _vm_body(
                     "computerName": node_name,
                     "adminUsername": USERNAME,
                     "adminPassword": _throwaway_password(),
+                    "customData": custom_data,
                 },
                 "networkProfile": {
                     "networkInterfaces": [{"id": nic_id, "properties": {"primary": True}}]
                 },
-                "userData": user_data,
             },
         }
     )
@@ -303,7 +315,7 @@ async def create_azure_vm(
     pool: str, node_name: str, spec: AzureMachineSpec, public_key: str
 ) -> HostRef:
     """The VM for `node_name` (with NIC `<node>-nic` in `spec.subnet_id`), found or created."""
-    azure_user_data(public_key)  # refuse a malformed/private key before anything exists
+    azure_custom_data(public_key)  # refuse a malformed/private key before anything exists
     missing = [f for f in ("resource_group", "location", "subnet_id") if not getattr(spec, f)]
     if missing:
         raise InvalidRequest(f"Azure spec of node {node_name} lacks {', '.join(missing)}")
@@ -327,6 +339,7 @@ async def create_azure_vm(
         )
     elif state != "Succeeded":  # an earlier attempt's VM, still Creating/Updating
         vm = await _wait_vm_provisioned(spec.resource_group, node_name)
+    await _ensure_bootstrap_extension(spec.resource_group, node_name, vm.location or spec.location)
     nic = await _call(
         "get " + what + " NIC",
         network.network_interfaces.get,
@@ -368,6 +381,69 @@ async def _create_vm(
         except WinfleetError as cleanup:
             log.warning("could not remove NIC %s-nic after a rejected VM: %s", node_name, cleanup)
         raise
+
+
+def _bootstrap_extension_body(location: str) -> VirtualMachineExtension:
+    return VirtualMachineExtension(
+        {
+            "location": location,
+            "properties": {
+                "publisher": CSE_PUBLISHER,
+                "type": CSE_TYPE,
+                "typeHandlerVersion": CSE_VERSION,
+                "autoUpgradeMinorVersion": True,
+                # protected: encrypted at rest and never shown back by ARM
+                "protectedSettings": {"commandToExecute": azure_bootstrap_command().line},
+            },
+        }
+    )
+
+
+async def _ensure_bootstrap_extension(resource_group: str, vm_name: str, location: str) -> None:
+    """Run the custom data on the VM through the CustomScriptExtension, unless it already did.
+
+    A Failed extension is permanent: the same settings would not run again.
+    """
+    compute, _ = clients()
+    what = f"bootstrap extension {BOOTSTRAP_EXTENSION} of VM {resource_group}/{vm_name}"
+    failed = CloudRequestRejected(
+        f"{what} is in provisioning state Failed: the first-boot script did not run cleanly on "
+        "the VM; see the extension's instance view, delete the VM (terminate_vm) and retry"
+    )
+    deadline = time.monotonic() + LRO_TIMEOUT
+    while True:
+        ext = await _get_or_none(
+            "get " + what,
+            compute.virtual_machine_extensions.get,
+            resource_group,
+            vm_name,
+            BOOTSTRAP_EXTENSION,
+        )
+        state = ext.properties.provisioning_state if ext is not None and ext.properties else None
+        if state == "Succeeded":
+            return
+        if state == "Failed":
+            raise failed
+        if state is None:
+            break
+        # an earlier attempt's extension, still running: wait for it rather than PUT again
+        if activity.in_activity():
+            activity.heartbeat(what, state)
+        if time.monotonic() >= deadline:
+            raise CloudUnavailable(f"{what} is still {state}; the next attempt keeps waiting")
+        await asyncio.sleep(LRO_POLL_INTERVAL)
+    poller = await _call(
+        "run " + what,
+        compute.virtual_machine_extensions.begin_create_or_update,
+        resource_group,
+        vm_name,
+        BOOTSTRAP_EXTENSION,
+        _bootstrap_extension_body(location),
+    )
+    ext = await _finish(poller, "run " + what)
+    if (ext.properties.provisioning_state if ext.properties else None) != "Succeeded":
+        raise failed
+    log.info("%s ran the first-boot script", what)
 
 
 async def _wait_vm_provisioned(resource_group: str, name: str) -> VirtualMachine:

@@ -1,17 +1,34 @@
 """The first-boot script a new Windows VM runs: authorise winfleet's SSH key, open its ports.
 
-WMCO's `windows-user-data` equivalent. The VM's cloud user data carries it: AWS runs the body of
-`<powershell>...</powershell>` at first boot (`windows_user_data`); on Azure the same script
-travels as `userData` without the tags (`azure_user_data`). It holds the PUBLIC key only.
-Statements come from `activities/windows/powershell.py`, so only the vocabulary the twin and
-Windows Server both accept is used. Called by `activities/cloud/aws.py` and `azure.py`.
+WMCO's `windows-user-data` equivalent. It holds the PUBLIC key only. AWS runs the body of
+`<powershell>...</powershell>` user data at first boot (`windows_user_data`). Azure runs neither
+user data nor custom data on Windows: the script (`azure_custom_data`) travels as
+`osProfile.customData`, which Azure writes to `C:\\AzureData\\CustomData.bin`, and a
+CustomScriptExtension runs `azure_bootstrap_command()`, which copies it to a `.ps1` and runs it
+(as AKS and OpenShift's machine-api do). Statements come from `activities/windows/powershell.py`,
+so only the vocabulary the twin and Windows Server both accept is used. Called by
+`activities/cloud/aws.py` and `azure.py`.
 """
 
 from __future__ import annotations
 
 from activities.errors import InvalidRequest
-from activities.windows.paths import AUTHORIZED_KEYS, parent
-from activities.windows.powershell import STOP_ON_ERROR, new_directory, set_content
+from activities.windows.paths import (
+    AUTHORIZED_KEYS,
+    AZURE_BOOTSTRAP_SCRIPT,
+    AZURE_CUSTOM_DATA,
+    parent,
+)
+from activities.windows.powershell import (
+    STOP_ON_ERROR,
+    WindowsCommand,
+    copy_item,
+    exit_with_last_exit_code,
+    new_directory,
+    powershell,
+    run_script_file,
+    set_content,
+)
 from activities.windows.quoting import ps_quote
 
 # (display name, TCP port): sshd, kubelet, windows_exporter — as WMCO opens them.
@@ -70,11 +87,25 @@ def first_boot_statements(public_key_openssh: str) -> tuple[str, ...]:
     )
 
 
-def azure_user_data(public_key_openssh: str) -> str:
-    """The first-boot PowerShell script (Azure `userData` form: no tags)."""
+def azure_custom_data(public_key_openssh: str) -> str:
+    """The first-boot PowerShell script as a plain `.ps1` (Azure `customData`: no tags)."""
     return "\n".join(first_boot_statements(public_key_openssh)) + "\n"
 
 
 def windows_user_data(public_key_openssh: str) -> str:
     """The first-boot script in EC2's `<powershell>...</powershell>` form."""
-    return f"<powershell>\n{azure_user_data(public_key_openssh)}</powershell>\n"
+    return f"<powershell>\n{azure_custom_data(public_key_openssh)}</powershell>\n"
+
+
+def azure_bootstrap_command() -> WindowsCommand:
+    """What the Azure CustomScriptExtension runs: the custom data, as a script, once.
+
+    PowerShell only runs files ending in `.ps1`, hence the copy; the script's exit code is the
+    command's, so a failing first-boot script fails the extension.
+    """
+    return powershell(
+        copy_item(AZURE_CUSTOM_DATA, AZURE_BOOTSTRAP_SCRIPT),
+        run_script_file(AZURE_BOOTSTRAP_SCRIPT),
+        exit_with_last_exit_code(),
+        display="run the Azure custom data (first-boot script)",
+    )

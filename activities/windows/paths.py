@@ -25,6 +25,9 @@ KUBE_PROXY = WindowsPath(r"C:\k\kube-proxy.exe")
 HNS_MODULE = WindowsPath(r"C:\k\hns.psm1")
 LOG_DIR = WindowsPath(r"C:\var\log")
 AUTHORIZED_KEYS = WindowsPath(r"C:\ProgramData\ssh\administrators_authorized_keys")
+# Where Azure writes a Windows VM's decoded `osProfile.customData` (it never runs it).
+AZURE_CUSTOM_DATA = WindowsPath(r"C:\AzureData\CustomData.bin")
+AZURE_BOOTSTRAP_SCRIPT = WindowsPath(r"C:\AzureData\winfleet-bootstrap.ps1")
 
 
 def win_join(base: WindowsPath, *parts: str) -> WindowsPath:

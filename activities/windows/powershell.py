@@ -16,6 +16,10 @@ from activities.windows.paths import HNS_MODULE, WindowsPath
 from activities.windows.quoting import cmd_quote, ps_quote
 
 POWERSHELL = "powershell.exe -NoLogo -NoProfile -NonInteractive"
+# `-File` runs a script file, which the machine's execution policy may refuse: lift it.
+POWERSHELL_SCRIPT = (
+    "powershell.exe -ExecutionPolicy Unrestricted -NoLogo -NoProfile -NonInteractive"
+)
 STOP_ON_ERROR = "$ErrorActionPreference = 'Stop'"
 
 
@@ -65,6 +69,25 @@ def new_directory(path: WindowsPath) -> str:
 def remove_item(path: WindowsPath, *, recurse: bool = False) -> str:
     """Remove a file or directory. Windows errors on a missing path: `test_path` first."""
     return f"Remove-Item -Path {ps_quote(path)}{' -Recurse' if recurse else ''} -Force"
+
+
+def copy_item(source: WindowsPath, destination: WindowsPath) -> str:
+    """Copy one file, replacing `destination` if it exists."""
+    return f"Copy-Item -Path {ps_quote(source)} -Destination {ps_quote(destination)} -Force"
+
+
+def run_script_file(path: WindowsPath) -> str:
+    """Run a `.ps1` file in a child powershell.exe; its exit code lands in `$LASTEXITCODE`.
+
+    A failing native program does not stop a script, even with `STOP_ON_ERROR`: follow this
+    with `exit_with_last_exit_code()`.
+    """
+    return f"{POWERSHELL_SCRIPT} -File {ps_quote(path)}"
+
+
+def exit_with_last_exit_code() -> str:
+    """End the script with the exit code of the last native program it ran."""
+    return "exit $LASTEXITCODE"
 
 
 def get_content(path: WindowsPath) -> str:

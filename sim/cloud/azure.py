@@ -4,11 +4,14 @@
 - the AAD token endpoint for one tenant/app registration (`sim.cloud.azure_aad`);
 - the ARM subset the product's Azure activity uses through `azure-mgmt-compute` and
   `azure-mgmt-network`, with bearer-token checks, ARM error bodies and the real long-running
-  operation protocol (`sim.cloud.azure_arm`, `azure_network`, `azure_compute`).
+  operation protocol (`sim.cloud.azure_arm`, `azure_network`, `azure_compute`,
+  `azure_extensions`).
 Pre-seeded: resource group `winfleet-rg` in `eastus`, vnet `winfleet-vnet`, subnet `windows`
 whose prefix is a loopback range. A VM that reaches Succeeded becomes a simulated Windows host
-(address = its NIC's private IP, hostname = osProfile.computerName, user = adminUsername, user
-data run at first boot); deleting the VM removes the host.
+(address = its NIC's private IP, hostname = osProfile.computerName, user = adminUsername, custom
+data written to `C:\\AzureData\\CustomData.bin` and, as on Azure, nothing run at first boot);
+its CustomScriptExtension (`sim.cloud.azure_extensions`) runs a command on the host. Deleting
+the VM removes the host.
 
 Client construction that works against it (the product copies this):
 
@@ -44,11 +47,13 @@ from aiohttp import web
 from sim.cloud.azure_aad import TokenIssuer
 from sim.cloud.azure_arm import ArmError, Operations, error_response, json_body
 from sim.cloud.azure_compute import Compute
+from sim.cloud.azure_extensions import Extensions
 from sim.cloud.azure_network import Network, group_id
 from sim.cloud.faults import azure_faults
 from sim.cloud.hosts import log_bring_up_failure, remove_host, succeeded, windows_build
 from sim.pki import CertificateAuthority
 from sim.windows.fleet import HostFleet, HostSpec
+from sim.windows.host import SimulatedWindowsHost
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +113,7 @@ class AzureTwin:
             on_ready=self._vm_ready,
             on_deleted=self._vm_deleted,
         )
+        self.extensions = Extensions(self.ops, self.compute, self._host_of)
         self.groups: dict[str, dict[str, Any]] = {}
         self._add_group(resource_group)
         self.subnet_id = self.network.seed_vnet(resource_group, vnet, subnet, cidr, location)
@@ -206,14 +212,14 @@ class AzureTwin:
 
     # -- hosts -----------------------------------------------------------------------------
 
-    async def _vm_ready(self, vm: dict[str, Any], address: str, user_data: str | None) -> None:
+    async def _vm_ready(self, vm: dict[str, Any], address: str, custom_data: bytes | None) -> None:
         os_profile = vm["properties"]["osProfile"]
         image = vm["properties"]["storageProfile"].get("imageReference") or {}
         spec = HostSpec(
             address=address,
             hostname=os_profile["computerName"],
             username=os_profile["adminUsername"],
-            user_data=user_data,
+            custom_data=custom_data,
             boot_seconds=self.boot_seconds,
             os_build=windows_build(str(image.get("sku") or image.get("id") or "")),
             cloud="azure",
@@ -223,7 +229,16 @@ class AzureTwin:
         task.add_done_callback(log_bring_up_failure)
         self._hosted[vm["id"].lower()] = _Hosted(address, task)
 
+    async def _host_of(self, vm_id: str) -> SimulatedWindowsHost | None:
+        """The VM's simulated host once it is in the fleet (booting or up), else None."""
+        hosted = self._hosted.get(vm_id.lower())
+        if hosted is None:
+            return None
+        await asyncio.wait([hosted.bring_up])  # never cancels the bring-up itself
+        return hosted.bring_up.result() if succeeded(hosted.bring_up) else None
+
     async def _vm_deleted(self, vm: dict[str, Any], address: str) -> None:
+        self.extensions.forget_vm(vm["id"])
         if vm["id"].lower() in self._hosted:
             await self._take_down(vm["id"].lower(), wipe_disk=True)
 
@@ -248,6 +263,7 @@ class AzureTwin:
     def _route_table(self) -> list[tuple[str, re.Pattern[str], Callable[..., Any]]]:
         ops_path = _SUB + r"/providers/(?P<ns>[^/]+)/locations/(?P<loc>[^/]+)"
         vms = _RG + r"/providers/Microsoft\.Compute/virtualMachines"
+        exts = vms + r"/(?P<vm>[^/]+)/extensions"
         nics = _RG + r"/providers/Microsoft\.Network/networkInterfaces"
         vnet = _RG + r"/providers/Microsoft\.Network/virtualNetworks/(?P<vnet>[^/]+)"
         table: list[tuple[str, str, Callable[..., Any]]] = [
@@ -259,6 +275,10 @@ class AzureTwin:
             ("GET", vms + r"/(?P<name>[^/]+)$", self._get_vm),
             ("PUT", vms + r"/(?P<name>[^/]+)$", self._put_vm),
             ("DELETE", vms + r"/(?P<name>[^/]+)$", self._delete_vm),
+            ("GET", exts + "$", self._list_extensions),
+            ("GET", exts + r"/(?P<name>[^/]+)$", self._get_extension),
+            ("PUT", exts + r"/(?P<name>[^/]+)$", self._put_extension),
+            ("DELETE", exts + r"/(?P<name>[^/]+)$", self._delete_extension),
             ("GET", nics + "$", self._list_nics),
             ("GET", nics + r"/(?P<name>[^/]+)$", self._get_nic),
             ("PUT", nics + r"/(?P<name>[^/]+)$", self._put_nic),
@@ -355,6 +375,24 @@ class AzureTwin:
 
     async def _delete_vm(self, request: web.Request, rg: str, name: str) -> web.Response:
         return self.compute.delete(rg, name)
+
+    async def _list_extensions(self, request: web.Request, rg: str, vm: str) -> web.Response:
+        return web.json_response({"value": self.extensions.list(rg, vm)})
+
+    async def _get_extension(
+        self, request: web.Request, rg: str, vm: str, name: str
+    ) -> web.Response:
+        return web.json_response(self.extensions.get(rg, vm, name, request.query.get("$expand")))
+
+    async def _put_extension(
+        self, request: web.Request, rg: str, vm: str, name: str
+    ) -> web.Response:
+        return self.extensions.put(rg, vm, name, json_body(await request.read()))
+
+    async def _delete_extension(
+        self, request: web.Request, rg: str, vm: str, name: str
+    ) -> web.Response:
+        return self.extensions.delete(rg, vm, name)
 
     async def _list_nics(self, request: web.Request, rg: str) -> web.Response:
         return web.json_response({"value": self.network.list_nics(rg)})

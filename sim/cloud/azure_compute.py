@@ -1,9 +1,12 @@
 """SIMULATED Microsoft.Compute: virtual machines with Azure's validation and lifecycle.
 
 A PUT validates like Azure does for a Windows VM (computer name at most 15 characters, admin
-password required and complex, NICs must exist and be free, user data must be base64), attaches
-the NICs and answers 201 Creating; after `provision_seconds` the VM is Succeeded and
-`on_ready(vm, private_ip, user_data)` fires (the twin boots a simulated host there). DELETE
+password required and complex, NICs must exist and be free, user data and custom data must be
+base64), attaches the NICs and answers 201 Creating; after `provision_seconds` the VM is
+Succeeded and `on_ready(vm, private_ip, custom_data)` fires (the twin boots a simulated host
+there, with the decoded custom data in `C:\\AzureData\\CustomData.bin`). As on Azure, neither
+`userData` nor `customData` is ever run on a Windows VM: `userData` is only kept (GET
+`$expand=userData`); a VM extension (`azure_extensions`) runs scripts. DELETE
 answers 202; when done the NICs are detached (or deleted, with deleteOption Delete) and
 `on_deleted(vm, private_ip)` fires. Used by `sim.cloud.azure.AzureTwin`.
 """
@@ -27,13 +30,13 @@ from sim.cloud.hosts import windows_build
 NS = "Microsoft.Compute"
 _BAD_COMPUTER_NAME = re.compile(r"[`~!@#$%^&*()=+_\[\]{}\\|;:.'\",<>/?\s]")
 
-ReadyHook = Callable[[dict[str, Any], str, "str | None"], Awaitable[None]]
+ReadyHook = Callable[[dict[str, Any], str, "bytes | None"], Awaitable[None]]
 DeletedHook = Callable[[dict[str, Any], str], Awaitable[None]]
 
 
-def _b64(value: str, field: str) -> str:
+def _b64(value: str, field: str) -> bytes:
     try:
-        return base64.b64decode(value, validate=True).decode("utf-8", "replace")
+        return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise invalid(
             f"The value of parameter {field} is invalid: it must be base64 encoded."
@@ -84,7 +87,7 @@ class Compute:
         self.provision_seconds = provision_seconds
         self.on_ready, self.on_deleted = on_ready, on_deleted
         self.vms: dict[str, dict[str, Any]] = {}
-        self._user_data: dict[str, str | None] = {}
+        self._user_data: dict[str, bytes | None] = {}
 
     def vm_id(self, group: str, name: str) -> str:
         return f"{group_id(self.sub, group)}/providers/{NS}/virtualMachines/{name}"
@@ -99,7 +102,7 @@ class Compute:
         expand = (expand or "").lower()
         if "userdata" in expand and self._user_data.get(vm["id"].lower()) is not None:
             out["properties"]["userData"] = base64.b64encode(
-                (self._user_data[vm["id"].lower()] or "").encode()
+                self._user_data[vm["id"].lower()] or b""
             ).decode()
         if "instanceview" in expand:
             state = vm["properties"]["provisioningState"]
@@ -155,9 +158,11 @@ class Compute:
             raise invalid("Required parameter 'osProfile.adminUsername' is missing (null).")
         _check_password(os_profile.get("adminPassword"))
         user_data = _b64(props["userData"], "userData") if props.get("userData") else None
-        if os_profile.get("customData"):
-            custom = _b64(os_profile["customData"], "osProfile.customData")
-            user_data = user_data if user_data is not None else custom
+        custom_data = (
+            _b64(os_profile["customData"], "osProfile.customData")
+            if os_profile.get("customData")
+            else None
+        )
         nics = (props.get("networkProfile") or {}).get("networkInterfaces") or []
         if not nics:
             raise invalid(
@@ -205,7 +210,7 @@ class Compute:
             vm["properties"]["provisioningState"] = "Succeeded"
             address = self._primary_ip(vm)
             if address:
-                await self.on_ready(vm, address, user_data)
+                await self.on_ready(vm, address, custom_data)
 
         op = self.ops.start(NS, location, self.provision_seconds, provisioned)
         return self.ops.created(op, self._view(vm, None))

@@ -1,9 +1,11 @@
 """The exec channel of a SIMULATED Windows host: what cmd.exe does with an SSH command line.
 
 Splits the line MSVCRT-style and dispatches on the first word (case-insensitive, `.exe`
-optional): `powershell`, `sc`, `tar`, `hostname` and `C:\\k\\wmcb.exe` (only when that file is on
-the host's disk). Anything else fails like cmd.exe does. Applies the host's command faults
-(`fail_command`, `slow`). Used by the host's SSH session handler (`host.py`) and the tests.
+optional): `powershell` (`-Command`, `-EncodedCommand` or `-File <script.ps1>`; also callable
+from a PowerShell script, see `pwsh.NATIVE`), `sc`, `tar`, `hostname` and `C:\\k\\wmcb.exe`
+(only when that file is on the host's disk). Anything else fails like cmd.exe does. Applies the
+host's command faults (`fail_command`, `slow`). Used by the host's SSH session handler
+(`host.py`) and the tests.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ NOT_RECOGNIZED = (
     "operable program or batch file.\r\n"
 )
 _PS_SWITCHES = {"-nologo", "-noprofile", "-noninteractive", "-noexit", "-mta", "-sta"}
-_PS_VALUED = {"-executionpolicy", "-inputformat", "-outputformat", "-windowstyle"}
+_PS_VALUED = {"-inputformat", "-outputformat", "-windowstyle"}
+_EXECUTION_POLICIES = {"unrestricted", "bypass"}  # accepted, no effect: the twin signs nothing
 
 
 def _program(word: str) -> str:
@@ -28,7 +31,9 @@ def _program(word: str) -> str:
     return base[:-4] if base.endswith(".exe") else base
 
 
-def _powershell(host: Any, args: list[str]) -> tuple[str, str, int]:
+def _powershell(host: Any, args: list[str], depth: int = 0) -> tuple[str, str, int]:
+    if depth > pwsh.MAX_NESTING:
+        return "", "sim: powershell.exe nested too deeply (simulated host)\r\n", 1
     i = 0
     while i < len(args):
         arg = args[i].lower()
@@ -36,6 +41,19 @@ def _powershell(host: Any, args: list[str]) -> tuple[str, str, int]:
             i += 1
         elif arg in _PS_VALUED and i + 1 < len(args):
             i += 2
+        elif arg == "-executionpolicy" and i + 1 < len(args):
+            if args[i + 1].lower() not in _EXECUTION_POLICIES:
+                return (
+                    "",
+                    f"sim: -ExecutionPolicy {args[i + 1]} is not modelled "
+                    "(Unrestricted|Bypass)\r\n",
+                    1,
+                )
+            i += 2
+        elif arg == "-file" and i + 1 < len(args):
+            if i + 2 < len(args):
+                return "", "sim: arguments after -File <script> are not modelled\r\n", 1
+            return _script_file(host, args[i + 1], depth)
         elif arg in ("-command", "-c"):
             script = " ".join(args[i + 1 :])
             break
@@ -54,8 +72,37 @@ def _powershell(host: Any, args: list[str]) -> tuple[str, str, int]:
             return "", f"Unsupported powershell.exe argument '{args[i]}' (simulated host)\r\n", 1
     else:
         return "", "powershell.exe without -Command is interactive; not supported.\r\n", 1
-    result = pwsh.run_script(host, script)
+    result = pwsh.run_script(host, script, depth)
     return result.stdout, result.stderr, result.exit_code
+
+
+def _script_file(host: Any, path: str, depth: int) -> tuple[str, str, int]:
+    """`powershell.exe -File <path>`: the script must be an existing `.ps1` file."""
+    if not path.lower().endswith(".ps1"):
+        return (
+            "",
+            f"Processing -File '{path}' failed because the file does not have a '.ps1' "
+            "extension. Specify a valid Windows PowerShell script file name, and then try "
+            "again.\r\n",
+            1,
+        )
+    try:
+        local = paths.to_local(host.root, path)
+    except paths.PathError:
+        local = None
+    if local is None or not local.is_file():
+        return (
+            "",
+            f"The argument '{path}' to the -File parameter does not exist. Provide the path to "
+            "an existing '.ps1' file as an argument to the -File parameter.\r\n",
+            1,
+        )
+    script = local.read_bytes().decode("utf-8", errors="replace").lstrip("\ufeff")
+    result = pwsh.run_script(host, script, depth)
+    return result.stdout, result.stderr, result.exit_code
+
+
+pwsh.NATIVE["powershell"] = _powershell
 
 
 def _tar(host: Any, args: list[str]) -> tuple[str, str, int]:

@@ -24,7 +24,8 @@ class HostSpec:
     address: str
     hostname: str
     username: str = "Administrator"
-    user_data: str | None = None
+    user_data: str | None = None  # run at first boot (EC2Launch runs `<powershell>` user data)
+    custom_data: bytes | None = None  # Azure: only written to C:\AzureData\CustomData.bin
     authorized_keys: tuple[str, ...] = ()
     boot_seconds: float = 0.0
     os_build: str = "10.0.17763.1457"

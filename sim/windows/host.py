@@ -4,7 +4,9 @@ The host keeps its `C:\\` drive under `<state_dir>/hosts/<address>/root/C`, its 
 (ed25519) and registry beside it, so a process restart keeps them. SSH (asyncssh) listens on
 (address, ssh_port) only while the host is up; it accepts public-key auth for the spec's user with
 the keys in `C:\\ProgramData\\ssh\\administrators_authorized_keys` plus `spec.authorized_keys`.
-At first boot the instance user data runs through the PowerShell interpreter. Created by
+At first boot the instance user data runs through the PowerShell interpreter (EC2), and Azure
+custom data is written to `C:\\AzureData\\CustomData.bin` and never run (as Azure does: a VM
+extension runs it). Created by
 `fleet.HostFleet.add_host`; used by tests through `.faults`, `.reboot()`, `.services`,
 `.hns_networks`, `.root` (and `.scm`, the service registry, `.run(cmd)`).
 """
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 AUTHORIZED_KEYS = "C/ProgramData/ssh/administrators_authorized_keys"
+CUSTOM_DATA = "C/AzureData/CustomData.bin"
 COMMAND_LOG_LIMIT = 2000
 DEFAULT_TICK_SECONDS = 1.0
 _PS_WRAPPER = re.compile(r"<powershell>(.*?)</powershell>", re.S | re.I)
@@ -177,12 +180,20 @@ class SimulatedWindowsHost:
         if delay > 0:
             await asyncio.sleep(delay)
         if not self._first_boot_done:
+            self._write_custom_data()
             self._run_user_data()
             self._first_boot_done = True
             self._save_state()
         self.scm.boot()
         self._up = True
         await self._listen()
+
+    def _write_custom_data(self) -> None:
+        if self.spec.custom_data is None:
+            return
+        path = self.root / CUSTOM_DATA
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.spec.custom_data)
 
     def _run_user_data(self) -> None:
         data = self.spec.user_data

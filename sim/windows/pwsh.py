@@ -4,8 +4,12 @@ Runs scripts parsed by `pwsh_parser` against the cmdlet table (`pwsh_files`, `pw
 binds named/positional/switch parameters strictly per cmdlet, runs pipelines, formats the
 output as powershell.exe would print it (CRLF lines; objects as `Name : value` lists unless the
 script ends in `ConvertTo-Json`), and stops at the first error, printing
-`<Cmdlet> : <message>` to stderr with exit code 1. Used by the exec dispatcher (`exec.py`) and
-for instance user data at first boot.
+`<Cmdlet> : <message>` to stderr with exit code 1. A native program (only `powershell.exe`,
+registered by `exec.py` in `NATIVE`) may be a statement of its own: its output passes through,
+its exit code lands in `$LASTEXITCODE` and, as in Windows PowerShell 5.1, a failing one does not
+stop the script (`-Command` then exits 1 if it was the last statement; `exit $LASTEXITCODE`
+keeps the code). Used by the exec dispatcher (`exec.py`) and for instance user data at first
+boot.
 """
 
 from __future__ import annotations
@@ -18,6 +22,10 @@ from sim.windows.pwsh_parser import Assignment, Command, Exit, Param, ParseError
 
 Obj = Any
 CmdletFn = Callable[["Context", dict[str, Any], "list[Obj] | None"], "list[Obj]"]
+# program (lowercase, no `.exe`) -> fn(host, argv, depth) -> (stdout, stderr, exit code)
+NativeFn = Callable[[Any, list[str], int], tuple[str, str, int]]
+NATIVE: dict[str, NativeFn] = {}
+MAX_NESTING = 8  # powershell.exe started from a script started from ...: refuse runaway nesting
 
 NOT_RECOGNIZED = (
     "The term '{0}' is not recognized as the name of a cmdlet, function, script file, or "
@@ -66,6 +74,7 @@ class Context:
     host: Any  # SimulatedWindowsHost (duck-typed to keep this module free of the host)
     modules: set[str] = field(default_factory=set)
     variables: dict[str, Any] = field(default_factory=dict)
+    depth: int = 0  # how many powershell.exe levels this script runs under
 
 
 @dataclass
@@ -169,14 +178,37 @@ def _short(value: Obj) -> str:
     return "" if value is None else str(value)
 
 
-def run_script(host: Any, script: str) -> Result:
+def _native(stmt: object) -> NativeFn | None:
+    """The native program a statement runs (`powershell.exe ...` alone), if it is one."""
+    if not isinstance(stmt, list) or not stmt or stmt[0].name is None:
+        return None
+    name = stmt[0].name.replace("/", "\\").rsplit("\\", 1)[-1].lower()
+    fn = NATIVE.get(name[:-4] if name.endswith(".exe") else name)
+    if fn is not None and len(stmt) > 1:
+        raise CmdletError(f"{stmt[0].name} : piping into or out of native programs is not modelled")
+    return fn
+
+
+def _native_arg(value: Any, ctx: Context) -> str:
+    if isinstance(value, Param):
+        return f"-{value.name}" + (f":{_native_arg(value.value, ctx)}" if value.has_value else "")
+    value = _resolve(value, ctx)
+    if isinstance(value, list):
+        return ",".join(_native_arg(v, ctx) for v in value)
+    return format_object(value)
+
+
+def run_script(host: Any, script: str, depth: int = 0) -> Result:
     """Run a script on `host`; stops at the first error (exit 1), as with -ErrorAction Stop."""
+    import sim.windows.exec
     import sim.windows.pwsh_files
     import sim.windows.pwsh_pipeline
     import sim.windows.pwsh_system  # noqa: F401
 
-    ctx = Context(host)
+    ctx = Context(host, depth=depth)
     out: list[str] = []
+    err: list[str] = []
+    last_ok = True
     try:
         statements = parse(script)
     except ParseError as exc:
@@ -186,17 +218,29 @@ def run_script(host: Any, script: str) -> Result:
             if isinstance(stmt, Assignment):
                 values = _run_pipeline(stmt.pipeline, ctx)
                 ctx.variables[stmt.var.lower()] = values[0] if len(values) == 1 else values
+                last_ok = True
                 continue
             if isinstance(stmt, Exit):
                 code = _resolve(stmt.code, ctx)
-                return Result(_join(out), "", int(code) if code is not None else 0)
+                return Result(_join(out), "".join(err), int(code) if code is not None else 0)
+            native = _native(stmt)
+            if native is not None:
+                argv = [_native_arg(a, ctx) for a in stmt[0].args]  # type: ignore[index]
+                stdout, stderr, code = native(host, argv, depth + 1)
+                if stdout:
+                    out.append(stdout.removesuffix("\r\n"))
+                err.append(stderr)
+                ctx.variables["lastexitcode"] = code
+                last_ok = code == 0
+                continue
             for obj in _run_pipeline(stmt, ctx):  # type: ignore[arg-type]
                 text = format_object(obj)
                 if text:
                     out.append(text)
+            last_ok = True
         except CmdletError as exc:
-            return Result(_join(out), f"{exc}\r\n", 1)
-    return Result(_join(out), "", 0)
+            return Result(_join(out), "".join(err) + f"{exc}\r\n", 1)
+    return Result(_join(out), "".join(err), 0 if last_ok else 1)
 
 
 def _join(lines: list[str]) -> str:

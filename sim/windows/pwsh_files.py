@@ -1,5 +1,5 @@
 """File-system cmdlets of the SIMULATED PowerShell: Get-FileHash, Test-Path, New-Item,
-Remove-Item, Get-Content, Set-Content, Add-Content, Import-Module.
+Remove-Item, Copy-Item (files only), Get-Content, Set-Content, Add-Content, Import-Module.
 
 Paths are Windows paths on the host's disk (`paths.to_local`). Error messages follow Windows
 PowerShell 5.1. Registered into `pwsh.CMDLETS` on import; used by `pwsh.run_script`.
@@ -122,6 +122,28 @@ def remove_item(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[
         shutil.rmtree(local)
     else:
         local.unlink()
+    return []
+
+
+@cmdlet(
+    "Copy-Item",
+    values=("Path", "Destination"),
+    switches=("Force",),
+    positional=("Path", "Destination"),
+    required=("Path", "Destination"),
+)
+def copy_item(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[Any]:
+    """Copy one file (over an existing one; into a directory keeps its name)."""
+    src, dest = _local(ctx, p["Path"]), _local(ctx, p["Destination"])
+    if not src.exists():
+        raise CmdletError(f"Cannot find path '{p['Path']}' because it does not exist.")
+    if src.is_dir():
+        raise CmdletError("sim: copying directories is not modelled by the simulated host")
+    if dest.is_dir():
+        dest = dest / src.name
+    if not dest.parent.is_dir():
+        raise CmdletError(f"Could not find a part of the path '{p['Destination']}'.")
+    shutil.copyfile(src, dest)
     return []
 
 

@@ -1,4 +1,5 @@
-"""The Azure twin as an Azure SDK user sees it: AAD tokens, ARM pollers, VMs that boot hosts.
+"""The Azure twin as an Azure SDK user sees it: AAD tokens, ARM pollers, VMs that boot hosts,
+custom data that only a CustomScriptExtension runs.
 
 The SDK is synchronous and the twin serves from this event loop, so SDK calls run in a thread.
 """
@@ -31,12 +32,27 @@ from sim.windows.fleet import HostFleet
 from tests.sim_cloud.conftest import (
     AZURE_CIDR,
     BOOT_SECONDS,
-    authorized_key_user_data,
     ssh,
     wait_until,
 )
 
 RG = "winfleet-rg"
+RUN_CUSTOM_DATA = (
+    'powershell.exe -NoLogo -NoProfile -NonInteractive -Command "'
+    "Copy-Item -Path 'C:\\AzureData\\CustomData.bin' "
+    "-Destination 'C:\\AzureData\\boot.ps1' -Force; "
+    "powershell.exe -ExecutionPolicy Unrestricted -File 'C:\\AzureData\\boot.ps1'; "
+    'exit $LASTEXITCODE"'
+)
+
+
+def authorized_key_script(public_key: str) -> str:
+    """A first-boot script that authorizes `public_key` for the administrators (as WMCO's)."""
+    return (
+        "$ErrorActionPreference = 'Stop'\n"
+        "Set-Content -Path 'C:\\ProgramData\\ssh\\administrators_authorized_keys' "
+        f"-Value '{public_key}'\n"
+    )
 
 
 @pytest.fixture
@@ -85,8 +101,18 @@ def clients(
         yield compute, network
 
 
-def create_vm(twin: AzureTwin, ca_bundle: str, name: str, user_data: str) -> tuple[Any, Any]:
+def create_vm(
+    twin: AzureTwin, ca_bundle: str, name: str, custom_data: str, user_data: str = ""
+) -> tuple[Any, Any]:
     """NIC + VM through the SDK pollers, as the product's Azure activity does."""
+    os_profile = {
+        "computerName": name,
+        "adminUsername": "capi",
+        "adminPassword": "Sim-Passw0rd-123",
+    }
+    if custom_data:
+        os_profile["customData"] = base64.b64encode(custom_data.encode()).decode()
+    extra = {"userData": base64.b64encode(user_data.encode()).decode()} if user_data else {}
     with clients(twin, ca_bundle) as (compute, network):
         subnet = network.subnets.get(RG, "winfleet-vnet", "windows")
         nic = network.network_interfaces.begin_create_or_update(
@@ -116,17 +142,40 @@ def create_vm(twin: AzureTwin, ca_bundle: str, name: str, user_data: str) -> tup
                             "version": "latest",
                         }
                     },
-                    "osProfile": {
-                        "computerName": name,
-                        "adminUsername": "capi",
-                        "adminPassword": "Sim-Passw0rd-123",
-                    },
+                    "osProfile": os_profile,
                     "networkProfile": {"networkInterfaces": [{"id": nic.id}]},
-                    "userData": base64.b64encode(user_data.encode()).decode(),
+                    **extra,
                 },
             },
         ).result()
         return nic, vm
+
+
+def put_extension(
+    twin: AzureTwin, ca_bundle: str, vm: str, command: str, force_update_tag: str | None = None
+) -> Any:
+    """Run `command` on the VM through a CustomScriptExtension and the SDK poller."""
+    body: dict[str, Any] = {
+        "location": "eastus",
+        "properties": {
+            "publisher": "Microsoft.Compute",
+            "type": "CustomScriptExtension",
+            "typeHandlerVersion": "1.10",
+            "autoUpgradeMinorVersion": True,
+            "protectedSettings": {"commandToExecute": command},
+        },
+    }
+    if force_update_tag:
+        body["properties"]["forceUpdateTag"] = force_update_tag
+    with clients(twin, ca_bundle) as (compute, _):
+        return compute.virtual_machine_extensions.begin_create_or_update(
+            RG, vm, "bootstrap", body
+        ).result()
+
+
+def get_extension(twin: AzureTwin, ca_bundle: str, vm: str) -> Any:
+    with clients(twin, ca_bundle) as (compute, _):
+        return compute.virtual_machine_extensions.get(RG, vm, "bootstrap", expand="instanceView")
 
 
 async def test_client_secret_credential_gets_a_token_only_with_the_right_secret(
@@ -151,27 +200,143 @@ async def test_client_secret_credential_gets_a_token_only_with_the_right_secret(
 async def test_vm_created_through_the_sdk_pollers_boots_a_host_at_its_nic_ip(
     azure: AzureTwin, ca_bundle: str, client_key: asyncssh.SSHKey
 ) -> None:
-    user_data = authorized_key_user_data(client_key.export_public_key().decode().strip())
-    nic, vm = await asyncio.to_thread(create_vm, azure, ca_bundle, "winworker-a1", user_data)
+    script = authorized_key_script(client_key.export_public_key().decode().strip())
+    nic, vm = await asyncio.to_thread(create_vm, azure, ca_bundle, "winworker-a1", script)
 
     assert vm.properties.provisioning_state == "Succeeded"
     address = nic.ip_configurations[0].private_ip_address
     assert address.startswith("127.21.")
     assert await ssh(address, client_key, "capi") == "refused"  # still booting
 
-    async def logged_in() -> bool:
-        return await ssh(address, client_key, "capi") == "winworker-a1"
+    async def booted() -> bool:
+        return await ssh(address, client_key, "capi") != "refused"
 
-    await wait_until(logged_in, "the VM's host to boot and accept the key as 'capi'")
-    stranger = asyncssh.generate_private_key("ssh-ed25519")
-    assert await ssh(address, stranger, "capi") == "denied"
+    await wait_until(booted, "the VM's host to boot")
+    host = azure.fleet.get(address)
+    assert (host.root / "C" / "AzureData" / "CustomData.bin").read_text() == script
+
+
+async def test_custom_data_and_user_data_are_never_run_so_the_key_is_not_authorized(
+    azure: AzureTwin, ca_bundle: str, client_key: asyncssh.SSHKey
+) -> None:
+    script = authorized_key_script(client_key.export_public_key().decode().strip())
+    nic, _ = await asyncio.to_thread(
+        create_vm, azure, ca_bundle, "winworker-c1", script, user_data=script
+    )
+    address = nic.ip_configurations[0].private_ip_address
+
+    async def booted() -> bool:
+        return await ssh(address, client_key, "capi") != "refused"
+
+    await wait_until(booted, "the VM's host to boot")
+    assert await ssh(address, client_key, "capi") == "denied"
+    assert azure.fleet.get(address).command_log == []
+    shown = azure.compute.get(RG, "winworker-c1", "userData")["properties"]["userData"]
+    assert base64.b64decode(shown).decode() == script  # kept, as Azure keeps it
+
+
+async def test_a_custom_script_extension_runs_the_custom_data_once_and_then_the_key_works(
+    azure: AzureTwin, ca_bundle: str, client_key: asyncssh.SSHKey
+) -> None:
+    script = authorized_key_script(client_key.export_public_key().decode().strip())
+    nic, _ = await asyncio.to_thread(create_vm, azure, ca_bundle, "winworker-d1", script)
+    address = nic.ip_configurations[0].private_ip_address
+
+    # the extension waits for the host to finish booting, then runs the command
+    ext = await asyncio.to_thread(put_extension, azure, ca_bundle, "winworker-d1", RUN_CUSTOM_DATA)
+
+    assert ext.properties.provisioning_state == "Succeeded"
+    assert ext.properties.protected_settings is None  # never shown back
+    assert await ssh(address, client_key, "capi") == "winworker-d1"
+    host = azure.fleet.get(address)
+    assert host.command_log.count(RUN_CUSTOM_DATA) == 1
+    view = await asyncio.to_thread(get_extension, azure, ca_bundle, "winworker-d1")
+    assert view.properties.instance_view.statuses[0].code == "ProvisioningState/succeeded"
+
+    again = await asyncio.to_thread(
+        put_extension, azure, ca_bundle, "winworker-d1", RUN_CUSTOM_DATA
+    )
+    assert again.properties.provisioning_state == "Succeeded"
+    assert host.command_log.count(RUN_CUSTOM_DATA) == 1  # same settings: not run again
+    await asyncio.to_thread(
+        put_extension, azure, ca_bundle, "winworker-d1", RUN_CUSTOM_DATA, "rerun-1"
+    )
+    assert host.command_log.count(RUN_CUSTOM_DATA) == 2  # a new forceUpdateTag runs it again
+
+
+async def test_a_failing_extension_command_fails_the_operation_and_the_extension(
+    azure: AzureTwin, ca_bundle: str
+) -> None:
+    nic, _ = await asyncio.to_thread(
+        create_vm, azure, ca_bundle, "winworker-e1", "Get-Service -Name no-such-service\n"
+    )
+
+    with pytest.raises(HttpResponseError) as err:
+        await asyncio.to_thread(put_extension, azure, ca_bundle, "winworker-e1", RUN_CUSTOM_DATA)
+
+    assert err.value.error.code == "VMExtensionProvisioningError"
+    assert "non-zero exit code of: '1'" in err.value.error.message
+    assert "Cannot find any service" in err.value.error.message
+    ext = await asyncio.to_thread(get_extension, azure, ca_bundle, "winworker-e1")
+    assert ext.properties.provisioning_state == "Failed"
+    status = ext.properties.instance_view.statuses[0]
+    assert (status.code, status.level) == ("ProvisioningState/failed/1", "Error")
+    # the same settings again: not run again, still failed
+    with pytest.raises(HttpResponseError):
+        await asyncio.to_thread(put_extension, azure, ca_bundle, "winworker-e1", RUN_CUSTOM_DATA)
+    address = nic.ip_configurations[0].private_ip_address
+    assert azure.fleet.get(address).command_log == [RUN_CUSTOM_DATA]
+
+
+async def test_extensions_of_a_missing_vm_or_of_an_unknown_type_are_refused(
+    azure: AzureTwin, ca_bundle: str
+) -> None:
+    def calls() -> tuple[str, str]:
+        with clients(azure, ca_bundle) as (compute, _):
+            with pytest.raises(ResourceNotFoundError) as no_vm:
+                compute.virtual_machine_extensions.begin_create_or_update(
+                    RG,
+                    "no-such-vm",
+                    "bootstrap",
+                    {
+                        "location": "eastus",
+                        "properties": {
+                            "publisher": "Microsoft.Compute",
+                            "type": "CustomScriptExtension",
+                            "typeHandlerVersion": "1.10",
+                        },
+                    },
+                )
+            with pytest.raises(ResourceNotFoundError) as no_ext:
+                compute.virtual_machine_extensions.get(RG, "no-such-vm", "bootstrap")
+            return no_vm.value.error.code, no_ext.value.error.code
+
+    assert await asyncio.to_thread(calls) == ("ParentResourceNotFound", "ParentResourceNotFound")
+
+
+async def test_an_extension_can_be_deleted_through_the_poller(
+    azure: AzureTwin, ca_bundle: str
+) -> None:
+    await asyncio.to_thread(create_vm, azure, ca_bundle, "winworker-f1", "hostname\n")
+    await asyncio.to_thread(put_extension, azure, ca_bundle, "winworker-f1", RUN_CUSTOM_DATA)
+
+    def delete_then_get() -> str:
+        with clients(azure, ca_bundle) as (compute, _):
+            compute.virtual_machine_extensions.begin_delete(
+                RG, "winworker-f1", "bootstrap"
+            ).result()
+            with pytest.raises(ResourceNotFoundError) as gone:
+                compute.virtual_machine_extensions.get(RG, "winworker-f1", "bootstrap")
+            return gone.value.error.code
+
+    assert await asyncio.to_thread(delete_then_get) == "ResourceNotFound"
 
 
 async def test_deleting_the_vm_through_the_poller_takes_its_host_away(
     azure: AzureTwin, ca_bundle: str, client_key: asyncssh.SSHKey
 ) -> None:
-    user_data = authorized_key_user_data(client_key.export_public_key().decode().strip())
-    nic, _ = await asyncio.to_thread(create_vm, azure, ca_bundle, "winworker-b1", user_data)
+    script = authorized_key_script(client_key.export_public_key().decode().strip())
+    nic, _ = await asyncio.to_thread(create_vm, azure, ca_bundle, "winworker-b1", script)
     address = nic.ip_configurations[0].private_ip_address
 
     async def up() -> bool:

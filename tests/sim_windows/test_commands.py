@@ -297,3 +297,45 @@ async def test_a_crashing_service_is_restarted_by_its_failure_actions(host, payl
     while host.services["kube-proxy"] != "Running":
         assert loop.time() < deadline, "the SCM never restarted kube-proxy"
         await asyncio.sleep(0.05)
+
+
+async def test_copy_item_copies_a_file_and_fails_like_windows_for_a_missing_one(host):
+    script = (
+        r"Set-Content -Path C:\Windows\a.txt -Value one; "
+        r"Copy-Item -Path C:\Windows\a.txt -Destination C:\Windows\b.txt -Force; "
+        r"Get-Content -Path C:\Windows\b.txt"
+    )
+    out, err, code = await host.run(ps(script))
+    assert (out, code) == ("one\r\n", 0), err
+    _, err, code = await host.run(ps(r"Copy-Item -Path C:\nope.txt -Destination C:\b.txt"))
+    assert code == 1 and err.startswith("Copy-Item : Cannot find path 'C:\\nope.txt'")
+
+
+async def test_powershell_file_runs_only_an_existing_ps1_script(host):
+    (host.root / "C" / "Windows" / "s.ps1").write_text("Set-Content -Path C:\\Windows\\r.txt 1\n")
+    (host.root / "C" / "Windows" / "s.bin").write_text("hostname\n")
+
+    _, err, code = await host.run(
+        r"powershell.exe -ExecutionPolicy Bypass -NoProfile -File C:\Windows\s.ps1"
+    )
+    assert code == 0, err
+    assert (host.root / "C" / "Windows" / "r.txt").read_bytes() == b"1\r\n"
+    _, err, code = await host.run(r"powershell.exe -File C:\Windows\s.bin")
+    assert code == 1 and "does not have a '.ps1' extension" in err
+    _, err, code = await host.run(r"powershell.exe -File C:\Windows\none.ps1")
+    assert code == 1 and "does not exist" in err
+    _, err, code = await host.run(r"powershell.exe -ExecutionPolicy RemoteSigned -Command hostname")
+    assert code == 1
+
+
+async def test_a_script_run_from_a_script_reports_its_exit_code_in_lastexitcode(host):
+    (host.root / "C" / "Windows" / "fails.ps1").write_text("Get-Service -Name nope\n")
+    child = r"powershell.exe -ExecutionPolicy Unrestricted -File 'C:\Windows\fails.ps1'"
+
+    # a failing native program does not stop the script, as in Windows PowerShell 5.1 ...
+    out, err, code = await host.run(ps(f"{child}; hostname"))
+    assert (out.strip(), code) == ("WIN-SIM01", 0)
+    assert "Cannot find any service" in err
+    # ... but fails -Command when it is the last statement, and `exit $LASTEXITCODE` keeps it
+    assert (await host.run(ps(child)))[2] == 1
+    assert (await host.run(ps(f"{child}; exit $LASTEXITCODE")))[2] == 1

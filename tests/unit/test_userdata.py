@@ -6,7 +6,8 @@ import asyncssh
 import pytest
 
 from activities.cloud.userdata import (
-    azure_user_data,
+    azure_bootstrap_command,
+    azure_custom_data,
     check_public_key,
     first_boot_statements,
     windows_user_data,
@@ -48,8 +49,8 @@ def test_user_data_opens_ssh_kubelet_and_windows_exporter_ports(port: int) -> No
     assert len(rules) == 3
 
 
-def test_azure_user_data_is_the_same_script_without_powershell_tags() -> None:
-    azure = azure_user_data(PUBLIC)
+def test_azure_custom_data_is_the_same_script_without_powershell_tags() -> None:
+    azure = azure_custom_data(PUBLIC)
     assert "<powershell>" not in azure
     assert windows_user_data(PUBLIC) == f"<powershell>\n{azure}</powershell>\n"
 
@@ -91,5 +92,17 @@ def test_surrounding_whitespace_of_the_key_is_dropped() -> None:
 def test_the_script_parses_with_the_twins_powershell_parser() -> None:
     from sim.windows.pwsh_parser import parse
 
-    statements = parse(azure_user_data(PUBLIC))
+    statements = parse(azure_custom_data(PUBLIC))
     assert len(statements) == len(first_boot_statements(PUBLIC))
+
+
+def test_the_azure_bootstrap_command_copies_the_custom_data_to_a_ps1_and_runs_it() -> None:
+    line = azure_bootstrap_command().line
+
+    assert line.startswith("powershell.exe ")
+    assert (
+        r"Copy-Item -Path 'C:\AzureData\CustomData.bin' "
+        r"-Destination 'C:\AzureData\winfleet-bootstrap.ps1' -Force"
+    ) in line
+    assert r"-File 'C:\AzureData\winfleet-bootstrap.ps1'; exit $LASTEXITCODE" in line
+    assert "ssh-" not in line  # the key travels in the custom data only

@@ -1,9 +1,10 @@
 """Azure VMs for Windows nodes, against the ARM + AAD twin: one VM and NIC per node, however
-often asked; the first-boot script authorises winfleet's key on the booted host."""
+often asked; the first-boot script travels as custom data (which Azure never runs) and the
+CustomScriptExtension `winfleet-bootstrap` runs it once, authorising winfleet's key."""
 
 from __future__ import annotations
 
-import base64
+import asyncio
 import logging
 from typing import Any
 
@@ -19,11 +20,15 @@ from cloud_twins import Azure, eventually, kube_env, opened_ports, put_key_secre
 from temporalio.testing import ActivityEnvironment
 
 from activities.cloud import azure as az
+from activities.cloud.userdata import azure_bootstrap_command
 from activities.cloud.vm import CreateVmInput, create_vm, terminate_vm
 from activities.config import Settings, use_settings
 from activities.contracts import AzureMachineSpec, HostRef, Platform
 from activities.errors import CloudRequestRejected, CloudUnavailable, InvalidRequest
 from sim.k8s.server import KubeTwin
+from sim.windows.host import SimulatedWindowsHost
+
+BOOTSTRAP = azure_bootstrap_command().line
 
 
 def spec(a: Azure, **kw: Any) -> AzureMachineSpec:
@@ -75,24 +80,87 @@ async def test_creating_twice_returns_the_same_host_and_makes_nothing_new(
     assert nic_names(azure) == ["win-az2-nic"]
 
 
-async def test_the_booted_host_trusts_winfleets_key_from_the_user_data(
+async def test_the_booted_host_trusts_winfleets_key_once_the_bootstrap_extension_ran(
     azure: Azure, ssh_key: asyncssh.SSHKey, public_key: str
 ) -> None:
     host = await create(azure, "win-az3", public_key)
 
-    booted = await eventually(
-        "the VM's host to boot", lambda: azure.twin.hosted.get("win-az3") == host.address
-    )
-    assert booted
+    assert azure.twin.hosted.get("win-az3") == host.address
     sim_host = azure.fleet.get(host.address)
-    await sim_host.wait_up()
     assert ssh_key.public_data in sim_host.authorized_key_blobs()
     assert opened_ports(sim_host) == [22, 9182, 10250]
+    assert sim_host.command_log.count(BOOTSTRAP) == 1
+    custom_data = (sim_host.root / "C" / "AzureData" / "CustomData.bin").read_text()
+    assert public_key in custom_data
+    assert "<powershell>" not in custom_data
+    assert "PRIVATE KEY" not in custom_data
     vm = azure.twin.compute.get(azure.twin.resource_group, "win-az3", "userData")
-    user_data = base64.b64decode(vm["properties"]["userData"]).decode()
-    assert public_key in user_data
-    assert "<powershell>" not in user_data
-    assert "PRIVATE KEY" not in user_data
+    assert "userData" not in vm["properties"]  # Azure would keep it, and never run it
+    ext = azure.twin.extensions.get(
+        azure.twin.resource_group, "win-az3", "winfleet-bootstrap", None
+    )
+    props = ext["properties"]
+    assert (props["publisher"], props["type"], props["typeHandlerVersion"]) == (
+        "Microsoft.Compute",
+        "CustomScriptExtension",
+        "1.10",
+    )
+    assert props["autoUpgradeMinorVersion"] is True
+    assert props["provisioningState"] == "Succeeded"
+    assert "commandToExecute" not in str(props.get("settings"))  # protected, not public
+
+
+async def test_creating_again_does_not_run_the_first_boot_script_twice(
+    azure: Azure, public_key: str
+) -> None:
+    first = await create(azure, "win-az12", public_key)
+    second = await create(azure, "win-az12", public_key)
+
+    assert first == second
+    assert azure.fleet.get(first.address).command_log.count(BOOTSTRAP) == 1
+
+
+async def test_an_earlier_attempts_running_bootstrap_is_waited_for_not_run_again(
+    azure: Azure, public_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(az, "LRO_POLL_INTERVAL", 0.05)
+    azure.fleet.on_add.append(lambda host: host.faults.slow(1.0))  # a script that takes a while
+    rg = azure.twin.resource_group
+
+    def running() -> bool:
+        try:
+            ext = azure.twin.extensions.get(rg, "win-az13", "winfleet-bootstrap", None)
+        except Exception:
+            return False
+        return bool(ext["properties"]["provisioningState"] == "Creating")
+
+    first = asyncio.create_task(create(azure, "win-az13", public_key))
+    await eventually("the first attempt's extension to be running", running)
+    second = await create(azure, "win-az13", public_key)
+
+    assert await first == second
+    assert azure.fleet.get(second.address).command_log.count(BOOTSTRAP) == 1
+
+
+async def test_a_failing_first_boot_script_is_a_permanent_error_naming_the_vm(
+    azure: Azure, public_key: str
+) -> None:
+    def break_bootstrap(host: SimulatedWindowsHost) -> None:
+        host.faults.fail_command("winfleet-bootstrap.ps1", stderr="Set-Content : Access denied.")
+
+    azure.fleet.on_add.append(break_bootstrap)
+
+    with pytest.raises(CloudRequestRejected) as err:
+        await create(azure, "win-az11", public_key)
+    assert "win-az11" in err.value.message
+    assert "VMExtensionProvisioningError" in err.value.message
+    assert "Access denied" in err.value.message
+    assert not err.value.retryable
+
+    with pytest.raises(CloudRequestRejected, match=r"win-az11.*provisioning state Failed"):
+        await create(azure, "win-az11", public_key)  # a retry runs nothing again
+    address = azure.twin.hosted["win-az11"]
+    assert azure.fleet.get(address).command_log.count(BOOTSTRAP) == 1
 
 
 async def test_the_throwaway_admin_password_is_in_no_log_or_result(
