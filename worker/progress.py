@@ -12,7 +12,13 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+)
 from temporalio.service import RPCError
 
 from activities.contracts import PHASES, Progress
@@ -59,8 +65,8 @@ async def _poll(handle: WorkflowHandle[object, object], row: Row) -> None:
         if desc.status not in TERMINAL:
             row.status = p.status
         row.detail = p.detail
-    except RPCError:
-        pass  # not started yet or query raced a task; next tick will tell
+    except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
+        pass  # not started yet, or the query raced a workflow task: the next tick will tell
 
 
 async def watch(

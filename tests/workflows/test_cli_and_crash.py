@@ -82,8 +82,8 @@ async def test_winfleet_onboard_shows_progress_and_exits_zero(
     assert proc.returncode == 0, err.decode() + text
     assert "started onboard-cli-byoh-cli" in text
     lines = [line for line in text.splitlines() if line.startswith("byoh-cli ")]
-    assert len(lines) >= 3  # a line per observed phase change when not on a terminal
-    assert "running" in lines[0] and "completed" in lines[-1]
+    assert len(lines) >= 3, text  # a line per observed phase change when not on a terminal
+    assert "running" in lines[0] and "completed" in lines[-1], text
     assert "1/1 nodes onboarded" in text
     assert is_ready(node(world, "byoh-cli") or {})
 
