@@ -131,6 +131,8 @@ class OnboardWindowsNode:
             byoh=inp.byoh,
             private_key_secret=inp.private_key_secret,
         )
+        # Pure and deterministic, so it runs here and refuses bad input before any activity;
+        # tightening these rules later changes replay, so it needs workflow.patched.
         try:
             validate_create_vm_input(vm_input)
         except InvalidRequest as exc:
