@@ -145,7 +145,7 @@ def summary(state_dir: Path, ok: bool) -> str:
             f"  Temporal Web UI:   http://localhost:{UI_PORT}/namespaces/default/workflows",
             f"  nodes:             KUBECONFIG={kubeconfig} kubectl get nodes -o wide",
             f"  a trace:           . {env_file} && {winfleet} trace onboard-demo-win-aws-1",
-            f"  more nodes:        . {env_file} && {winfleet} onboard --pool demo aws:win-aws-3",
+            f"  more nodes:        . {env_file} && {winfleet} onboard --pool demo aws:win-aws-5",
             f"  logs:              {state_dir}/worker.log, {state_dir}/temporal.log",
             "",
         ]
