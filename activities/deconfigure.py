@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from temporalio import activity
 
 from activities.errors import RemoteCommandFailed, WinfleetError, boundary
-from activities.kubelet import heartbeating
 from activities.network import service_state
+from activities.polling import heartbeating
 from activities.ssh import HostSession, session_for
 from activities.tracing import span
 from activities.windows import hns, paths, powershell, sc, services, wmcb

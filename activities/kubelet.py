@@ -16,7 +16,6 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -29,6 +28,7 @@ from activities.errors import (
     KubernetesUnavailable,
     boundary,
 )
+from activities.polling import heartbeating
 from activities.ssh import HostSession, session_for
 from activities.tracing import span
 from activities.windows import paths, powershell, wmcb
@@ -43,7 +43,6 @@ T = TypeVar("T")
 IGNITION_ACCEPT = "application/vnd.coreos.ignition+json;version=3.2.0"
 MCS_PORT = 22623
 MCS_TIMEOUT_SECONDS = 30.0
-HEARTBEAT_EVERY_SECONDS = 5.0
 
 APPLIED_MARKER = paths.WindowsPath(paths.IGNITION + ".applied")
 """Holds the SHA256 of the ignition WMCB last applied successfully (written after success)."""
@@ -103,19 +102,6 @@ def same_hash(remote: str | None, local_hex: str) -> bool:
 async def _remove_if_present(host: HostSession, path: paths.WindowsPath) -> None:
     if await host.remote_size(path) is not None:
         await host.run(powershell.powershell(powershell.remove_item(path), display=f"rm {path}"))
-
-
-async def heartbeating(aw: Awaitable[T], every: float = HEARTBEAT_EVERY_SECONDS) -> T:
-    """Await `aw`, heartbeating every `every` seconds so a long remote step is not timed out."""
-    task = asyncio.ensure_future(aw)
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=every)
-            if done:
-                return task.result()
-            activity.heartbeat()
-    finally:
-        task.cancel()
 
 
 # --- the Machine Config Server ------------------------------------------------------------------

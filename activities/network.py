@@ -20,7 +20,8 @@ from temporalio import activity
 from activities import polling
 from activities.config import settings
 from activities.errors import InvalidRequest, NodeNotReadyYet, boundary
-from activities.kubelet import CNI_APPLIED_MARKER, heartbeating, same_hash
+from activities.kubelet import CNI_APPLIED_MARKER, same_hash
+from activities.polling import heartbeating
 from activities.ssh import HostSession, session_for
 from activities.tracing import span
 from activities.windows import hns, paths, powershell, services, wmcb

@@ -9,7 +9,6 @@ compensation: it deletes only VMs winfleet created, never a BYOH host.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import re
 from collections.abc import Awaitable
@@ -28,6 +27,7 @@ from activities.contracts import (
 )
 from activities.errors import InvalidRequest, boundary
 from activities.keys import load_private_key, public_key_openssh
+from activities.polling import heartbeating
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -203,18 +203,10 @@ def _require_complete(inp: CreateVmInput) -> None:
 
 
 # --- activities ------------------------------------------------------------------------------
-async def _heartbeating(aw: Awaitable[T]) -> T:
-    """Await `aw`, heartbeating meanwhile: a slow cloud API call must not look like a dead
+def _heartbeating(aw: Awaitable[T]) -> Awaitable[T]:
+    """`polling.heartbeating` at the cloud cadence: a slow API call must not look like a dead
     worker (the platform code heartbeats with progress details too)."""
-    task = asyncio.ensure_future(aw)
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY)
-            if done:
-                return task.result()
-            activity.heartbeat()
-    finally:
-        task.cancel()
+    return heartbeating(aw, every=HEARTBEAT_EVERY)
 
 
 @activity.defn(name="create_vm")
