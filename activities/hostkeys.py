@@ -47,13 +47,21 @@ def _mismatch(address: str, pinned: str, presented: str, where: str) -> HostKeyM
     )
 
 
-async def _node(node_name: str | None) -> Any | None:
+async def _node(node_name: str | None) -> dict[str, Any] | None:
+    """The Node as JSON (the typed model rejects Nodes with partial status), or None."""
     if not node_name:
         return None
     try:
-        return await kube.call(f"read node {node_name}", kube.core().read_node, node_name)
+        node: dict[str, Any] = await kube.call_json(
+            f"read node {node_name}", kube.core().read_node, node_name
+        )
     except kube.NotFound:
         return None
+    return node
+
+
+def _annotations(node: dict[str, Any] | None) -> dict[str, str]:
+    return (node or {}).get("metadata", {}).get("annotations") or {}
 
 
 async def _configmap() -> Any | None:
@@ -73,7 +81,7 @@ async def lookup(address: str, node_name: str | None) -> Pin:
     """The pinned key for this host: the Node's annotation first, else the ConfigMap's entry."""
     node = await _node(node_name)
     if node is not None:
-        key = (node.metadata.annotations or {}).get(HOST_KEY_ANNOTATION)
+        key = _annotations(node).get(HOST_KEY_ANNOTATION)
         if key:
             return Pin(key=key, on_node=True, node_exists=True)
     cm = await _configmap()
@@ -114,13 +122,13 @@ async def forget(address: str, node_name: str | None = None) -> None:
     """Drop the pin for this host (deprovisioning); nothing pinned is fine."""
     await _drop_from_configmap(address)
     node = await _node(node_name)
-    annotations = (node.metadata.annotations or {}) if node is not None else {}
+    annotations = _annotations(node)
     if HOST_KEY_ANNOTATION in annotations or HOST_KEY_TYPE_ANNOTATION in annotations:
         patch = {
             "metadata": {"annotations": {HOST_KEY_ANNOTATION: None, HOST_KEY_TYPE_ANNOTATION: None}}
         }
         try:
-            await kube.call(
+            await kube.call_json(
                 f"unpin host key on node {node_name}",
                 kube.core().patch_node,
                 node_name,
@@ -131,9 +139,9 @@ async def forget(address: str, node_name: str | None = None) -> None:
             pass
 
 
-async def _pin_on_node(address: str, node: Any, key: str) -> None:
-    name = node.metadata.name
-    existing = (node.metadata.annotations or {}).get(HOST_KEY_ANNOTATION)
+async def _pin_on_node(address: str, node: dict[str, Any], key: str) -> None:
+    name = node["metadata"]["name"]
+    existing = _annotations(node).get(HOST_KEY_ANNOTATION)
     if existing == key:
         return
     if existing:
@@ -145,7 +153,7 @@ async def _pin_on_node(address: str, node: Any, key: str) -> None:
             "annotations": {HOST_KEY_ANNOTATION: key, HOST_KEY_TYPE_ANNOTATION: key.split()[0]},
         }
     }
-    await kube.call(
+    await kube.call_json(
         f"pin host key on node {name}",
         kube.core().patch_node,
         name,

@@ -8,7 +8,7 @@ import asyncssh
 import pytest
 from host_lab import Lab
 
-from activities import hostkeys
+from activities import hostkeys, kube
 from activities.errors import HostKeyMismatch
 
 
@@ -62,3 +62,22 @@ async def test_forgetting_a_host_lets_a_reinstalled_machine_be_pinned_anew(lab: 
 async def test_forgetting_an_unknown_host_is_fine(lab: Lab) -> None:
     await hostkeys.forget("10.9.9.9", "no-such-node")
     assert await lab.pinned_in_configmap() == {}
+
+
+async def test_a_pin_moves_onto_a_node_whose_status_is_only_partly_filled(lab: Lab) -> None:
+    # A Node with partial nodeInfo, as some kubelets report it at first: the client's typed
+    # model refuses to read it, the pin store must not.
+    await lab.create_node("winworker-2")
+    partial = {"status": {"nodeInfo": {"kubeletVersion": "v1.30.0", "operatingSystem": "windows"}}}
+    await kube.call_json(
+        "report partial status",
+        kube.core().patch_node_status,
+        "winworker-2",
+        partial,
+        _content_type="application/merge-patch+json",
+    )
+    key = new_host_key()
+    await hostkeys.pin("10.0.0.9", "winworker-2", key)
+    assert await hostkeys.pinned("10.0.0.9", "winworker-2") == key
+    node = await kube.call_json("read node", kube.core().read_node, "winworker-2")
+    assert node["metadata"]["annotations"][hostkeys.HOST_KEY_ANNOTATION] == key
