@@ -338,7 +338,7 @@ class Handlers:
         )
 
     def _select(self, request: web.Request, rt: ResourceType, ns: str) -> list[Any]:
-        match = request_predicate(request.query, rt.namespaced, ns)
+        match = request_predicate(request.query, rt.namespaced, ns, rt.kind)
         scope = ns if rt.namespaced and ns else None
         entries = self.api.store.entries((rt.group, rt.plural), scope)
         return [e for e in entries if match(e.obj)]
