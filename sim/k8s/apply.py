@@ -127,7 +127,7 @@ def apply(
     """(the object after applying `config` as `manager`, its new managedFields)."""
     base = copy.deepcopy(live) if live is not None else {}
     merged = _merge(rt, base, config, "")
-    applied = set(fields_of(rt, config, sub))
+    applied = set(fields_of(rt, config, sub, maps=False))
     mine = Entry(manager, "Apply", rt.api_version, sub, "", set())
     others = []
     for e in entries:

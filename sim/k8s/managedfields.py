@@ -26,6 +26,17 @@ from sim.k8s.store import Obj
 
 Path = tuple[str, ...]
 ITEM = object()  # the value recorded for a list-item path (the item itself is a member)
+MAP = object()  # the value recorded for a map field a write created (Update entries own it)
+# Fields typed as maps (map[string]...): a write that creates one owns the map itself too.
+_MAP_FIELDS = {
+    "metadata.labels",
+    "metadata.annotations",
+    "data",
+    "binaryData",
+    "spec.nodeSelector",
+    "status.capacity",
+    "status.allocatable",
+}
 _STRIPPED = {
     ("f:apiVersion",),
     ("f:kind",),
@@ -56,6 +67,8 @@ def _key_element(key: str, item: Any) -> str:
 
 def _walk(rt: ResourceType, value: Any, path: Path, schema: str, out: dict[Path, Any]) -> None:
     if isinstance(value, dict) and value:
+        if schema in _MAP_FIELDS and not rt.custom:
+            out[path] = MAP
         for k, v in value.items():
             if v is not None:
                 _walk(rt, v, (*path, f"f:{k}"), f"{schema}.{k}" if schema else k, out)
@@ -77,10 +90,13 @@ def _walk(rt: ResourceType, value: Any, path: Path, schema: str, out: dict[Path,
     out[path] = value
 
 
-def fields_of(rt: ResourceType, obj: Obj, sub: str = "") -> dict[Path, Any]:
-    """path -> value for every field of `obj` a manager can own (through subresource `sub`)."""
+def fields_of(rt: ResourceType, obj: Obj, sub: str = "", maps: bool = True) -> dict[Path, Any]:
+    """path -> value for every field of `obj` a manager can own (through subresource `sub`);
+    `maps=False` leaves out the map fields themselves, as an applied configuration's set does."""
     out: dict[Path, Any] = {}
     _walk(rt, obj, (), "", out)
+    if not maps:
+        out = {p: v for p, v in out.items() if v is not MAP}
     for p in _STRIPPED:
         out.pop(p, None)
     out.pop(("f:metadata",), None)
@@ -217,7 +233,8 @@ def base_entries(old: Obj | None, new: Obj) -> list[Entry]:
 
 def compare(old: dict[Path, Any], new: dict[Path, Any]) -> tuple[set[Path], set[Path]]:
     """(added or modified, removed) between two field maps."""
-    changed = {p for p, v in new.items() if p not in old or (v is not ITEM and old[p] != v)}
+    markers = (ITEM, MAP)
+    changed = {p for p, v in new.items() if p not in old or (v not in markers and old[p] != v)}
     return changed, set(old) - set(new)
 
 
