@@ -1,4 +1,4 @@
-"""CSR approval, status and immutability rules of the API server twin (kube-apiserver's CSR strategy)."""
+"""CSR approval, status and immutability rules of the API server twin (the real CSR strategy)."""
 
 from __future__ import annotations
 
@@ -87,9 +87,9 @@ def test_an_approved_request_cannot_be_denied_or_lose_its_approval(
         certs.replace_certificate_signing_request_approval("settled", replaced)
     assert exc.value.status == 422
     assert 'updates may not remove a condition of type "Approved"' in _error(exc)["message"]
-    assert [c.type for c in certs.read_certificate_signing_request("settled").status.conditions] == [
-        "Approved"
-    ]
+    assert [
+        c.type for c in certs.read_certificate_signing_request("settled").status.conditions
+    ] == ["Approved"]
 
 
 def test_the_certificate_can_be_set_once_only_through_status(
@@ -146,7 +146,11 @@ def test_approving_needs_approve_on_the_signer_as_the_admission_plugin_demands(
     rbac.create_cluster_role_binding(
         {
             "metadata": {"name": "csr-updater"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "csr-updater"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "csr-updater",
+            },
             "subjects": [{"kind": "User", "name": "approver"}],
         }
     )
@@ -157,7 +161,8 @@ def test_approving_needs_approve_on_the_signer_as_the_admission_plugin_demands(
         assert exc.value.status == 403
         assert _error(exc)["message"] == (
             'certificatesigningrequests.certificates.k8s.io "gated" is forbidden: user not '
-            'permitted to approve requests with signerName "kubernetes.io/kube-apiserver-client-kubelet"'
+            "permitted to approve requests with signerName "
+            '"kubernetes.io/kube-apiserver-client-kubelet"'
         )
         rbac.create_cluster_role(
             {

@@ -47,9 +47,22 @@ def test_get_nodes_wide_prints_the_real_columns_with_the_node_values(
     ]  # fmt: skip
     assert row[:3] == ["win-wide", "NotReady", "worker"]
     assert row[4:7] == ["v1.29.0-sim", "10.0.0.5", "<none>"]
-    assert row[7:] == ["Windows", "Server", "2019", "Datacenter", "10.0.17763.1457", "containerd://1.7.11"]
+    assert row[7:] == [
+        "Windows",
+        "Server",
+        "2019",
+        "Datacenter",
+        "10.0.17763.1457",
+        "containerd://1.7.11",
+    ]
     # without -o wide only the priority-0 columns are printed
-    assert _table(kubectl_ok(twin, "get", "nodes"))[0] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert _table(kubectl_ok(twin, "get", "nodes"))[0] == [
+        "NAME",
+        "STATUS",
+        "ROLES",
+        "AGE",
+        "VERSION",
+    ]
 
 
 def test_describe_node_shows_conditions_addresses_capacity_system_info_taints_and_events(
@@ -100,7 +113,12 @@ def test_get_pods_wide_and_csrs_print_the_real_columns(core: client.CoreV1Api, t
         "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED", "NODE",
         "READINESS", "GATES",
     ]  # fmt: skip
-    assert row[:4] == ["p", "0/1", "Pending", "0"] and row[5:] == ["<none>", "win-pods", "<none>", "<none>"]
+    assert row[:4] == ["p", "0/1", "Pending", "0"] and row[5:] == [
+        "<none>",
+        "win-pods",
+        "<none>",
+        "<none>",
+    ]
     client.CertificatesV1Api(core.api_client).create_certificate_signing_request(
         csr_body("csr-view", expirationSeconds=86400)
     )

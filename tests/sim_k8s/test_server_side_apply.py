@@ -133,7 +133,9 @@ def test_other_writes_record_update_entries_for_their_manager(core: client.CoreV
 
 def test_apply_requires_a_field_manager(core: client.CoreV1Api):
     with pytest.raises(ApiException) as exc:
-        core.patch_namespaced_config_map("settings", NS, _config_map({"a": "1"}), _content_type=APPLY)
+        core.patch_namespaced_config_map(
+            "settings", NS, _config_map({"a": "1"}), _content_type=APPLY
+        )
     status = json.loads(exc.value.body)
     assert exc.value.status == 422
     assert status["message"] == (
@@ -152,7 +154,9 @@ def test_kubectl_server_side_apply_sets_a_node_annotation_next_to_the_kubelet_fi
         "metadata": {"name": "win-ssa", "annotations": {"winfleet.io/version": "1"}},
         "spec": {"unschedulable": True},
     }
-    kubectl_ok(twin, "apply", "--server-side", "--field-manager=winfleet", "-f", _write(tmp_path, node))
+    kubectl_ok(
+        twin, "apply", "--server-side", "--field-manager=winfleet", "-f", _write(tmp_path, node)
+    )
     read = core.read_node("win-ssa")
     assert read.metadata.annotations["winfleet.io/version"] == "1" and read.spec.unschedulable
     assert [t.key for t in read.spec.taints] == ["os"]
@@ -175,7 +179,13 @@ def test_custom_resources_are_created_and_updated_by_apply(api_client: client.Ap
     kwargs = {"field_manager": "winfleet", "_content_type": APPLY}
     # create-on-apply answers 201 Created, which this client method does not deserialise
     custom.patch_namespaced_custom_object(
-        "machine.openshift.io", "v1beta1", "openshift-machine-api", "machines", "m1", machine, **kwargs
+        "machine.openshift.io",
+        "v1beta1",
+        "openshift-machine-api",
+        "machines",
+        "m1",
+        machine,
+        **kwargs,
     )
     created = custom.get_namespaced_custom_object(
         "machine.openshift.io", "v1beta1", "openshift-machine-api", "machines", "m1"
@@ -183,7 +193,13 @@ def test_custom_resources_are_created_and_updated_by_apply(api_client: client.Ap
     assert created["spec"]["providerID"] == "aws:///i-1" and created["metadata"]["uid"]
     machine["spec"] = {"providerID": "aws:///i-2"}
     updated = custom.patch_namespaced_custom_object(
-        "machine.openshift.io", "v1beta1", "openshift-machine-api", "machines", "m1", machine, **kwargs
+        "machine.openshift.io",
+        "v1beta1",
+        "openshift-machine-api",
+        "machines",
+        "m1",
+        machine,
+        **kwargs,
     )
     assert updated["spec"]["providerID"] == "aws:///i-2"
     assert _managers(updated)[("winfleet", "Apply")]["f:spec"] == {"f:providerID": {}}
