@@ -70,6 +70,15 @@ def _kind_causes(
     return causes
 
 
+def _check_name(body: Obj, name: str) -> None:
+    if body["metadata"].get("name", name) != name:
+        raise ApiError(
+            400,
+            f"the name of the object ({body['metadata'].get('name')}) does "
+            f"not match the name on the URL ({name})",
+        )
+
+
 class Api:
     """The API's verbs over a `Store` and a `Registry`."""
 
@@ -194,12 +203,7 @@ class Api:
         manager: str | None = None,
     ) -> Obj:
         check_type_meta(rt, body)
-        if body["metadata"].get("name", name) != name:
-            raise ApiError(
-                400,
-                f"the name of the object ({body['metadata'].get('name')}) does "
-                f"not match the name on the URL ({name})",
-            )
+        _check_name(body, name)
         return self._write(rt, ns, name, copy.deepcopy(body), sub, who, manager)
 
     def patch(
@@ -240,13 +244,8 @@ class Api:
         if not isinstance(body, dict) or not body.get("apiVersion") or not body.get("kind"):
             raise ApiError(400, "apiVersion and kind must be set in an applied configuration")
         check_type_meta(rt, body)
+        _check_name(body, name)
         meta = body["metadata"]
-        if meta.get("name", name) != name:
-            raise ApiError(
-                400,
-                f"the name of the object ({meta.get('name')}) does not match the name on the "
-                f"URL ({name})",
-            )
         if meta.get("managedFields") is not None:
             raise ApiError(400, "metadata.managedFields must be nil")
         config = copy.deepcopy(body)

@@ -126,33 +126,36 @@ def test_a_certificate_that_is_not_pem_is_invalid(certs: client.CertificatesV1Ap
     assert "must contain at least one CERTIFICATE PEM block" in _error(exc)["message"]
 
 
+def _grant_cluster_role(api_client: client.ApiClient, name: str, rule: dict[str, Any]) -> None:
+    """A ClusterRole with one rule, bound to the user "approver"."""
+    rbac = client.RbacAuthorizationV1Api(api_client)
+    rbac.create_cluster_role({"metadata": {"name": name}, "rules": [rule]})
+    rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": name},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": name,
+            },
+            "subjects": [{"kind": "User", "name": "approver"}],
+        }
+    )
+
+
 def test_approving_needs_approve_on_the_signer_as_the_admission_plugin_demands(
     certs: client.CertificatesV1Api, twin: KubeTwin
 ):
     certs.create_certificate_signing_request(csr_body("gated"))
-    rbac = client.RbacAuthorizationV1Api(certs.api_client)
-    rbac.create_cluster_role(
+    csr_group = ["certificates.k8s.io"]
+    _grant_cluster_role(
+        certs.api_client,
+        "csr-updater",
         {
-            "metadata": {"name": "csr-updater"},
-            "rules": [
-                {
-                    "apiGroups": ["certificates.k8s.io"],
-                    "resources": ["certificatesigningrequests/approval"],
-                    "verbs": ["update", "patch"],
-                }
-            ],
-        }
-    )
-    rbac.create_cluster_role_binding(
-        {
-            "metadata": {"name": "csr-updater"},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": "csr-updater",
-            },
-            "subjects": [{"kind": "User", "name": "approver"}],
-        }
+            "apiGroups": csr_group,
+            "resources": ["certificatesigningrequests/approval"],
+            "verbs": ["update", "patch"],
+        },
     )
     token = twin.issue_token("approver")
     with client_for_token(twin, token) as api:
@@ -164,29 +167,15 @@ def test_approving_needs_approve_on_the_signer_as_the_admission_plugin_demands(
             "permitted to approve requests with signerName "
             '"kubernetes.io/kube-apiserver-client-kubelet"'
         )
-        rbac.create_cluster_role(
+        _grant_cluster_role(
+            certs.api_client,
+            "kubelet-signer-approver",
             {
-                "metadata": {"name": "kubelet-signer-approver"},
-                "rules": [
-                    {
-                        "apiGroups": ["certificates.k8s.io"],
-                        "resources": ["signers"],
-                        "resourceNames": ["kubernetes.io/*"],
-                        "verbs": ["approve"],
-                    }
-                ],
-            }
-        )
-        rbac.create_cluster_role_binding(
-            {
-                "metadata": {"name": "kubelet-signer-approver"},
-                "roleRef": {
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "ClusterRole",
-                    "name": "kubelet-signer-approver",
-                },
-                "subjects": [{"kind": "User", "name": "approver"}],
-            }
+                "apiGroups": csr_group,
+                "resources": ["signers"],
+                "resourceNames": ["kubernetes.io/*"],
+                "verbs": ["approve"],
+            },
         )
         _approve(client.CertificatesV1Api(api), "gated", APPROVED)
     wait_for(

@@ -170,36 +170,23 @@ def test_kubectl_server_side_apply_sets_a_node_annotation_next_to_the_kubelet_fi
 
 def test_custom_resources_are_created_and_updated_by_apply(api_client: client.ApiClient):
     custom = client.CustomObjectsApi(api_client)
+    where = ("machine.openshift.io", "v1beta1", "openshift-machine-api", "machines", "m1")
     machine = {
         "apiVersion": "machine.openshift.io/v1beta1",
         "kind": "Machine",
         "metadata": {"name": "m1", "namespace": "openshift-machine-api", "labels": {"a": "b"}},
         "spec": {"providerID": "aws:///i-1"},
     }
-    kwargs = {"field_manager": "winfleet", "_content_type": APPLY}
-    # create-on-apply answers 201 Created, which this client method does not deserialise
-    custom.patch_namespaced_custom_object(
-        "machine.openshift.io",
-        "v1beta1",
-        "openshift-machine-api",
-        "machines",
-        "m1",
-        machine,
-        **kwargs,
-    )
-    created = custom.get_namespaced_custom_object(
-        "machine.openshift.io", "v1beta1", "openshift-machine-api", "machines", "m1"
-    )
+
+    def apply() -> Any:
+        return custom.patch_namespaced_custom_object(
+            *where, machine, field_manager="winfleet", _content_type=APPLY
+        )
+
+    apply()  # create-on-apply answers 201 Created, which this client method does not deserialise
+    created = custom.get_namespaced_custom_object(*where)
     assert created["spec"]["providerID"] == "aws:///i-1" and created["metadata"]["uid"]
     machine["spec"] = {"providerID": "aws:///i-2"}
-    updated = custom.patch_namespaced_custom_object(
-        "machine.openshift.io",
-        "v1beta1",
-        "openshift-machine-api",
-        "machines",
-        "m1",
-        machine,
-        **kwargs,
-    )
+    updated = apply()
     assert updated["spec"]["providerID"] == "aws:///i-2"
     assert _managers(updated)[("winfleet", "Apply")]["f:spec"] == {"f:providerID": {}}
