@@ -15,7 +15,7 @@ import base64
 import tarfile
 from typing import Any
 
-from sim.windows import cmdline, paths, pwsh, sc, wmcb
+from sim.windows import cmdline, environment, icacls, paths, pwsh, sc, wmcb
 
 NOT_RECOGNIZED = (
     "'{0}' is not recognized as an internal or external command,\r\n"
@@ -31,7 +31,8 @@ def _program(word: str) -> str:
     return base[:-4] if base.endswith(".exe") else base
 
 
-def _powershell(host: Any, args: list[str], depth: int = 0) -> tuple[str, str, int]:
+def _powershell(session: pwsh.Context, args: list[str], depth: int = 0) -> tuple[str, str, int]:
+    host = session.host
     if depth > pwsh.MAX_NESTING:
         return "", "sim: powershell.exe nested too deeply (simulated host)\r\n", 1
     i = 0
@@ -53,7 +54,7 @@ def _powershell(host: Any, args: list[str], depth: int = 0) -> tuple[str, str, i
         elif arg == "-file" and i + 1 < len(args):
             if i + 2 < len(args):
                 return "", "sim: arguments after -File <script> are not modelled\r\n", 1
-            return _script_file(host, args[i + 1], depth)
+            return _script_file(session, args[i + 1], depth)
         elif arg in ("-command", "-c"):
             script = " ".join(args[i + 1 :])
             break
@@ -72,11 +73,11 @@ def _powershell(host: Any, args: list[str], depth: int = 0) -> tuple[str, str, i
             return "", f"Unsupported powershell.exe argument '{args[i]}' (simulated host)\r\n", 1
     else:
         return "", "powershell.exe without -Command is interactive; not supported.\r\n", 1
-    result = pwsh.run_script(host, script, depth)
+    result = pwsh.run_script(host, script, depth, session.user, session.env)
     return result.stdout, result.stderr, result.exit_code
 
 
-def _script_file(host: Any, path: str, depth: int) -> tuple[str, str, int]:
+def _script_file(session: pwsh.Context, path: str, depth: int) -> tuple[str, str, int]:
     """`powershell.exe -File <path>`: the script must be an existing `.ps1` file."""
     if not path.lower().endswith(".ps1"):
         return (
@@ -87,7 +88,7 @@ def _script_file(host: Any, path: str, depth: int) -> tuple[str, str, int]:
             1,
         )
     try:
-        local = paths.to_local(host.root, path)
+        local = paths.to_local(session.host.root, path)
     except paths.PathError:
         local = None
     if local is None or not local.is_file():
@@ -98,11 +99,12 @@ def _script_file(host: Any, path: str, depth: int) -> tuple[str, str, int]:
             1,
         )
     script = local.read_bytes().decode("utf-8", errors="replace").lstrip("\ufeff")
-    result = pwsh.run_script(host, script, depth)
+    result = pwsh.run_script(session.host, script, depth, session.user, session.env)
     return result.stdout, result.stderr, result.exit_code
 
 
 pwsh.NATIVE["powershell"] = _powershell
+pwsh.NATIVE["icacls"] = icacls.run_icacls
 
 
 def _tar(host: Any, args: list[str]) -> tuple[str, str, int]:
@@ -142,7 +144,9 @@ def _tar(host: Any, args: list[str]) -> tuple[str, str, int]:
     return "", "", 0
 
 
-def _dispatch(host: Any, line: str) -> tuple[str, str, int]:
+def _dispatch(session: pwsh.Context, line: str) -> tuple[str, str, int]:
+    host = session.host
+    line = environment.expand_percent(line, session.env)
     op = cmdline.unquoted_operator(line)
     if op is not None:
         return "", f"sim: cmd.exe operator '{op}' is not modelled by the simulated host\r\n", 1
@@ -152,7 +156,9 @@ def _dispatch(host: Any, line: str) -> tuple[str, str, int]:
     first, args = argv[0], argv[1:]
     prog = _program(first)
     if prog == "powershell":
-        return _powershell(host, args)
+        return _powershell(session, args)
+    if prog == "icacls":
+        return icacls.run_icacls(session, args)
     if prog == "sc":
         out, code = sc.run_sc(host.scm, args)
         return out, "", code
@@ -171,12 +177,13 @@ def _dispatch(host: Any, line: str) -> tuple[str, str, int]:
     return "", NOT_RECOGNIZED.format(first), 1
 
 
-async def run_command(host: Any, line: str) -> tuple[str, str, int]:
-    """Run one exec request on `host`; returns (stdout, stderr, exit status)."""
+async def run_command(host: Any, line: str, user: str | None = None) -> tuple[str, str, int]:
+    """Run one exec request on `host` as `user` (default: its admin account); returns
+    (stdout, stderr, exit status)."""
     faults = host.faults
     if faults.slow_seconds:
         await asyncio.sleep(faults.slow_seconds)
     injected = faults.take_command_failure(line)
     if injected is not None:
         return "", injected[1], injected[0]
-    return _dispatch(host, line)
+    return _dispatch(pwsh.new_context(host, user=user), line)
