@@ -117,9 +117,7 @@ def ace_text(ace: Ace) -> str:
     return "".join(parts) + f"({rights_text(ace.mask)})"
 
 
-def _a(
-    sid: str, mask: int, flags: str = "", generic: bool = False, allow: bool = True
-) -> Ace:
+def _a(sid: str, mask: int, flags: str = "", generic: bool = False, allow: bool = True) -> Ace:
     return Ace(sid, mask, allow, frozenset(f for f in flags.split(",") if f), False, generic)
 
 

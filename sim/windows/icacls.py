@@ -143,9 +143,7 @@ def _apply(session: Any, target: str, ops: list[tuple[str, str]]) -> None:
                 desc.explicit = [
                     a
                     for a in desc.explicit
-                    if not (
-                        a.sid == sid and (mode == "" or (mode == "g") == a.allow)
-                    )
+                    if not (a.sid == sid and (mode == "" or (mode == "g") == a.allow))
                 ]
         elif kind == "/setowner":
             desc.owner = _sid(host, arg)
@@ -161,9 +159,7 @@ def _listing(session: Any, shown: str, target: str) -> str:
     if paths.same_path(target, "C:\\"):
         lines.append("Mandatory Label\\High Mandatory Level:(OI)(NP)(IO)(NW)")
     pad = " " * (len(shown) + 1)
-    body = "".join(
-        (f"{shown} " if i == 0 else pad) + line + "\r\n" for i, line in enumerate(lines)
-    )
+    body = "".join((f"{shown} " if i == 0 else pad) + line + "\r\n" for i, line in enumerate(lines))
     return body + "\r\n"
 
 

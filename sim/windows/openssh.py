@@ -32,8 +32,16 @@ from sim.windows.acl import Ace, Descriptor
 SERVER = "OpenSSH.Server~~~~0.0.1.0"
 CLIENT = "OpenSSH.Client~~~~0.0.1.0"
 CAPABILITIES = {
-    CLIENT: ("OpenSSH Client", "OpenSSH-based secure shell (SSH) client, for secure key management and access to remote machines."),  # noqa: E501
-    SERVER: ("OpenSSH Server", "OpenSSH-based secure shell (SSH) server, for secure key management and access from remote machines."),  # noqa: E501
+    CLIENT: (
+        "OpenSSH Client",
+        "OpenSSH-based secure shell (SSH) client, for secure key management and access to "
+        "remote machines.",
+    ),
+    SERVER: (
+        "OpenSSH Server",
+        "OpenSSH-based secure shell (SSH) server, for secure key management and access from "
+        "remote machines.",
+    ),
 }
 OPENSSH_DIR = "C:\\Windows\\System32\\OpenSSH"
 SSHD_EXE = f"{OPENSSH_DIR}\\sshd.exe"

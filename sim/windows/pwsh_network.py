@@ -140,7 +140,10 @@ def get_net_firewall_rule(ctx: Context, p: dict[str, Any], _in: list[Any] | None
         out.append(rule_object(rule))
     if not out and ("Name" in p or "DisplayName" in p):
         which = "Name" if "Name" in p else "DisplayName"
-        raise CmdletError(f'No MSFT_NetFirewallRule objects found with property \'{which}\' equal to \'{p[which]}\'.  Verify the value of the property and retry.')  # noqa: E501
+        raise CmdletError(
+            f"No MSFT_NetFirewallRule objects found with property '{which}' equal to "
+            f"'{p[which]}'.  Verify the value of the property and retry."
+        )
     return out
 
 

@@ -395,7 +395,9 @@ class _Parser:
         elif tok.kind in _VALUE_KINDS:
             cmd = Command(None, [self.expression()])
             if not self.at("sep", "pipe", "rparen") and self.peek() is not None:
-                raise ParseError(f"Unexpected token '{self.peek().text}' in expression or statement.")  # type: ignore[union-attr]
+                raise ParseError(
+                    f"Unexpected token '{self.peek().text}' in expression or statement."
+                )  # type: ignore[union-attr]
             return cmd
         else:
             raise ParseError(f"Unexpected token '{tok.text}'.")
@@ -449,7 +451,11 @@ class _Parser:
             else:
                 out.append(self.pipeline())
             after = self.peek()
-            if after is not None and after.kind != "sep" and not (inside and after.kind == "rparen"):
+            if (
+                after is not None
+                and after.kind != "sep"
+                and not (inside and after.kind == "rparen")
+            ):
                 raise ParseError(f"Unexpected token '{after.text}' in expression or statement.")
         if inside:
             raise ParseError("Missing closing ')' in subexpression.")

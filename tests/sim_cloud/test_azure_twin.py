@@ -32,6 +32,7 @@ from sim.windows.fleet import HostFleet
 from tests.sim_cloud.conftest import (
     AZURE_CIDR,
     BOOT_SECONDS,
+    first_boot_script,
     ssh,
     wait_until,
 )
@@ -48,11 +49,7 @@ RUN_CUSTOM_DATA = (
 
 def authorized_key_script(public_key: str) -> str:
     """A first-boot script that authorizes `public_key` for the administrators (as WMCO's)."""
-    return (
-        "$ErrorActionPreference = 'Stop'\n"
-        "Set-Content -Path 'C:\\ProgramData\\ssh\\administrators_authorized_keys' "
-        f"-Value '{public_key}'\n"
-    )
+    return "$ErrorActionPreference = 'Stop'\n" + first_boot_script(public_key)
 
 
 @pytest.fixture
@@ -208,12 +205,16 @@ async def test_vm_created_through_the_sdk_pollers_boots_a_host_at_its_nic_ip(
     assert address.startswith("127.21.")
     assert await ssh(address, client_key, "capi") == "refused"  # still booting
 
-    async def booted() -> bool:
-        return await ssh(address, client_key, "capi") != "refused"
-
-    await wait_until(booted, "the VM's host to boot")
+    await wait_until(lambda: _booted(azure, address), "the VM's host to boot")
     host = azure.fleet.get(address)
     assert (host.root / "C" / "AzureData" / "CustomData.bin").read_text() == script
+    # Azure's Windows Server images come without the OpenSSH Server: nothing listens yet
+    assert await ssh(address, client_key, "capi") == "refused"
+    assert "sshd" not in host.services
+
+
+async def _booted(azure: AzureTwin, address: str) -> bool:
+    return address in azure.hosted.values() and azure.fleet.get(address).is_up
 
 
 async def test_custom_data_and_user_data_are_never_run_so_the_key_is_not_authorized(
@@ -225,11 +226,8 @@ async def test_custom_data_and_user_data_are_never_run_so_the_key_is_not_authori
     )
     address = nic.ip_configurations[0].private_ip_address
 
-    async def booted() -> bool:
-        return await ssh(address, client_key, "capi") != "refused"
-
-    await wait_until(booted, "the VM's host to boot")
-    assert await ssh(address, client_key, "capi") == "denied"
+    await wait_until(lambda: _booted(azure, address), "the VM's host to boot")
+    assert await ssh(address, client_key, "capi") == "refused"  # the script never installed sshd
     assert azure.fleet.get(address).command_log == []
     shown = azure.compute.get(RG, "winworker-c1", "userData")["properties"]["userData"]
     assert base64.b64decode(shown).decode() == script  # kept, as Azure keeps it
@@ -338,11 +336,8 @@ async def test_deleting_the_vm_through_the_poller_takes_its_host_away(
     script = authorized_key_script(client_key.export_public_key().decode().strip())
     nic, _ = await asyncio.to_thread(create_vm, azure, ca_bundle, "winworker-b1", script)
     address = nic.ip_configurations[0].private_ip_address
-
-    async def up() -> bool:
-        return await ssh(address, client_key, "capi") != "refused"
-
-    await wait_until(up, "the VM's host to boot")
+    await asyncio.to_thread(put_extension, azure, ca_bundle, "winworker-b1", RUN_CUSTOM_DATA)
+    assert await ssh(address, client_key, "capi") == "winworker-b1"
 
     def delete_vm_then_nic() -> tuple[str, str]:
         with clients(azure, ca_bundle) as (compute, network):
