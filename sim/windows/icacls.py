@@ -189,6 +189,12 @@ def _parse(args: list[str]) -> tuple[str, list[tuple[str, str]], set[str]]:
                 i += 1
             if not values:
                 raise _Invalid(arg)
+            if kind != "/remove":
+                for spec in values:
+                    name, sep, perm = spec.rpartition(":")
+                    if not sep or not name:
+                        raise _Invalid(spec)
+                    _perm(perm, spec)
             ops.append((f"{kind}:{mode}" if mode else kind, "\0".join(values)))
         elif kind == "/setowner" and not mode and i + 1 < len(args):
             ops.append(("/setowner", args[i + 1]))
