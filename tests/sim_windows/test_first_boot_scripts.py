@@ -203,3 +203,15 @@ async def test_a_byoh_host_keeps_its_sshd_running_and_its_key_file_locked_down(f
         "C:\\ProgramData\\ssh\\administrators_authorized_keys BUILTIN\\Administrators:(F)",
         "                                                  NT AUTHORITY\\SYSTEM:(F)",
     ]
+
+
+async def test_winfleets_own_first_boot_script_lets_its_key_in_on_a_cloud_image(
+    fleet, client_key
+):
+    from activities.cloud.userdata import windows_user_data
+
+    host = await boot(fleet, windows_user_data(public(client_key)))
+
+    assert await login(host, client_key) == "EC2AMAZ-TEST1"
+    assert host.sshd_log == []
+    assert {r["LocalPort"] for r in host.firewall_rules} == {"22", "10250", "9182"}
