@@ -58,13 +58,19 @@ def spawn(host: Any, svc: Any) -> asyncio.Task[None] | None:
         openssh.first_start(host)
     flags = service_flags(svc.bin_path)
     return asyncio.create_task(
-        _guard(host, svc.name, behaviour(host, flags)), name=f"{host.address}:{svc.name}"
+        _guard(host, svc.name, behaviour, flags), name=f"{host.address}:{svc.name}"
     )
 
 
-async def _guard(host: Any, name: str, coro: Awaitable[None]) -> None:
+async def _guard(
+    host: Any,
+    name: str,
+    behaviour: Callable[[Any, dict[str, str]], Awaitable[None]],
+    flags: dict[str, str],
+) -> None:
+    # the coroutine is made here, so a task cancelled before it ran leaves none un-awaited
     try:
-        await coro
+        await behaviour(host, flags)
     except asyncio.CancelledError:
         raise
     except Exception:

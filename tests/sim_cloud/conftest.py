@@ -14,6 +14,8 @@ from pathlib import Path
 import asyncssh
 import pytest
 
+from sim.cloud.azure import AzureTwin
+from sim.pki import CertificateAuthority
 from sim.windows.fleet import HostFleet
 
 AWS_CIDR = "127.11.0.0/16"
@@ -91,3 +93,23 @@ async def fleet(tmp_path: Path) -> AsyncIterator[HostFleet]:
     await hosts.start()
     yield hosts
     await hosts.stop()
+
+
+@pytest.fixture
+def ca() -> CertificateAuthority:
+    return CertificateAuthority("sim-cloud-test-ca")
+
+
+@pytest.fixture
+def ca_bundle(ca: CertificateAuthority, tmp_path: Path) -> str:
+    path = tmp_path / "ca.crt"
+    path.write_bytes(ca.ca_pem)
+    return str(path)
+
+
+@pytest.fixture
+async def azure(fleet: HostFleet, ca: CertificateAuthority) -> AsyncIterator[AzureTwin]:
+    twin = AzureTwin(fleet, ca, cidr=AZURE_CIDR, boot_seconds=BOOT_SECONDS, provision_seconds=0.3)
+    await twin.start()
+    yield twin
+    await twin.stop()
