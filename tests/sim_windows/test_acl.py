@@ -162,8 +162,7 @@ async def test_a_deleted_and_recreated_file_gets_a_fresh_inherited_acl(host, cli
         (
             "C:\\ProgramData\\ssh /grant Nobody:F",
             "Successfully processed 0 files; Failed processing 1 files\r\n",
-            "C:\\ProgramData\\ssh: No mapping between account names and security IDs was "
-            "done.\r\n",
+            "C:\\ProgramData\\ssh: No mapping between account names and security IDs was done.\r\n",
             1332,
         ),
         ("C:\\ProgramData\\ssh /grant Users:Q", 'Invalid parameter "Users:Q"\r\n', "", 87),
@@ -182,7 +181,7 @@ async def test_icacls_from_powershell_sets_lastexitcode_without_stopping_the_scr
         host,
         client_key,
         'powershell.exe -NoProfile -Command "icacls C:\\nothere /grant Users:F; '
-        "Write-Output \\\"exit $LASTEXITCODE\\\"\"",
+        'Write-Output \\"exit $LASTEXITCODE\\""',
     )
     assert code == 0
     assert out.splitlines()[-1] == "exit 2"

@@ -11,9 +11,11 @@ from tests.sim_windows.conftest import connect
 
 async def ps(host, client_key, script: str) -> tuple[str, str, int]:
     """Run `script` through `powershell.exe -Command` over SSH, as an admin would."""
-    line = 'powershell.exe -NoLogo -NoProfile -NonInteractive -Command "' + script.replace(
-        '"', '\\"'
-    ) + '"'
+    line = (
+        'powershell.exe -NoLogo -NoProfile -NonInteractive -Command "'
+        + script.replace('"', '\\"')
+        + '"'
+    )
     async with await connect(host, client_key) as conn:
         result = await conn.run(line)
     return str(result.stdout), str(result.stderr), int(result.exit_status or 0)
@@ -42,10 +44,10 @@ async def test_variables_expand_in_double_quotes_and_barewords_but_not_in_single
     out, err, code = await ps(
         host,
         client_key,
-        "$dir = \"$env:ProgramData\\ssh\"; "
+        '$dir = "$env:ProgramData\\ssh"; '
         "New-Item -ItemType Directory -Path $env:SystemDrive\\k\\logs -Force | Out-Null; "
         "Write-Output \"$dir\\x\"; Write-Output '$dir'; Test-Path C:\\k\\logs; "
-        "Write-Output \"tab`there `\"quoted`\" `$dir\"",
+        'Write-Output "tab`there `"quoted`" `$dir"',
     )
     assert code == 0, err
     assert out.splitlines() == [
@@ -61,7 +63,7 @@ async def test_subexpressions_and_member_access_use_the_objects_of_cmdlets(host,
         host,
         client_key,
         "$ip = Get-NetIPAddress -AddressFamily IPv4 -InterfaceAlias Ethernet; "
-        "Write-Output \"$($ip.IPAddress)/$($ip.PrefixLength) on $($env:COMPUTERNAME)\"; "
+        'Write-Output "$($ip.IPAddress)/$($ip.PrefixLength) on $($env:COMPUTERNAME)"; '
         "(Get-Service -Name sshd).Status; "
         "$name = 'k' + 'ube' + 'let'; $name",
     )
