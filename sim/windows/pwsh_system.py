@@ -180,9 +180,10 @@ def get_cim_instance(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> 
     if str(p["ClassName"]).lower() != "win32_operatingsystem":
         raise CmdletError(f'Invalid class "{p["ClassName"]}"')
     build = ctx.host.os_build.split(".")
+    release = {"14393": "2016", "20348": "2022"}.get(build[2] if len(build) > 2 else "", "2019")
     return [
         {
-            "Caption": "Microsoft Windows Server 2019 Datacenter",
+            "Caption": f"Microsoft Windows Server {release} Datacenter",
             "Version": ".".join(build[:3]),
             "BuildNumber": build[2] if len(build) > 2 else "",
         }

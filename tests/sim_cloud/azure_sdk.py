@@ -30,12 +30,8 @@ def authorized_key_script(public_key: str) -> str:
     return "$ErrorActionPreference = 'Stop'\n" + first_boot_script(public_key)
 
 
-@contextlib.contextmanager
-def clients(
-    twin: AzureTwin, ca_bundle: str
-) -> Iterator[tuple[ComputeManagementClient, NetworkManagementClient]]:
-    """The client construction the product uses (documented in sim/cloud/azure.py)."""
-    cred = ClientSecretCredential(
+def _credential(twin: AzureTwin, ca_bundle: str) -> ClientSecretCredential:
+    return ClientSecretCredential(
         twin.tenant_id,
         twin.client_id,
         twin.client_secret,
@@ -43,11 +39,23 @@ def clients(
         disable_instance_discovery=True,
         connection_verify=ca_bundle,
     )
-    kwargs: dict[str, Any] = dict(
+
+
+def _client_kwargs(twin: AzureTwin, ca_bundle: str) -> dict[str, Any]:
+    return dict(
         base_url=twin.arm_endpoint,
         credential_scopes=[twin.credential_scope],
         connection_verify=ca_bundle,
     )
+
+
+@contextlib.contextmanager
+def clients(
+    twin: AzureTwin, ca_bundle: str
+) -> Iterator[tuple[ComputeManagementClient, NetworkManagementClient]]:
+    """The client construction the product uses (documented in sim/cloud/azure.py)."""
+    cred = _credential(twin, ca_bundle)
+    kwargs = _client_kwargs(twin, ca_bundle)
     with (
         cred,
         ComputeManagementClient(cred, twin.subscription_id, **kwargs) as compute,
@@ -57,9 +65,18 @@ def clients(
 
 
 def create_vm(
-    twin: AzureTwin, ca_bundle: str, name: str, custom_data: str, user_data: str = ""
+    twin: AzureTwin,
+    ca_bundle: str,
+    name: str,
+    custom_data: str,
+    user_data: str = "",
+    *,
+    group: str = RG,
+    subnet_id: str | None = None,
+    sku: str = "2019-Datacenter-with-Containers",
 ) -> tuple[Any, Any]:
-    """NIC + VM through the SDK pollers, as the product's Azure activity does."""
+    """NIC + VM through the SDK pollers, as the product's Azure activity does (in the twin's
+    default subnet unless `subnet_id` says otherwise)."""
     os_profile = {
         "computerName": name,
         "adminUsername": "capi",
@@ -69,21 +86,21 @@ def create_vm(
         os_profile["customData"] = base64.b64encode(custom_data.encode()).decode()
     extra = {"userData": base64.b64encode(user_data.encode()).decode()} if user_data else {}
     with clients(twin, ca_bundle) as (compute, network):
-        subnet = network.subnets.get(RG, "winfleet-vnet", "windows")
+        subnet = subnet_id or network.subnets.get(RG, "winfleet-vnet", "windows").id
         nic = network.network_interfaces.begin_create_or_update(
-            RG,
+            group,
             f"{name}-nic",
             {
                 "location": "eastus",
                 "properties": {
                     "ipConfigurations": [
-                        {"name": "ipconfig1", "properties": {"subnet": {"id": subnet.id}}}
+                        {"name": "ipconfig1", "properties": {"subnet": {"id": subnet}}}
                     ]
                 },
             },
         ).result()
         vm = compute.virtual_machines.begin_create_or_update(
-            RG,
+            group,
             name,
             {
                 "location": "eastus",
@@ -93,7 +110,7 @@ def create_vm(
                         "imageReference": {
                             "publisher": "MicrosoftWindowsServer",
                             "offer": "WindowsServer",
-                            "sku": "2019-Datacenter-with-Containers",
+                            "sku": sku,
                             "version": "latest",
                         }
                     },
@@ -107,7 +124,13 @@ def create_vm(
 
 
 def put_extension(
-    twin: AzureTwin, ca_bundle: str, vm: str, command: str, force_update_tag: str | None = None
+    twin: AzureTwin,
+    ca_bundle: str,
+    vm: str,
+    command: str,
+    force_update_tag: str | None = None,
+    *,
+    group: str = RG,
 ) -> Any:
     """Run `command` on the VM through a CustomScriptExtension and the SDK poller."""
     body: dict[str, Any] = {
@@ -124,7 +147,7 @@ def put_extension(
         body["properties"]["forceUpdateTag"] = force_update_tag
     with clients(twin, ca_bundle) as (compute, _):
         return compute.virtual_machine_extensions.begin_create_or_update(
-            RG, vm, "bootstrap", body
+            group, vm, "bootstrap", body
         ).result()
 
 
@@ -138,24 +161,9 @@ def resources(twin: AzureTwin, ca_bundle: str) -> Iterator[Any]:
     """A ResourceManagementClient (azure-mgmt-resource) built like the others."""
     from azure.mgmt.resource.resources import ResourceManagementClient
 
-    cred = ClientSecretCredential(
-        twin.tenant_id,
-        twin.client_id,
-        twin.client_secret,
-        authority=twin.authority_host,
-        disable_instance_discovery=True,
-        connection_verify=ca_bundle,
-    )
-    with (
-        cred,
-        ResourceManagementClient(
-            cred,
-            twin.subscription_id,
-            base_url=twin.arm_endpoint,
-            credential_scopes=[twin.credential_scope],
-            connection_verify=ca_bundle,
-        ) as client,
-    ):
+    cred = _credential(twin, ca_bundle)
+    kwargs = _client_kwargs(twin, ca_bundle)
+    with cred, ResourceManagementClient(cred, twin.subscription_id, **kwargs) as client:
         yield client
 
 

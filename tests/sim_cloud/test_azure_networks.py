@@ -15,6 +15,8 @@ from tests.sim_cloud.azure_sdk import (
     RUN_CUSTOM_DATA,
     authorized_key_script,
     clients,
+    create_vm,
+    put_extension,
     resources,
 )
 from tests.sim_cloud.conftest import ssh
@@ -141,67 +143,21 @@ async def test_a_subnet_outside_the_vnet_or_overlapping_another_is_refused(
 async def test_a_vm_in_a_new_subnet_boots_there_and_the_subnet_cannot_be_deleted_under_it(
     azure: AzureTwin, ca_bundle: str, client_key: asyncssh.SSHKey
 ) -> None:
-    import base64
-
     script = authorized_key_script(client_key.export_public_key().decode().strip())
 
     def build() -> tuple[str, str]:
         _, _, vnet, _ = create_group_and_vnet(azure, ca_bundle)
-        with clients(azure, ca_bundle) as (compute, network):
-            nic = network.network_interfaces.begin_create_or_update(
-                GROUP,
-                "lab-1-nic",
-                {
-                    "location": "eastus",
-                    "properties": {
-                        "ipConfigurations": [
-                            {
-                                "name": "ipconfig1",
-                                "properties": {"subnet": {"id": vnet.subnets[0].id}},
-                            }
-                        ]
-                    },
-                },
-            ).result()
-            compute.virtual_machines.begin_create_or_update(
-                GROUP,
-                "lab-1",
-                {
-                    "location": "eastus",
-                    "properties": {
-                        "hardwareProfile": {"vmSize": "Standard_D2s_v3"},
-                        "storageProfile": {
-                            "imageReference": {
-                                "publisher": "MicrosoftWindowsServer",
-                                "offer": "WindowsServer",
-                                "sku": "2022-datacenter",
-                                "version": "latest",
-                            }
-                        },
-                        "osProfile": {
-                            "computerName": "lab-1",
-                            "adminUsername": "capi",
-                            "adminPassword": "Sim-Passw0rd-123",
-                            "customData": base64.b64encode(script.encode()).decode(),
-                        },
-                        "networkProfile": {"networkInterfaces": [{"id": nic.id}]},
-                    },
-                },
-            ).result()
-            compute.virtual_machine_extensions.begin_create_or_update(
-                GROUP,
-                "lab-1",
-                "bootstrap",
-                {
-                    "location": "eastus",
-                    "properties": {
-                        "publisher": "Microsoft.Compute",
-                        "type": "CustomScriptExtension",
-                        "typeHandlerVersion": "1.10",
-                        "protectedSettings": {"commandToExecute": RUN_CUSTOM_DATA},
-                    },
-                },
-            ).result()
+        nic, _ = create_vm(
+            azure,
+            ca_bundle,
+            "lab-1",
+            script,
+            group=GROUP,
+            subnet_id=vnet.subnets[0].id,
+            sku="2022-datacenter",
+        )
+        put_extension(azure, ca_bundle, "lab-1", RUN_CUSTOM_DATA, group=GROUP)
+        with clients(azure, ca_bundle) as (_, network):
             with pytest.raises(HttpResponseError) as in_use:
                 network.subnets.begin_delete(GROUP, "lab", "nodes").result()
         return nic.ip_configurations[0].private_ip_address, in_use.value.error.code
@@ -219,3 +175,7 @@ async def test_a_vm_in_a_new_subnet_boots_there_and_the_subnet_cannot_be_deleted
         '-InterfaceAlias Ethernet).PrefixLength"',
     )
     assert out == "24"
+    build_query = (
+        'powershell.exe -Command "(Get-CimInstance -ClassName Win32_OperatingSystem).BuildNumber"'
+    )
+    assert await ssh(address, client_key, "capi", build_query) == "20348"
