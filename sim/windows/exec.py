@@ -1,9 +1,10 @@
 """The exec channel of a SIMULATED Windows host: what cmd.exe does with an SSH command line.
 
-Splits the line MSVCRT-style and dispatches on the first word (case-insensitive, `.exe`
-optional): `powershell` (`-Command`, `-EncodedCommand` or `-File <script.ps1>`; also callable
-from a PowerShell script, see `pwsh.NATIVE`), `sc`, `tar`, `hostname` and `C:\\k\\wmcb.exe`
-(only when that file is on the host's disk). Anything else fails like cmd.exe does. Applies the
+Expands `%NAME%` from the session's environment (as cmd.exe does), splits the line
+MSVCRT-style and dispatches on the first word (case-insensitive, `.exe` optional): `powershell`
+(`-Command`, `-EncodedCommand` or `-File <script.ps1>`), `icacls` (both also callable from a
+PowerShell script, see `pwsh.NATIVE`), `sc`, `tar`, `hostname` and `C:\\k\\wmcb.exe` (only when
+that file is on the host's disk). Anything else fails like cmd.exe does. Applies the
 host's command faults (`fail_command`, `slow`). Used by the host's SSH session handler
 (`host.py`) and the tests.
 """

@@ -32,6 +32,7 @@ from sim.windows.environment import SYSTEM_ACCOUNT
 from sim.windows.faults import HostFaults
 from sim.windows.firewall import Firewall
 from sim.windows.hns import HnsState
+from sim.windows.icacls import admin_sid
 from sim.windows.services import ServiceManager
 from sim.windows.sftp import HostSFTPServer
 
@@ -69,12 +70,6 @@ class _SshServer(asyncssh.SSHServer):
         if username.lower() != self._host.username.lower():
             return False
         return key.public_data in self._host.authorized_key_blobs()
-
-
-def icacls_admin_sid(host: Any) -> str:
-    from sim.windows.icacls import admin_sid
-
-    return admin_sid(host)
 
 
 class SimulatedWindowsHost:
@@ -170,7 +165,7 @@ class SimulatedWindowsHost:
     def authorized_key_blobs(self) -> set[bytes]:
         """The keys sshd accepts for the admin user right now (spec keys + the checked file)."""
         blobs = openssh.parse_keys(list(self.spec.authorized_keys))
-        return blobs | openssh.admin_key_blobs(self, self.username)
+        return blobs | openssh.admin_key_blobs(self)
 
     def _prepare_disk(self, new_disk: bool) -> None:
         """The image: a fresh disk gets the Windows layout, the OpenSSH client and (BYOH) the
@@ -187,7 +182,7 @@ class SimulatedWindowsHost:
                 [
                     Ace(SYSTEM, FULL, flags=oici),
                     Ace(ADMINISTRATORS, FULL, flags=oici),
-                    Ace(icacls_admin_sid(self), FULL, flags=oici),
+                    Ace(admin_sid(self), FULL, flags=oici),
                 ],
             ),
         )

@@ -172,14 +172,12 @@ async def run_sshd(host: Any, flags: dict[str, str]) -> None:
         host.ssh_service_stopped()
 
 
-def _admin_accounts(host: Any) -> set[str]:
-    return {icacls.admin_sid(host)}
-
-
-def key_file_problem(host: Any, user_sid: str) -> str | None:
-    """Why sshd would refuse `administrators_authorized_keys` (None: it is accepted)."""
+def key_file_problem(host: Any) -> str | None:
+    """Why sshd would refuse `administrators_authorized_keys` for the admin user (None: it is
+    accepted). The admin account is the user and the only direct member of Administrators."""
     current = host.acls.acl(ADMIN_KEYS)
-    trusted = {acl.ADMINISTRATORS, acl.SYSTEM, user_sid, *_admin_accounts(host)}
+    user_sid = icacls.admin_sid(host)
+    trusted = {acl.ADMINISTRATORS, acl.SYSTEM, user_sid}
     shown = ADMIN_KEYS.replace("\\", "/")
     if current.owner not in trusted:
         return f"Bad owner on {shown}"
@@ -197,12 +195,12 @@ def key_file_problem(host: Any, user_sid: str) -> str | None:
     return None
 
 
-def admin_key_blobs(host: Any, username: str) -> set[bytes]:
-    """The keys sshd accepts for administrator `username` from the shared key file."""
+def admin_key_blobs(host: Any) -> set[bytes]:
+    """The keys sshd accepts for the admin user from the shared key file."""
     path = paths.to_local(host.root, ADMIN_KEYS)
     if not path.is_file():
         return set()
-    problem = key_file_problem(host, icacls.admin_sid(host))
+    problem = key_file_problem(host)
     if problem is not None:
         host.sshd_log.append(problem)
         host.sshd_log.append("Authentication refused.")

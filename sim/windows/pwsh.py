@@ -1,15 +1,18 @@
 """The PowerShell interpreter of a SIMULATED Windows host.
 
-Runs scripts parsed by `pwsh_parser` against the cmdlet table (`pwsh_files`, `pwsh_system`):
-binds named/positional/switch parameters strictly per cmdlet, runs pipelines, formats the
-output as powershell.exe would print it (CRLF lines; objects as `Name : value` lists unless the
-script ends in `ConvertTo-Json`), and stops at the first error, printing
-`<Cmdlet> : <message>` to stderr with exit code 1. A native program (only `powershell.exe`,
-registered by `exec.py` in `NATIVE`) may be a statement of its own: its output passes through,
-its exit code lands in `$LASTEXITCODE` and, as in Windows PowerShell 5.1, a failing one does not
-stop the script (`-Command` then exits 1 if it was the last statement; `exit $LASTEXITCODE`
-keeps the code). Used by the exec dispatcher (`exec.py`) and for instance user data at first
-boot.
+Runs scripts parsed by `pwsh_parser` against the cmdlet table (`pwsh_files`, `pwsh_system`,
+`pwsh_network`, `pwsh_capability`, `pwsh_pipeline`): binds named/positional/switch parameters
+strictly per cmdlet, evaluates values (variables, `$env:` from the session's environment,
+expandable strings, `$( )` subexpressions, `( )` pipelines, member access, `+`), runs
+pipelines, formats the output as powershell.exe would print it (CRLF lines; objects as
+`Name : value` lists unless the script ends in `ConvertTo-Json`), and stops at the first error,
+printing `<Cmdlet> : <message>` to stderr with exit code 1. A session runs as an account (the SSH
+user, or SYSTEM for what a VM agent runs) with that account's environment (`environment.py`).
+A native program (`powershell.exe`, `icacls`; registered by `exec.py` in `NATIVE`) may be a
+statement of its own or a value: its output passes through, its exit code lands in
+`$LASTEXITCODE` and, as in Windows PowerShell 5.1, a failing one does not stop the script
+(`-Command` then exits 1 if it was the last statement; `exit $LASTEXITCODE` keeps the code).
+Used by the exec dispatcher (`exec.py`) and for instance user data at boot.
 """
 
 from __future__ import annotations
