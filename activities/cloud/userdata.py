@@ -1,6 +1,11 @@
-"""The first-boot script a new Windows VM runs: authorise winfleet's SSH key, open its ports.
+"""The first-boot script a new Windows VM runs: install and start sshd, authorise winfleet's SSH
+key, open its ports.
 
-WMCO's `windows-user-data` equivalent. It holds the PUBLIC key only. AWS runs the body of
+WMCO's `windows-user-data` equivalent. It holds the PUBLIC key only. Cloud images come without
+the OpenSSH Server, so the script installs the capability, sets sshd to start automatically and
+starts it (which creates `C:\\ProgramData\\ssh`), writes the key file and restricts it to
+Administrators and SYSTEM (sshd ignores the file otherwise: it would inherit Authenticated Users'
+read access from the folder), then opens the ports. AWS runs the body of
 `<powershell>...</powershell>` user data at first boot (`windows_user_data`). Azure runs neither
 user data nor custom data on Windows: the script (`azure_custom_data`) travels as
 `osProfile.customData`, which Azure writes to `C:\\AzureData\\CustomData.bin`, and a
@@ -13,23 +18,25 @@ so only the vocabulary the twin and Windows Server both accept is used. Called b
 from __future__ import annotations
 
 from activities.errors import InvalidRequest
-from activities.windows.paths import (
-    AUTHORIZED_KEYS,
-    AZURE_BOOTSTRAP_SCRIPT,
-    AZURE_CUSTOM_DATA,
-    parent,
-)
+from activities.windows.paths import AUTHORIZED_KEYS, AZURE_BOOTSTRAP_SCRIPT, AZURE_CUSTOM_DATA
 from activities.windows.powershell import (
+    ADMINISTRATORS_SID,
+    OPENSSH_SERVER,
+    SSHD,
     STOP_ON_ERROR,
+    SYSTEM_SID,
     WindowsCommand,
+    add_windows_capability,
     copy_item,
     exit_with_last_exit_code,
-    new_directory,
+    grant_full_control_only,
+    new_firewall_rule,
     powershell,
     run_script_file,
     set_content,
+    set_service_startup_type,
+    start_service,
 )
-from activities.windows.quoting import ps_quote
 
 # (display name, TCP port): sshd, kubelet, windows_exporter — as WMCO opens them.
 FIREWALL_PORTS: tuple[tuple[str, int], ...] = (
@@ -64,26 +71,20 @@ def check_public_key(public_key_openssh: str) -> str:
     return key
 
 
-def new_firewall_rule(display_name: str, port: int) -> str:
-    """Allow inbound TCP on `port` (New-NetFirewallRule; vocabulary in sim/README.md)."""
-    return (
-        f"New-NetFirewallRule -DisplayName {ps_quote(display_name)} -Direction Inbound "
-        f"-Action Allow -Protocol TCP -LocalPort {int(port)}"
-    )
-
-
 def first_boot_statements(public_key_openssh: str) -> tuple[str, ...]:
-    """The script's statements, in order.
-
-    The `C:\\ProgramData\\ssh` directory is created by the OpenSSH server install with an ACL
-    limited to SYSTEM and Administrators; the key file inherits it, as sshd requires.
-    """
+    """The script's statements, in order; the script exits with icacls's exit code, so a key
+    file left readable by others fails the script (EC2Launch logs it, the Azure extension
+    fails) instead of leaving a host that refuses every login."""
     key = check_public_key(public_key_openssh)
     return (
         STOP_ON_ERROR,
-        new_directory(parent(AUTHORIZED_KEYS)),
-        set_content(AUTHORIZED_KEYS, key),
+        add_windows_capability(OPENSSH_SERVER),
         *(new_firewall_rule(name, port) for name, port in FIREWALL_PORTS),
+        set_service_startup_type(SSHD, "Automatic"),
+        start_service(SSHD),
+        set_content(AUTHORIZED_KEYS, key),
+        grant_full_control_only(AUTHORIZED_KEYS, ADMINISTRATORS_SID, SYSTEM_SID),
+        exit_with_last_exit_code(),
     )
 
 

@@ -189,3 +189,46 @@ def remove_hns_endpoint(name: str) -> str:
         "Get-HnsEndpoint | Where-Object -Property Name -EQ -Value "
         f"{ps_quote(name)} | Remove-HnsEndpoint"
     )
+
+
+# --- OpenSSH Server and the first-boot script ------------------------------------------------
+# Windows Server images on AWS and Azure lack the OpenSSH Server; it is a Feature on Demand.
+OPENSSH_SERVER = "OpenSSH.Server~~~~0.0.1.0"
+SSHD = "sshd"
+# Well-known SIDs: the account names differ on non-English images, the SIDs do not.
+ADMINISTRATORS_SID = "S-1-5-32-544"
+SYSTEM_SID = "S-1-5-18"
+
+
+def add_windows_capability(name: str) -> str:
+    """Install a Feature on Demand (no-op if installed), e.g. `OPENSSH_SERVER`."""
+    return f"Add-WindowsCapability -Online -Name {ps_quote(name)}"
+
+
+def set_service_startup_type(name: str, startup_type: str) -> str:
+    """`Automatic`, `Manual` or `Disabled`; takes effect at the next boot."""
+    if startup_type not in ("Automatic", "Manual", "Disabled"):
+        raise ValueError(f"not a service startup type: {startup_type!r}")
+    return f"Set-Service -Name {ps_quote(name)} -StartupType {startup_type}"
+
+
+def new_firewall_rule(display_name: str, port: int) -> str:
+    """Allow inbound TCP on `port`. A rule with the same display name may exist already: Windows
+    keeps both, so running the script twice does no harm."""
+    return (
+        f"New-NetFirewallRule -DisplayName {ps_quote(display_name)} -Direction Inbound "
+        f"-Action Allow -Protocol TCP -LocalPort {int(port)}"
+    )
+
+
+def grant_full_control_only(path: WindowsPath, *sids: str) -> str:
+    """icacls: drop inherited ACEs and leave full control for `sids` alone (by SID, so it works
+    on any display language). What sshd requires of `administrators_authorized_keys`.
+
+    icacls is a native program: a failure does not stop the script, even with
+    `STOP_ON_ERROR`; follow with `exit_with_last_exit_code()`.
+    """
+    if not sids:
+        raise ValueError("grant_full_control_only needs at least one SID")
+    grants = " ".join(f"/grant {ps_quote(f'*{sid}:F')}" for sid in sids)
+    return f"icacls.exe {ps_quote(path)} /inheritance:r {grants}"

@@ -5,7 +5,10 @@ user and access key, so two twins in one process never see each other's instance
 what an admin would have: a Windows Server 2019 AMI, a VPC and subnet whose CIDR is a loopback
 range (so instance private IPs are addresses a simulated host can listen on) and a security
 group. A watcher polls DescribeInstances: a `running` instance becomes a simulated Windows host
-in the `HostFleet` (its user data is run at first boot); a stopped or terminated one is removed.
+in the `HostFleet` (from an image without the OpenSSH Server; its user data runs at first boot,
+as SYSTEM, as EC2Launch runs it); a stopped instance's host powers off and keeps its disk and
+private IP, and boots again (same disk, Automatic services) when the instance starts; a
+terminated one is removed and its disk wiped.
 
 Used by `sim.twin.Twin` and `tests/sim_cloud/`. The product only sees `endpoint_url`, the
 region and the access key (the `env` file).
@@ -17,6 +20,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import ipaddress
 import logging
 import secrets
 import threading
@@ -34,7 +38,14 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from sim.cloud import moto_idempotency
 from sim.cloud.faults import FaultyWsgi, aws_faults
-from sim.cloud.hosts import log_bring_up_failure, remove_host, succeeded, windows_build
+from sim.cloud.hosts import (
+    log_bring_up_failure,
+    power_off,
+    power_on,
+    remove_host,
+    succeeded,
+    windows_build,
+)
 from sim.windows.fleet import HostFleet, HostSpec
 
 log = logging.getLogger(__name__)
@@ -45,7 +56,8 @@ _MOTO_WINDOWS_2019_AMI = "ami-ekswin"
 IMAGE_NAME = "Windows_Server-2019-English-Full-ContainersLatest-2026.11.12"
 SECURITY_GROUP_NAME = "winfleet-windows"
 _WINDOWS_PORTS = (22, 10250, 9182)  # ssh, kubelet, windows_exporter (WMCO opens the same)
-_DOWN_STATES = {"stopping", "stopped", "shutting-down", "terminated"}
+_DOWN_STATES = {"stopping", "stopped"}
+_GONE_STATES = {"shutting-down", "terminated"}
 
 
 def ec2_hostname(instance_id: str) -> str:
@@ -58,6 +70,7 @@ def ec2_hostname(instance_id: str) -> str:
 class _Hosted:
     address: str
     bring_up: asyncio.Task[Any]
+    powered: bool = True
 
 
 class AwsTwin:
@@ -76,6 +89,7 @@ class AwsTwin:
     ) -> None:
         self.fleet = fleet
         self.cidr = cidr
+        self._prefix_length = ipaddress.ip_network(cidr).prefixlen
         self.boot_seconds = boot_seconds
         self.region = region
         self.poll_interval = poll_interval
@@ -142,8 +156,7 @@ class AwsTwin:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
-        for iid in list(self._hosted):
-            await self._take_down(iid)  # the twin stops; the instances' disks stay
+        await self._shut_down_all()
         if self._server and self._thread:
             await asyncio.to_thread(self._server.shutdown)
             await asyncio.to_thread(self._thread.join)
@@ -261,17 +274,21 @@ class AwsTwin:
 
     async def _reconcile(self) -> None:
         instances = await asyncio.to_thread(self._describe)
-        running = {
-            iid: inst
-            for iid, inst in instances.items()
-            if inst["State"]["Name"] not in _DOWN_STATES and inst.get("PrivateIpAddress")
-        }
+        state = {iid: inst["State"]["Name"] for iid, inst in instances.items()}
         # Removals first: EC2 (and moto) reuse a terminated instance's private IP.
-        for iid in [i for i in self._hosted if i not in running]:
-            state = instances.get(iid, {}).get("State", {}).get("Name", "terminated")
-            await self._take_down(iid, wipe_disk=state in ("shutting-down", "terminated"))
-        for iid, inst in running.items():
-            if iid in self._hosted or inst["State"]["Name"] != "running":
+        for iid in [i for i in self._hosted if state.get(i, "terminated") in _GONE_STATES]:
+            await self._take_down(iid)
+        for iid, hosted in self._hosted.items():
+            if state.get(iid) in _DOWN_STATES and hosted.powered:
+                log.info("AWS twin: instance %s stopped, powering off %s", iid, hosted.address)
+                hosted.powered = False
+                await power_off(hosted.bring_up)
+            elif state.get(iid) == "running" and not hosted.powered:
+                log.info("AWS twin: instance %s started, booting %s", iid, hosted.address)
+                hosted.powered = True
+                power_on(hosted.bring_up)
+        for iid, inst in instances.items():
+            if iid in self._hosted or state[iid] != "running" or not inst.get("PrivateIpAddress"):
                 continue
             user_data = await asyncio.to_thread(self._user_data, iid)
             image_name = await asyncio.to_thread(self._image_name, inst["ImageId"])
@@ -283,13 +300,20 @@ class AwsTwin:
                 boot_seconds=self.boot_seconds,
                 os_build=windows_build(image_name),
                 cloud="aws",
+                prefix_length=self._prefix_length,
             )
             log.info("AWS twin: instance %s running at %s, booting host", iid, spec.address)
             task = asyncio.create_task(self.fleet.add_host(spec), name=f"aws-host-{iid}")
             task.add_done_callback(log_bring_up_failure)
             self._hosted[iid] = _Hosted(spec.address, task)
 
-    async def _take_down(self, iid: str, *, wipe_disk: bool = False) -> None:
+    async def _take_down(self, iid: str) -> None:
         hosted = self._hosted.pop(iid)
-        log.info("AWS twin: instance %s down, removing host %s", iid, hosted.address)
-        await remove_host(self.fleet, hosted.address, hosted.bring_up, wipe_disk=wipe_disk)
+        log.info("AWS twin: instance %s terminated, removing host %s", iid, hosted.address)
+        await remove_host(self.fleet, hosted.address, hosted.bring_up, wipe_disk=True)
+
+    async def _shut_down_all(self) -> None:
+        """The twin stops: every host leaves the fleet; the instances' disks stay."""
+        for iid in list(self._hosted):
+            hosted = self._hosted.pop(iid)
+            await remove_host(self.fleet, hosted.address, hosted.bring_up, wipe_disk=False)

@@ -1,17 +1,19 @@
-"""SIMULATED Azure: an HTTPS ARM endpoint (Compute VMs, Network NICs/VNets) plus AAD tokens.
+"""SIMULATED Azure: an HTTPS ARM endpoint (resource groups, Compute VMs, Network) plus AAD tokens.
 
 `AzureTwin` serves, on one loopback HTTPS port with a certificate from the twin CA:
 - the AAD token endpoint for one tenant/app registration (`sim.cloud.azure_aad`);
-- the ARM subset the product's Azure activity uses through `azure-mgmt-compute` and
-  `azure-mgmt-network`, with bearer-token checks, ARM error bodies and the real long-running
-  operation protocol (`sim.cloud.azure_arm`, `azure_network`, `azure_compute`,
-  `azure_extensions`).
-Pre-seeded: resource group `winfleet-rg` in `eastus`, vnet `winfleet-vnet`, subnet `windows`
-whose prefix is a loopback range. A VM that reaches Succeeded becomes a simulated Windows host
-(address = its NIC's private IP, hostname = osProfile.computerName, user = adminUsername, custom
-data written to `C:\\AzureData\\CustomData.bin` and, as on Azure, nothing run at first boot);
-its CustomScriptExtension (`sim.cloud.azure_extensions`) runs a command on the host. Deleting
-the VM removes the host.
+- the ARM subset used through `azure-mgmt-resource` (resource groups), `azure-mgmt-compute`
+  (VMs, power actions, extensions) and `azure-mgmt-network` (VNets, subnets, NICs), with
+  bearer-token checks, ARM error bodies and the real long-running operation protocol
+  (`sim.cloud.azure_arm`, `azure_network`, `azure_compute`, `azure_extensions`).
+Seeded at start-up (so `make run` and the product's defaults work): resource group
+`winfleet-rg` in `eastus`, vnet `winfleet-vnet`, subnet `windows` whose prefix is a loopback
+range. A VM that reaches Succeeded becomes a simulated Windows host (address = its NIC's private
+IP, hostname = osProfile.computerName, user = adminUsername, an image without the OpenSSH
+Server, custom data written to `C:\\AzureData\\CustomData.bin` and, as on Azure, nothing run at
+first boot); its CustomScriptExtension (`sim.cloud.azure_extensions`) runs a command on the
+host as SYSTEM. powerOff/deallocate power the host off (disk kept), start boots it again,
+restart reboots it; deleting the VM removes the host and wipes its disk.
 
 Client construction that works against it (the product copies this):
 
@@ -50,7 +52,14 @@ from sim.cloud.azure_compute import Compute
 from sim.cloud.azure_extensions import Extensions
 from sim.cloud.azure_network import Network, group_id
 from sim.cloud.faults import azure_faults
-from sim.cloud.hosts import log_bring_up_failure, remove_host, succeeded, windows_build
+from sim.cloud.hosts import (
+    log_bring_up_failure,
+    power_off,
+    power_on,
+    remove_host,
+    succeeded,
+    windows_build,
+)
 from sim.pki import CertificateAuthority
 from sim.windows.fleet import HostFleet, HostSpec
 from sim.windows.host import SimulatedWindowsHost
@@ -112,6 +121,7 @@ class AzureTwin:
             provision_seconds=provision_seconds,
             on_ready=self._vm_ready,
             on_deleted=self._vm_deleted,
+            on_power=self._vm_power,
         )
         self.extensions = Extensions(self.ops, self.compute, self._host_of)
         self.groups: dict[str, dict[str, Any]] = {}
@@ -223,6 +233,7 @@ class AzureTwin:
             boot_seconds=self.boot_seconds,
             os_build=windows_build(str(image.get("sku") or image.get("id") or "")),
             cloud="azure",
+            prefix_length=self.network.prefix_length(address),
         )
         log.info("Azure twin: VM %s succeeded at %s, booting host", vm["name"], address)
         task = asyncio.create_task(self.fleet.add_host(spec), name=f"azure-host-{vm['name']}")
@@ -236,6 +247,17 @@ class AzureTwin:
             return None
         await asyncio.wait([hosted.bring_up])  # never cancels the bring-up itself
         return hosted.bring_up.result() if succeeded(hosted.bring_up) else None
+
+    async def _vm_power(self, vm: dict[str, Any], action: str) -> None:
+        hosted = self._hosted.get(vm["id"].lower())
+        if hosted is None:
+            return
+        if action in ("powerOff", "deallocate"):
+            await power_off(hosted.bring_up)
+        elif action == "start":
+            power_on(hosted.bring_up)
+        elif succeeded(hosted.bring_up):  # restart
+            await hosted.bring_up.result().reboot()
 
     async def _vm_deleted(self, vm: dict[str, Any], address: str) -> None:
         self.extensions.forget_vm(vm["id"])
@@ -251,14 +273,17 @@ class AzureTwin:
 
     # -- ARM dispatch ----------------------------------------------------------------------
 
-    def _add_group(self, name: str) -> None:
-        self.groups[name.lower()] = {
+    def _add_group(self, name: str, tags: dict[str, str] | None = None) -> dict[str, Any]:
+        group = {
             "id": group_id(self.subscription_id, name),
             "name": name,
             "type": "Microsoft.Resources/resourceGroups",
             "location": self.location,
+            "tags": tags or {},
             "properties": {"provisioningState": "Succeeded"},
         }
+        self.groups[name.lower()] = group
+        return group
 
     def _route_table(self) -> list[tuple[str, re.Pattern[str], Callable[..., Any]]]:
         ops_path = _SUB + r"/providers/(?P<ns>[^/]+)/locations/(?P<loc>[^/]+)"
@@ -266,15 +291,26 @@ class AzureTwin:
         exts = vms + r"/(?P<vm>[^/]+)/extensions"
         nics = _RG + r"/providers/Microsoft\.Network/networkInterfaces"
         vnet = _RG + r"/providers/Microsoft\.Network/virtualNetworks/(?P<vnet>[^/]+)"
+        group = _SUB + r"/resourceGroups/(?P<group>[^/]+)$"
+        vnets = _RG + r"/providers/Microsoft\.Network/virtualNetworks"
         table: list[tuple[str, str, Callable[..., Any]]] = [
             ("GET", ops_path + r"/operations/(?P<op>[^/]+)$", self._op_status),
             ("GET", ops_path + r"/operationResults/(?P<op>[^/]+)$", self._op_result),
-            ("GET", _RG + "$", self._get_group),
+            ("GET", _SUB + r"/resourceGroups$", self._list_groups),
+            ("GET", group, self._get_group),
+            ("HEAD", group, self._head_group),
+            ("PUT", group, self._put_group),
+            ("DELETE", group, self._delete_group),
             ("GET", _SUB + r"/providers/Microsoft\.Compute/virtualMachines$", self._list_all_vms),
             ("GET", vms + "$", self._list_vms),
             ("GET", vms + r"/(?P<name>[^/]+)$", self._get_vm),
             ("PUT", vms + r"/(?P<name>[^/]+)$", self._put_vm),
             ("DELETE", vms + r"/(?P<name>[^/]+)$", self._delete_vm),
+            (
+                "POST",
+                vms + r"/(?P<name>[^/]+)/(?P<action>powerOff|deallocate|start|restart)$",
+                self._power_vm,
+            ),
             ("GET", exts + "$", self._list_extensions),
             ("GET", exts + r"/(?P<name>[^/]+)$", self._get_extension),
             ("PUT", exts + r"/(?P<name>[^/]+)$", self._put_extension),
@@ -283,8 +319,14 @@ class AzureTwin:
             ("GET", nics + r"/(?P<name>[^/]+)$", self._get_nic),
             ("PUT", nics + r"/(?P<name>[^/]+)$", self._put_nic),
             ("DELETE", nics + r"/(?P<name>[^/]+)$", self._delete_nic),
+            ("GET", vnets + "$", self._list_vnets),
             ("GET", vnet + "$", self._get_vnet),
+            ("PUT", vnet + "$", self._put_vnet),
+            ("DELETE", vnet + "$", self._delete_vnet),
+            ("GET", vnet + r"/subnets$", self._list_subnets),
             ("GET", vnet + r"/subnets/(?P<name>[^/]+)$", self._get_subnet),
+            ("PUT", vnet + r"/subnets/(?P<name>[^/]+)$", self._put_subnet),
+            ("DELETE", vnet + r"/subnets/(?P<name>[^/]+)$", self._delete_subnet),
         ]
         return [(m, re.compile(p, re.IGNORECASE), h) for m, p, h in table]
 
@@ -357,8 +399,60 @@ class AzureTwin:
     async def _op_result(self, request: web.Request, ns: str, loc: str, op: str) -> web.Response:
         return self.ops.result(op)
 
-    async def _get_group(self, request: web.Request, rg: str) -> web.Response:
-        return web.json_response(self.groups[rg.lower()])
+    def _group(self, name: str) -> dict[str, Any]:
+        found = self.groups.get(name.lower())
+        if found is None:
+            raise ArmError(
+                404, "ResourceGroupNotFound", f"Resource group '{name}' could not be found."
+            )
+        return found
+
+    async def _list_groups(self, request: web.Request) -> web.Response:
+        return web.json_response({"value": list(self.groups.values())})
+
+    async def _get_group(self, request: web.Request, group: str) -> web.Response:
+        return web.json_response(self._group(group))
+
+    async def _head_group(self, request: web.Request, group: str) -> web.Response:
+        return web.Response(status=204 if group.lower() in self.groups else 404)
+
+    async def _put_group(self, request: web.Request, group: str) -> web.Response:
+        """Create or update (tags) a resource group: synchronous, 201 or 200."""
+        if not re.fullmatch(r"[-\w._()]{1,90}", group) or group.endswith("."):
+            raise ArmError(
+                400,
+                "InvalidResourceGroup",
+                f"The provided resource group name '{group}' has these invalid characters: "
+                "the name must be 1-90 characters of letters, digits, '_', '-', '.', '(', ')' "
+                "and must not end in '.'.",
+            )
+        _, body = await self._located_body(request)
+        existing = self.groups.get(group.lower())
+        if existing is not None:
+            existing["tags"] = body.get("tags") or existing["tags"]
+            return web.json_response(existing, status=200)
+        return web.json_response(self._add_group(group, body.get("tags")), status=201)
+
+    async def _delete_group(self, request: web.Request, group: str) -> web.Response:
+        found = self._group(group)
+        prefix = found["id"].lower() + "/"
+        if any(k.startswith(prefix) for k in self.compute.vms):
+            raise ArmError(
+                409,
+                "Conflict",
+                f"sim: deleting resource group '{group}' while it holds VMs is not modelled "
+                "by the Azure twin; delete the VMs first.",
+            )
+
+        async def deleted() -> None:
+            for key in [k for k in self.network.nics if k.startswith(prefix)]:
+                del self.network.nics[key]
+            for key in [k for k in self.network.vnets if k.startswith(prefix)]:
+                del self.network.vnets[key]
+            self.groups.pop(group.lower(), None)
+
+        op = self.ops.start("Microsoft.Resources", self.location, 0.1, deleted)
+        return self.ops.accepted(op)
 
     async def _list_all_vms(self, request: web.Request) -> web.Response:
         return web.json_response({"value": self.compute.list(None)})
@@ -375,6 +469,12 @@ class AzureTwin:
 
     async def _delete_vm(self, request: web.Request, rg: str, name: str) -> web.Response:
         return self.compute.delete(rg, name)
+
+    async def _power_vm(
+        self, request: web.Request, rg: str, name: str, action: str
+    ) -> web.Response:
+        canonical = {"poweroff": "powerOff"}.get(action.lower(), action.lower())
+        return self.compute.power(rg, name, canonical)
 
     async def _list_extensions(self, request: web.Request, rg: str, vm: str) -> web.Response:
         return web.json_response({"value": self.extensions.list(rg, vm)})
@@ -407,8 +507,31 @@ class AzureTwin:
     async def _delete_nic(self, request: web.Request, rg: str, name: str) -> web.Response:
         return self.network.delete_nic(rg, name)
 
+    async def _list_vnets(self, request: web.Request, rg: str) -> web.Response:
+        return web.json_response({"value": self.network.list_vnets(rg)})
+
     async def _get_vnet(self, request: web.Request, rg: str, vnet: str) -> web.Response:
         return web.json_response(self.network.get_vnet(rg, vnet))
+
+    async def _put_vnet(self, request: web.Request, rg: str, vnet: str) -> web.Response:
+        location, body = await self._located_body(request)
+        return self.network.put_vnet(rg, vnet, location, body)
+
+    async def _delete_vnet(self, request: web.Request, rg: str, vnet: str) -> web.Response:
+        return self.network.delete_vnet(rg, vnet)
+
+    async def _list_subnets(self, request: web.Request, rg: str, vnet: str) -> web.Response:
+        return web.json_response({"value": self.network.list_subnets(rg, vnet)})
+
+    async def _put_subnet(
+        self, request: web.Request, rg: str, vnet: str, name: str
+    ) -> web.Response:
+        return self.network.put_subnet(rg, vnet, name, json_body(await request.read()))
+
+    async def _delete_subnet(
+        self, request: web.Request, rg: str, vnet: str, name: str
+    ) -> web.Response:
+        return self.network.delete_subnet(rg, vnet, name)
 
     async def _get_subnet(
         self, request: web.Request, rg: str, vnet: str, name: str

@@ -144,6 +144,17 @@ class Operations:
             },
         )
 
+    def posted(self, op: Operation) -> web.Response:
+        """The answer to an action POST (powerOff, start, ...): 202 with both polling URLs."""
+        return web.Response(
+            status=202,
+            headers={
+                "Azure-AsyncOperation": self._url(op, "operations"),
+                "Location": self._url(op, "operationResults"),
+                "retry-after-ms": str(RETRY_AFTER_MS),
+            },
+        )
+
     def accepted(self, op: Operation) -> web.Response:
         """The answer to a DELETE: 202 and a `Location` to poll."""
         return web.Response(

@@ -6,9 +6,13 @@ base64), attaches the NICs and answers 201 Creating; after `provision_seconds` t
 Succeeded and `on_ready(vm, private_ip, custom_data)` fires (the twin boots a simulated host
 there, with the decoded custom data in `C:\\AzureData\\CustomData.bin`). As on Azure, neither
 `userData` nor `customData` is ever run on a Windows VM: `userData` is only kept (GET
-`$expand=userData`); a VM extension (`azure_extensions`) runs scripts. DELETE
-answers 202; when done the NICs are detached (or deleted, with deleteOption Delete) and
-`on_deleted(vm, private_ip)` fires. Used by `sim.cloud.azure.AzureTwin`.
+`$expand=userData`); a VM extension (`azure_extensions`) runs scripts. `powerOff`, `deallocate`,
+`start` and `restart` (POST, 202 + `Azure-AsyncOperation`) move the power state shown in
+`$expand=instanceView` (`PowerState/stopping` -> `stopped`, `deallocating` -> `deallocated`,
+`starting` -> `running`) and fire `on_power(vm, action)` when done (the twin stops, starts or
+reboots the host; the NIC, hence the private IP, stays). DELETE answers 202; when done the NICs
+are detached (or deleted, with deleteOption Delete) and `on_deleted(vm, private_ip)` fires.
+Used by `sim.cloud.azure.AzureTwin`.
 """
 
 from __future__ import annotations
@@ -32,6 +36,14 @@ _BAD_COMPUTER_NAME = re.compile(r"[`~!@#$%^&*()=+_\[\]{}\\|;:.'\",<>/?\s]")
 
 ReadyHook = Callable[[dict[str, Any], str, "bytes | None"], Awaitable[None]]
 DeletedHook = Callable[[dict[str, Any], str], Awaitable[None]]
+PowerHook = Callable[[dict[str, Any], str], Awaitable[None]]
+# action -> (power state while it runs, power state after it)
+_POWER_ACTIONS = {
+    "powerOff": ("stopping", "stopped"),
+    "deallocate": ("deallocating", "deallocated"),
+    "start": ("starting", "running"),
+    "restart": ("starting", "running"),
+}
 
 
 def _b64(value: str, field: str) -> bytes:
@@ -80,12 +92,14 @@ class Compute:
         provision_seconds: float,
         on_ready: ReadyHook,
         on_deleted: DeletedHook,
+        on_power: PowerHook,
     ) -> None:
         self.sub = subscription_id
         self.ops = ops
         self.network = network
         self.provision_seconds = provision_seconds
-        self.on_ready, self.on_deleted = on_ready, on_deleted
+        self.on_ready, self.on_deleted, self.on_power = on_ready, on_deleted, on_power
+        self._power: dict[str, str] = {}  # vm id (lower) -> power state
         self.vms: dict[str, dict[str, Any]] = {}
         self._user_data: dict[str, bytes | None] = {}
 
@@ -109,6 +123,8 @@ class Compute:
             power = {"Succeeded": "running", "Creating": "starting", "Deleting": "stopping"}.get(
                 state, "unknown"
             )
+            if state == "Succeeded":
+                power = self._power.get(vm["id"].lower(), "running")
             out["properties"]["instanceView"] = {
                 "computerName": vm["properties"]["osProfile"]["computerName"],
                 "osName": "Windows Server Datacenter",
@@ -231,6 +247,7 @@ class Compute:
 
         async def deleted() -> None:
             self.vms.pop(vm["id"].lower(), None)
+            self._power.pop(vm["id"].lower(), None)
             self._user_data.pop(vm["id"].lower(), None)
             for nic in vm["properties"]["networkProfile"]["networkInterfaces"]:
                 self.network.detach(nic["id"])
@@ -244,3 +261,34 @@ class Compute:
 
         op = self.ops.start(NS, vm["location"], self.provision_seconds / 2, deleted)
         return self.ops.accepted(op)
+
+    def power(self, group: str, name: str, action: str) -> web.Response:
+        """POST .../virtualMachines/{name}/{action}: powerOff, deallocate, start, restart."""
+        vm = self.vms.get(self.vm_id(group, name).lower())
+        if vm is None:
+            raise not_found(f"{NS}/virtualMachines", name, group)
+        state = vm["properties"]["provisioningState"]
+        if state != "Succeeded":
+            why = "marked for deletion" if state == "Deleting" else f"in provisioning state {state}"
+            raise ArmError(
+                409,
+                "OperationNotAllowed",
+                f"Operation '{action}' is not allowed on VM '{name}' since the VM is {why}.",
+            )
+        key = vm["id"].lower()
+        current = self._power.get(key, "running")
+        if action == "restart" and current in ("stopped", "deallocated"):
+            raise ArmError(
+                409,
+                "OperationNotAllowed",
+                f"Operation 'restart' is not allowed on VM '{name}' since the VM is {current}.",
+            )
+        during, after = _POWER_ACTIONS[action]
+        self._power[key] = during
+
+        async def done() -> None:
+            self._power[key] = after
+            await self.on_power(vm, action)
+
+        op = self.ops.start(NS, vm["location"], self.provision_seconds / 2, done)
+        return self.ops.posted(op)

@@ -26,6 +26,7 @@ from aiohttp import web
 
 from sim.cloud.azure_arm import ArmError, Operations, invalid, not_found
 from sim.cloud.azure_compute import NS, Compute
+from sim.windows.environment import SYSTEM_ACCOUNT
 
 EXT_TYPE = f"{NS}/virtualMachines/extensions"
 PUBLISHER, TYPE = "Microsoft.Compute", "CustomScriptExtension"
@@ -197,7 +198,8 @@ class Extensions:
             else:
                 await host.wait_up()
                 assert ext.command is not None
-                out, err, exit_code = await host.run(ext.command)
+                # the VM agent runs extension commands as LocalSystem
+                out, err, exit_code = await host.run(ext.command, user=SYSTEM_ACCOUNT)
                 self._finish(ext, exit_code, out, err)
         finally:
             ext.done.set()

@@ -1,9 +1,13 @@
-"""SIMULATED Microsoft.Network: the seeded virtual network/subnet and network interfaces.
+"""SIMULATED Microsoft.Network: virtual networks, subnets and network interfaces.
 
-The subnet's address prefix is a loopback range, so the private IP a NIC gets (dynamic: the
-lowest free address after the 4 Azure reserves; or a requested static one) is an address a
-simulated Windows host can listen on. Used by `sim.cloud.azure.AzureTwin` (routes) and
-`sim.cloud.azure_compute` (attach/detach, NIC IP lookup).
+VNets and subnets are created, read, listed and deleted as ARM does (PUT answers 201 Updating
+with `Azure-AsyncOperation`; a VNet PUT's `subnets` are authoritative; subnet prefixes must lie
+inside the VNet's address space and not overlap; a subnet or VNet whose addresses NICs use
+cannot be deleted: `InUseSubnetCannotBeDeleted`). A NIC must reference an existing subnet
+(`InvalidResourceReference`, 400). A NIC's private IP is dynamic (the lowest free address after
+the 4 Azure reserves) or a requested static one; a VM's host listens on it, so subnets whose VMs
+should be reachable use loopback prefixes (the twin's default subnet does). Used by
+`sim.cloud.azure.AzureTwin` (routes) and `sim.cloud.azure_compute` (attach/detach, NIC IP).
 """
 
 from __future__ import annotations
@@ -34,42 +38,51 @@ class Network:
         self.nics: dict[str, dict[str, Any]] = {}
         self._subnet_used: dict[str, set[str]] = {}  # subnet id (lower) -> allocated IPs
 
-    # -- virtual networks (seeded, read-only through the API) -------------------------------
+    # -- virtual networks and subnets -----------------------------------------------------
+
+    def vnet_id(self, group: str, name: str) -> str:
+        return f"{group_id(self.sub, group)}/providers/{NS}/virtualNetworks/{name}"
 
     def seed_vnet(self, group: str, vnet: str, subnet: str, cidr: str, location: str) -> str:
-        """Create vnet + subnet; returns the subnet id."""
-        vnet_id = f"{group_id(self.sub, group)}/providers/{NS}/virtualNetworks/{vnet}"
-        subnet_id = f"{vnet_id}/subnets/{subnet}"
-        self.vnets[vnet_id.lower()] = {
+        """Create vnet + subnet at start-up (as an admin would have); returns the subnet id."""
+        vnet_id = self.vnet_id(group, vnet)
+        self.vnets[vnet_id.lower()] = self._new_vnet(vnet_id, vnet, location, [cidr], {})
+        self._add_subnet(self.vnets[vnet_id.lower()], subnet, cidr)
+        self.vnets[vnet_id.lower()]["properties"]["provisioningState"] = "Succeeded"
+        return f"{vnet_id}/subnets/{subnet}"
+
+    def _new_vnet(
+        self, vnet_id: str, name: str, location: str, prefixes: list[str], tags: dict[str, str]
+    ) -> dict[str, Any]:
+        return {
             "id": vnet_id,
-            "name": vnet,
+            "name": name,
             "type": f"{NS}/virtualNetworks",
             "location": location,
             "etag": f'W/"{uuid.uuid4()}"',
-            "tags": {},
+            "tags": tags,
             "properties": {
-                "provisioningState": "Succeeded",
+                "provisioningState": "Updating",
                 "resourceGuid": str(uuid.uuid4()),
-                "addressSpace": {"addressPrefixes": [cidr]},
-                "subnets": [
-                    {
-                        "id": subnet_id,
-                        "name": subnet,
-                        "type": f"{NS}/virtualNetworks/subnets",
-                        "properties": {"addressPrefix": cidr, "provisioningState": "Succeeded"},
-                    }
-                ],
+                "addressSpace": {"addressPrefixes": prefixes},
+                "subnets": [],
+                "virtualNetworkPeerings": [],
+                "enableDdosProtection": False,
             },
         }
-        self._subnet_used[subnet_id.lower()] = set()
-        return subnet_id
 
-    def get_vnet(self, group: str, name: str) -> dict[str, Any]:
-        vnet_id = f"{group_id(self.sub, group)}/providers/{NS}/virtualNetworks/{name}"
-        vnet = self.vnets.get(vnet_id.lower())
+    def _vnet(self, group: str, name: str) -> dict[str, Any]:
+        vnet = self.vnets.get(self.vnet_id(group, name).lower())
         if vnet is None:
             raise not_found(f"{NS}/virtualNetworks", name, group)
-        return self._with_ip_configs(vnet)
+        return vnet
+
+    def get_vnet(self, group: str, name: str) -> dict[str, Any]:
+        return self._with_ip_configs(self._vnet(group, name))
+
+    def list_vnets(self, group: str) -> list[dict[str, Any]]:
+        prefix = group_id(self.sub, group).lower() + "/"
+        return [self._with_ip_configs(v) for k, v in self.vnets.items() if k.startswith(prefix)]
 
     def get_subnet(self, group: str, vnet: str, name: str) -> dict[str, Any]:
         subnets: list[dict[str, Any]] = self.get_vnet(group, vnet)["properties"]["subnets"]
@@ -78,20 +91,182 @@ class Network:
                 return subnet
         raise not_found(f"{NS}/virtualNetworks/{vnet}/subnets", name, group)
 
+    def list_subnets(self, group: str, vnet: str) -> list[dict[str, Any]]:
+        subnets: list[dict[str, Any]] = self.get_vnet(group, vnet)["properties"]["subnets"]
+        return subnets
+
     def _with_ip_configs(self, vnet: dict[str, Any]) -> dict[str, Any]:
         out = {**vnet, "properties": {**vnet["properties"], "subnets": []}}
         for subnet in vnet["properties"]["subnets"]:
-            configs = [
-                {"id": c["id"]}
-                for nic in self.nics.values()
-                for c in nic["properties"]["ipConfigurations"]
-                if c["properties"]["subnet"]["id"].lower() == subnet["id"].lower()
-            ]
-            props = {**subnet["properties"], "ipConfigurations": configs}
+            configs = [{"id": c} for c in self._users(subnet["id"])]
+            props = {**subnet["properties"]}
+            if configs:
+                props["ipConfigurations"] = configs
             out["properties"]["subnets"].append({**subnet, "properties": props})
         return out
 
-    def _subnet_by_id(self, subnet_id: str) -> dict[str, Any]:
+    def _users(self, subnet_id: str) -> list[str]:
+        """The NIC IP configurations in a subnet."""
+        return [
+            c["id"]
+            for nic in self.nics.values()
+            for c in nic["properties"]["ipConfigurations"]
+            if c["properties"]["subnet"]["id"].lower() == subnet_id.lower()
+        ]
+
+    def _check_prefix(self, vnet: dict[str, Any], name: str, prefix: str, owner: str) -> Any:
+        try:
+            net = ipaddress.ip_network(prefix)
+        except ValueError:
+            raise invalid(
+                f"Address prefix {prefix} of resource {owner} is not formatted correctly. It "
+                "should follow CIDR notation, for example 10.0.0.0/24.",
+                "InvalidAddressPrefixFormat",
+            ) from None
+        spaces = [
+            ipaddress.ip_network(p) for p in vnet["properties"]["addressSpace"]["addressPrefixes"]
+        ]
+        if not any(net.version == s.version and net.subnet_of(s) for s in spaces):  # type: ignore[arg-type]
+            raise invalid(
+                f"Subnet '{name}' is not valid because its IP address range is outside the IP "
+                f"address range of virtual network '{vnet['name']}'.",
+                "NetcfgSubnetRangeOutsideVnet",
+            )
+        for other in vnet["properties"]["subnets"]:
+            if other["name"].lower() == name.lower():
+                continue
+            if net.overlaps(ipaddress.ip_network(other["properties"]["addressPrefix"])):
+                raise invalid(
+                    f"Subnet '{name}' is not valid in virtual network '{vnet['name']}' because "
+                    f"its IP address range overlaps with that of an existing subnet "
+                    f"'{other['name']}'.",
+                    "NetcfgSubnetRangesOverlap",
+                )
+        return net
+
+    def _add_subnet(self, vnet: dict[str, Any], name: str, prefix: str) -> dict[str, Any]:
+        subnet_id = f"{vnet['id']}/subnets/{name}"
+        subnet = {
+            "id": subnet_id,
+            "name": name,
+            "type": f"{NS}/virtualNetworks/subnets",
+            "etag": f'W/"{uuid.uuid4()}"',
+            "properties": {
+                "addressPrefix": prefix,
+                "provisioningState": "Succeeded",
+                "privateEndpointNetworkPolicies": "Disabled",
+                "privateLinkServiceNetworkPolicies": "Enabled",
+            },
+        }
+        vnet["properties"]["subnets"].append(subnet)
+        self._subnet_used.setdefault(subnet_id.lower(), set())
+        return subnet
+
+    def _refuse_in_use(self, subnet: dict[str, Any]) -> None:
+        users = self._users(subnet["id"])
+        if users:
+            raise invalid(
+                f"Subnet {subnet['name']} is in use by {users[0]} and cannot be deleted. In order "
+                "to delete the subnet, delete all the resources within the subnet. See "
+                "aka.ms/deletesubnet.",
+                "InUseSubnetCannotBeDeleted",
+            )
+
+    def _provisioning(self, resource: dict[str, Any], location: str, status: int) -> web.Response:
+        resource["properties"]["provisioningState"] = "Updating"
+
+        async def provisioned() -> None:
+            resource["properties"]["provisioningState"] = "Succeeded"
+
+        op = self.ops.start(NS, location, self.nic_seconds, provisioned)
+        return self.ops.created(op, resource, status=status)
+
+    def put_vnet(self, group: str, name: str, location: str, body: dict[str, Any]) -> web.Response:
+        vnet_id = self.vnet_id(group, name)
+        props = body.get("properties") or {}
+        prefixes = list((props.get("addressSpace") or {}).get("addressPrefixes") or [])
+        for prefix in prefixes:
+            try:
+                ipaddress.ip_network(prefix)
+            except ValueError:
+                raise invalid(
+                    f"Address prefix {prefix} of resource {vnet_id} is not formatted correctly. "
+                    "It should follow CIDR notation, for example 10.0.0.0/24.",
+                    "InvalidAddressPrefixFormat",
+                ) from None
+        existing = self.vnets.get(vnet_id.lower())
+        vnet = self._new_vnet(vnet_id, name, location, prefixes, body.get("tags") or {})
+        old_subnets = {s["name"]: s for s in (existing or vnet)["properties"]["subnets"]}
+        if existing is not None:
+            vnet["properties"]["resourceGuid"] = existing["properties"]["resourceGuid"]
+        wanted = {
+            (sub.get("name") or ""): ((sub.get("properties") or {}).get("addressPrefix") or "")
+            for sub in props.get("subnets") or []
+        }
+        for old_name, old in old_subnets.items():
+            if old_name not in wanted:
+                self._refuse_in_use(old)
+        for sub_name, prefix in wanted.items():
+            self._check_prefix(vnet, sub_name, prefix, f"{vnet_id}/subnets/{sub_name}")
+            old = old_subnets.get(sub_name)
+            if old is not None and old["properties"]["addressPrefix"] != prefix:
+                self._refuse_in_use(old)
+            self._add_subnet(vnet, sub_name, prefix)
+        for old_name, old in old_subnets.items():
+            if old_name not in wanted:
+                self._subnet_used.pop(old["id"].lower(), None)
+        self.vnets[vnet_id.lower()] = vnet
+        return self._provisioning(vnet, location, 200 if existing is not None else 201)
+
+    def delete_vnet(self, group: str, name: str) -> web.Response:
+        vnet = self.vnets.get(self.vnet_id(group, name).lower())
+        if vnet is None:
+            return web.Response(status=204)
+        for subnet in vnet["properties"]["subnets"]:
+            self._refuse_in_use(subnet)
+
+        async def deleted() -> None:
+            self.vnets.pop(vnet["id"].lower(), None)
+            for subnet in vnet["properties"]["subnets"]:
+                self._subnet_used.pop(subnet["id"].lower(), None)
+
+        op = self.ops.start(NS, vnet["location"], self.nic_seconds, deleted)
+        return self.ops.accepted(op)
+
+    def put_subnet(
+        self, group: str, vnet_name: str, name: str, body: dict[str, Any]
+    ) -> web.Response:
+        vnet = self._vnet(group, vnet_name)
+        prefix = str((body.get("properties") or {}).get("addressPrefix") or "")
+        subnet_id = f"{vnet['id']}/subnets/{name}"
+        self._check_prefix(vnet, name, prefix, subnet_id)
+        existing = next((s for s in vnet["properties"]["subnets"] if s["name"] == name), None)
+        if existing is not None:
+            if existing["properties"]["addressPrefix"] != prefix:
+                self._refuse_in_use(existing)
+            existing["properties"]["addressPrefix"] = prefix
+            subnet = existing
+        else:
+            subnet = self._add_subnet(vnet, name, prefix)
+        return self._provisioning(subnet, vnet["location"], 200 if existing else 201)
+
+    def delete_subnet(self, group: str, vnet_name: str, name: str) -> web.Response:
+        vnet = self._vnet(group, vnet_name)
+        subnet = next((s for s in vnet["properties"]["subnets"] if s["name"] == name), None)
+        if subnet is None:
+            return web.Response(status=204)
+        self._refuse_in_use(subnet)
+
+        async def deleted() -> None:
+            vnet["properties"]["subnets"] = [
+                s for s in vnet["properties"]["subnets"] if s["id"] != subnet["id"]
+            ]
+            self._subnet_used.pop(subnet["id"].lower(), None)
+
+        op = self.ops.start(NS, vnet["location"], self.nic_seconds, deleted)
+        return self.ops.accepted(op)
+
+    def _subnet_by_id(self, subnet_id: str, referrer: str) -> dict[str, Any]:
         for vnet in self.vnets.values():
             subnets: list[dict[str, Any]] = vnet["properties"]["subnets"]
             for subnet in subnets:
@@ -100,13 +275,23 @@ class Network:
         raise ArmError(
             400,
             "InvalidResourceReference",
-            f"Resource {subnet_id} referenced by resource was not found. Please make "
-            "sure that the referenced resource exists, and that both resources are "
-            "in the same region.",
+            f"Resource {subnet_id} referenced by resource {referrer} was not found. Please make "
+            "sure that the referenced resource exists, and that both resources are in the same "
+            "region.",
         )
 
-    def _allocate(self, subnet_id: str, requested: str | None) -> str:
-        subnet = self._subnet_by_id(subnet_id)
+    def prefix_length(self, address: str) -> int:
+        """The prefix length of the subnet that holds `address` (24 if none does)."""
+        ip = ipaddress.ip_address(address)
+        for vnet in self.vnets.values():
+            for subnet in vnet["properties"]["subnets"]:
+                net = ipaddress.ip_network(subnet["properties"]["addressPrefix"])
+                if ip in net:
+                    return net.prefixlen
+        return 24
+
+    def _allocate(self, subnet_id: str, requested: str | None, referrer: str) -> str:
+        subnet = self._subnet_by_id(subnet_id, referrer)
         net = ipaddress.ip_network(subnet["properties"]["addressPrefix"])
         used = self._subnet_used[subnet["id"].lower()]
         if requested:
@@ -180,7 +365,8 @@ class Network:
                 if not subnet_id:
                     raise invalid(f"IP configuration {cfg.get('name')} must reference a subnet.")
                 static = cprops.get("privateIPAllocationMethod", "Dynamic") == "Static"
-                ip = self._allocate(subnet_id, cprops.get("privateIPAddress") if static else None)
+                requested = cprops.get("privateIPAddress") if static else None
+                ip = self._allocate(subnet_id, requested, nic_id)
                 allocated.append((subnet_id, ip))
                 cname = cfg.get("name") or f"ipconfig{i + 1}"
                 configs.append(
@@ -193,7 +379,7 @@ class Network:
                             "privateIPAddress": ip,
                             "privateIPAllocationMethod": "Static" if static else "Dynamic",
                             "privateIPAddressVersion": "IPv4",
-                            "subnet": {"id": self._subnet_by_id(subnet_id)["id"]},
+                            "subnet": {"id": self._subnet_by_id(subnet_id, nic_id)["id"]},
                             "primary": bool(cprops.get("primary", i == 0)),
                         },
                     }

@@ -1,6 +1,7 @@
-"""SIMULATED VM power-off for the cloud twins: take a VM's Windows host out of the fleet.
+"""SIMULATED VM power for the cloud twins: stop and start a VM's Windows host, or remove it.
 
-Shared by `sim.cloud.aws` and `sim.cloud.azure`.
+A stopped VM's host stays in the fleet, powered off with its disk; a deleted VM's host leaves
+the fleet and its disk is wiped. Shared by `sim.cloud.aws` and `sim.cloud.azure`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,19 @@ async def remove_host(
     if wipe_disk:
         disk = getattr(bring_up.result(), "dir", None) if succeeded(bring_up) else None
         await asyncio.to_thread(shutil.rmtree, disk or fleet.state_dir / "hosts" / address, True)
+
+
+async def power_off(bring_up: asyncio.Task[Any]) -> None:
+    """VM stop: the host (once it is in the fleet) goes off the network, keeping its disk."""
+    await asyncio.wait([bring_up])
+    if succeeded(bring_up):
+        await bring_up.result().power_off()
+
+
+def power_on(bring_up: asyncio.Task[Any]) -> None:
+    """VM start: the same host boots again (its boot delay, then Automatic services)."""
+    if succeeded(bring_up):
+        bring_up.result().power_on()
 
 
 def succeeded(task: asyncio.Task[Any]) -> bool:

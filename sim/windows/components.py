@@ -1,7 +1,8 @@
 """What a SIMULATED host's service binaries do when their service runs.
 
 Maps a service's binary (first word of its binPath) to a simulated behaviour running as an
-asyncio task: `kubelet.exe` -> `kubelet.run_kubelet`, `hybrid-overlay-node.exe` ->
+asyncio task: `sshd.exe` -> `openssh.run_sshd` (its first-start setup runs before Start-Service
+returns), `kubelet.exe` -> `kubelet.run_kubelet`, `hybrid-overlay-node.exe` ->
 `overlay.run_hybrid_overlay`, `kube-proxy.exe` -> `overlay.run_kube_proxy`. Other binaries
 (windows_exporter, containerd, anything the product installs) just count as running and have
 no task. A task that returns on its own is a crash (see `services.py`). Used by `host.py`.
@@ -42,9 +43,10 @@ def binary_name(bin_path: str) -> str:
 
 
 def spawn(host: Any, svc: Any) -> asyncio.Task[None] | None:
-    from sim.windows import kubelet, overlay
+    from sim.windows import kubelet, openssh, overlay
 
     behaviours: dict[str, Callable[[Any, dict[str, str]], Awaitable[None]]] = {
+        "sshd.exe": openssh.run_sshd,
         "kubelet.exe": kubelet.run_kubelet,
         "hybrid-overlay-node.exe": overlay.run_hybrid_overlay,
         "kube-proxy.exe": overlay.run_kube_proxy,
@@ -52,15 +54,23 @@ def spawn(host: Any, svc: Any) -> asyncio.Task[None] | None:
     behaviour = behaviours.get(binary_name(svc.bin_path))
     if behaviour is None:
         return None
+    if behaviour is openssh.run_sshd:
+        openssh.first_start(host)
     flags = service_flags(svc.bin_path)
     return asyncio.create_task(
-        _guard(host, svc.name, behaviour(host, flags)), name=f"{host.address}:{svc.name}"
+        _guard(host, svc.name, behaviour, flags), name=f"{host.address}:{svc.name}"
     )
 
 
-async def _guard(host: Any, name: str, coro: Awaitable[None]) -> None:
+async def _guard(
+    host: Any,
+    name: str,
+    behaviour: Callable[[Any, dict[str, str]], Awaitable[None]],
+    flags: dict[str, str],
+) -> None:
+    # the coroutine is made here, so a task cancelled before it ran leaves none un-awaited
     try:
-        await coro
+        await behaviour(host, flags)
     except asyncio.CancelledError:
         raise
     except Exception:

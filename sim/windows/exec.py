@@ -1,9 +1,10 @@
 """The exec channel of a SIMULATED Windows host: what cmd.exe does with an SSH command line.
 
-Splits the line MSVCRT-style and dispatches on the first word (case-insensitive, `.exe`
-optional): `powershell` (`-Command`, `-EncodedCommand` or `-File <script.ps1>`; also callable
-from a PowerShell script, see `pwsh.NATIVE`), `sc`, `tar`, `hostname` and `C:\\k\\wmcb.exe`
-(only when that file is on the host's disk). Anything else fails like cmd.exe does. Applies the
+Expands `%NAME%` from the session's environment (as cmd.exe does), splits the line
+MSVCRT-style and dispatches on the first word (case-insensitive, `.exe` optional): `powershell`
+(`-Command`, `-EncodedCommand` or `-File <script.ps1>`), `icacls` (both also callable from a
+PowerShell script, see `pwsh.NATIVE`), `sc`, `tar`, `hostname` and `C:\\k\\wmcb.exe` (only when
+that file is on the host's disk). Anything else fails like cmd.exe does. Applies the
 host's command faults (`fail_command`, `slow`). Used by the host's SSH session handler
 (`host.py`) and the tests.
 """
@@ -15,7 +16,7 @@ import base64
 import tarfile
 from typing import Any
 
-from sim.windows import cmdline, paths, pwsh, sc, wmcb
+from sim.windows import cmdline, environment, icacls, paths, pwsh, sc, wmcb
 
 NOT_RECOGNIZED = (
     "'{0}' is not recognized as an internal or external command,\r\n"
@@ -31,7 +32,8 @@ def _program(word: str) -> str:
     return base[:-4] if base.endswith(".exe") else base
 
 
-def _powershell(host: Any, args: list[str], depth: int = 0) -> tuple[str, str, int]:
+def _powershell(session: pwsh.Context, args: list[str], depth: int = 0) -> tuple[str, str, int]:
+    host = session.host
     if depth > pwsh.MAX_NESTING:
         return "", "sim: powershell.exe nested too deeply (simulated host)\r\n", 1
     i = 0
@@ -53,7 +55,7 @@ def _powershell(host: Any, args: list[str], depth: int = 0) -> tuple[str, str, i
         elif arg == "-file" and i + 1 < len(args):
             if i + 2 < len(args):
                 return "", "sim: arguments after -File <script> are not modelled\r\n", 1
-            return _script_file(host, args[i + 1], depth)
+            return _script_file(session, args[i + 1], depth)
         elif arg in ("-command", "-c"):
             script = " ".join(args[i + 1 :])
             break
@@ -72,11 +74,11 @@ def _powershell(host: Any, args: list[str], depth: int = 0) -> tuple[str, str, i
             return "", f"Unsupported powershell.exe argument '{args[i]}' (simulated host)\r\n", 1
     else:
         return "", "powershell.exe without -Command is interactive; not supported.\r\n", 1
-    result = pwsh.run_script(host, script, depth)
+    result = pwsh.run_script(host, script, depth, session.user, session.env)
     return result.stdout, result.stderr, result.exit_code
 
 
-def _script_file(host: Any, path: str, depth: int) -> tuple[str, str, int]:
+def _script_file(session: pwsh.Context, path: str, depth: int) -> tuple[str, str, int]:
     """`powershell.exe -File <path>`: the script must be an existing `.ps1` file."""
     if not path.lower().endswith(".ps1"):
         return (
@@ -87,7 +89,7 @@ def _script_file(host: Any, path: str, depth: int) -> tuple[str, str, int]:
             1,
         )
     try:
-        local = paths.to_local(host.root, path)
+        local = paths.to_local(session.host.root, path)
     except paths.PathError:
         local = None
     if local is None or not local.is_file():
@@ -98,11 +100,12 @@ def _script_file(host: Any, path: str, depth: int) -> tuple[str, str, int]:
             1,
         )
     script = local.read_bytes().decode("utf-8", errors="replace").lstrip("\ufeff")
-    result = pwsh.run_script(host, script, depth)
+    result = pwsh.run_script(session.host, script, depth, session.user, session.env)
     return result.stdout, result.stderr, result.exit_code
 
 
 pwsh.NATIVE["powershell"] = _powershell
+pwsh.NATIVE["icacls"] = icacls.run_icacls
 
 
 def _tar(host: Any, args: list[str]) -> tuple[str, str, int]:
@@ -142,7 +145,9 @@ def _tar(host: Any, args: list[str]) -> tuple[str, str, int]:
     return "", "", 0
 
 
-def _dispatch(host: Any, line: str) -> tuple[str, str, int]:
+def _dispatch(session: pwsh.Context, line: str) -> tuple[str, str, int]:
+    host = session.host
+    line = environment.expand_percent(line, session.env)
     op = cmdline.unquoted_operator(line)
     if op is not None:
         return "", f"sim: cmd.exe operator '{op}' is not modelled by the simulated host\r\n", 1
@@ -152,7 +157,9 @@ def _dispatch(host: Any, line: str) -> tuple[str, str, int]:
     first, args = argv[0], argv[1:]
     prog = _program(first)
     if prog == "powershell":
-        return _powershell(host, args)
+        return _powershell(session, args)
+    if prog == "icacls":
+        return icacls.run_icacls(session, args)
     if prog == "sc":
         out, code = sc.run_sc(host.scm, args)
         return out, "", code
@@ -171,12 +178,13 @@ def _dispatch(host: Any, line: str) -> tuple[str, str, int]:
     return "", NOT_RECOGNIZED.format(first), 1
 
 
-async def run_command(host: Any, line: str) -> tuple[str, str, int]:
-    """Run one exec request on `host`; returns (stdout, stderr, exit status)."""
+async def run_command(host: Any, line: str, user: str | None = None) -> tuple[str, str, int]:
+    """Run one exec request on `host` as `user` (default: its admin account); returns
+    (stdout, stderr, exit status)."""
     faults = host.faults
     if faults.slow_seconds:
         await asyncio.sleep(faults.slow_seconds)
     injected = faults.take_command_failure(line)
     if injected is not None:
         return "", injected[1], injected[0]
-    return _dispatch(host, line)
+    return _dispatch(pwsh.new_context(host, user=user), line)

@@ -2,8 +2,9 @@
 
 `HostFleet(state_dir, kube_ca_pem=None, ssh_port=22)`; `await fleet.start()`;
 `await fleet.add_host(HostSpec(...))` creates the host (its disk, key and registry persist under
-`state_dir/hosts/<address>/`) and powers it on (SSH comes up after `boot_seconds`);
-`remove_host`, `get`, `hosts`, `await fleet.stop()`. `on_add` callbacks see every new host
+`state_dir/hosts/<address>/`) and powers it on (SSH comes up after `boot_seconds`, once sshd
+runs); `remove_host`, `get`, `hosts`, `await fleet.stop()`. A host's `power_off()` /
+`power_on()` stop and start its VM (it stays in the fleet). `on_add` callbacks see every new host
 before it powers on (tests use them to inject faults into hosts a cloud twin creates).
 Used by tests, the bench (`sim/windows/bench.py`), the cloud twins (a running instance gets a
 host) and `python -m sim up`.
@@ -30,6 +31,14 @@ class HostSpec:
     boot_seconds: float = 0.0
     os_build: str = "10.0.17763.1457"
     cloud: str = "byoh"
+    # The image has the OpenSSH Server capability, sshd set to Automatic (None: BYOH hosts
+    # do, since an admin prepared them; AWS and Azure images do not).
+    openssh: bool | None = None
+    prefix_length: int = 24  # of the host's subnet (Get-NetIPAddress)
+
+    @property
+    def openssh_server(self) -> bool:
+        return self.cloud == "byoh" if self.openssh is None else self.openssh
 
 
 class HostFleet:

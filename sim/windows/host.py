@@ -1,14 +1,17 @@
-"""One SIMULATED Windows Server host: disk, SSH/SFTP server, services, HNS, boot and reboot.
+"""One SIMULATED Windows Server host: disk, SSH/SFTP server, services, HNS, power and boot.
 
 The host keeps its `C:\\` drive under `<state_dir>/hosts/<address>/root/C`, its SSH host key
-(ed25519) and registry beside it, so a process restart keeps them. SSH (asyncssh) listens on
-(address, ssh_port) only while the host is up; it accepts public-key auth for the spec's user with
-the keys in `C:\\ProgramData\\ssh\\administrators_authorized_keys` plus `spec.authorized_keys`.
-At first boot the instance user data runs through the PowerShell interpreter (EC2), and Azure
-custom data is written to `C:\\AzureData\\CustomData.bin` and never run (as Azure does: a VM
-extension runs it). Created by
+(ed25519), service registry, ACLs, firewall rules and HNS state beside it, so a process restart
+or a VM stop/start keeps them. SSH (asyncssh) listens on (address, ssh_port) only while the host
+is up and its `sshd` service runs (`openssh.py`: cloud images lack the OpenSSH Server until a
+script installs it; BYOH hosts have it running). It accepts public-key auth for the spec's user
+with the keys in `C:\\ProgramData\\ssh\\administrators_authorized_keys` (if sshd's ACL check
+passes) plus `spec.authorized_keys`. At first boot the instance user data runs as SYSTEM through
+the PowerShell interpreter (EC2Launch; at every boot with `<persist>true</persist>`); Azure
+custom data is written to `C:\\AzureData\\CustomData.bin` and never run (a VM extension runs
+it). `power_off()` / `power_on()` are a VM stop and start. Created by
 `fleet.HostFleet.add_host`; used by tests through `.faults`, `.reboot()`, `.services`,
-`.hns_networks`, `.root` (and `.scm`, the service registry, `.run(cmd)`).
+`.hns_networks`, `.root` (and `.scm`, the service registry, `.run(cmd)`, `.acls`, `.firewall`).
 """
 
 from __future__ import annotations
@@ -22,10 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
-from sim.windows import components, pwsh
+from sim.windows import components, openssh, pwsh
 from sim.windows import exec as win_exec
+from sim.windows.acl import ADMINISTRATORS, FULL, SYSTEM, Ace, AclStore, Descriptor
+from sim.windows.environment import SYSTEM_ACCOUNT
 from sim.windows.faults import HostFaults
+from sim.windows.firewall import Firewall
 from sim.windows.hns import HnsState
+from sim.windows.icacls import admin_sid
 from sim.windows.services import ServiceManager
 from sim.windows.sftp import HostSFTPServer
 
@@ -33,11 +40,11 @@ if TYPE_CHECKING:
     from sim.windows.fleet import HostSpec
 
 log = logging.getLogger(__name__)
-AUTHORIZED_KEYS = "C/ProgramData/ssh/administrators_authorized_keys"
 CUSTOM_DATA = "C/AzureData/CustomData.bin"
 COMMAND_LOG_LIMIT = 2000
 DEFAULT_TICK_SECONDS = 1.0
 _PS_WRAPPER = re.compile(r"<powershell>(.*?)</powershell>", re.S | re.I)
+_PERSIST = re.compile(r"<persist>\s*true\s*</persist>", re.I)
 
 
 class _SshServer(asyncssh.SSHServer):
@@ -84,9 +91,13 @@ class SimulatedWindowsHost:
         self.pending_hostname: str | None = None
         self._first_boot_done: bool = state.get("first_boot_done", False)
         self.faults = HostFaults(self, spec.os_build)
+        new_disk = not (self.dir / "registry.json").exists()
         self.scm = ServiceManager(self.root, self.dir / "registry.json", self._spawn)
         self.hns = HnsState(self.dir / "hns.json")
-        self.firewall_rules: list[dict[str, Any]] = []
+        self.acls = AclStore(self.root, self.dir / "acl.json")
+        self.firewall = Firewall(self.dir / "firewall.json")
+        self.sshd_log: list[str] = []  # the OpenSSH/Operational event log
+        self.prefix_length = spec.prefix_length
         self._key_file = self.dir / "ssh_host_ed25519_key"
         self._host_key = self._load_host_key()
         self._acceptor: asyncssh.SSHAcceptor | None = None
@@ -98,7 +109,8 @@ class SimulatedWindowsHost:
         self._boot_task: asyncio.Task[None] | None = None
         self._listen_lock = asyncio.Lock()
         self._stopping = False
-        self._prepare_disk()
+        self._powered = False
+        self._prepare_disk(new_disk)
 
     # ---- identity ------------------------------------------------------------------------
     @property
@@ -146,25 +158,40 @@ class SimulatedWindowsHost:
         if self._acceptor is not None:
             self._acceptor.update(server_host_keys=[self._host_key])
 
-    def authorized_key_blobs(self) -> set[bytes]:
-        blobs: set[bytes] = set()
-        lines = list(self.spec.authorized_keys)
-        path = self.root / AUTHORIZED_KEYS
-        if path.is_file():
-            lines += path.read_text(errors="replace").lstrip("\ufeff").splitlines()
-        for line in lines:
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            try:
-                blobs.add(asyncssh.import_public_key(line).public_data)
-            except (asyncssh.KeyImportError, ValueError):
-                continue
-        return blobs
+    @property
+    def firewall_rules(self) -> list[dict[str, Any]]:
+        return self.firewall.rules
 
-    def _prepare_disk(self) -> None:
-        for d in ("Windows/System32", "ProgramData/ssh", f"Users/{self.username}"):
+    def authorized_key_blobs(self) -> set[bytes]:
+        """The keys sshd accepts for the admin user right now (spec keys + the checked file)."""
+        blobs = openssh.parse_keys(list(self.spec.authorized_keys))
+        return blobs | openssh.admin_key_blobs(self)
+
+    def _prepare_disk(self, new_disk: bool) -> None:
+        """The image: a fresh disk gets the Windows layout, the OpenSSH client and (BYOH) the
+        server an admin installed and set to start automatically."""
+        for d in ("Windows/System32", "ProgramData", "Program Files", f"Users/{self.username}"):
             (self.root / "C" / d).mkdir(parents=True, exist_ok=True)
+        profile = f"C:\\Users\\{self.username}"
+        oici = frozenset({"OI", "CI"})
+        self.acls.add_default(
+            profile,
+            Descriptor(
+                SYSTEM,
+                True,
+                [
+                    Ace(SYSTEM, FULL, flags=oici),
+                    Ace(ADMINISTRATORS, FULL, flags=oici),
+                    Ace(admin_sid(self), FULL, flags=oici),
+                ],
+            ),
+        )
+        if not new_disk:
+            return
+        openssh.install_client(self)
+        if self.spec.openssh_server:
+            openssh.install_server(self)
+            self.scm.configure(openssh.SSHD_SERVICE, start_type="Automatic")
 
     def _save_state(self) -> None:
         self._state_file.write_text(
@@ -172,20 +199,33 @@ class SimulatedWindowsHost:
         )
 
     # ---- lifecycle -----------------------------------------------------------------------
+    @property
+    def powered_on(self) -> bool:
+        """False while the VM is stopped (`power_off`), True from `start`/`power_on` on."""
+        return self._powered
+
     def start(self) -> None:
         """Power on: boot after `spec.boot_seconds`."""
+        self._powered = True
         self._boot_task = asyncio.create_task(self._boot(self.spec.boot_seconds))
+
+    def power_on(self) -> None:
+        """Start a stopped VM: the same disk boots again (Automatic services start)."""
+        if not self._powered:
+            self.start()
 
     async def _boot(self, delay: float) -> None:
         if delay > 0:
             await asyncio.sleep(delay)
+        self._up = True
+        self.scm.boot()
         if not self._first_boot_done:
             self._write_custom_data()
             self._run_user_data()
             self._first_boot_done = True
             self._save_state()
-        self.scm.boot()
-        self._up = True
+        elif self.spec.user_data and _PERSIST.search(self.spec.user_data):
+            self._run_user_data()
         await self._listen()
 
     def _write_custom_data(self) -> None:
@@ -196,21 +236,36 @@ class SimulatedWindowsHost:
         path.write_bytes(self.spec.custom_data)
 
     def _run_user_data(self) -> None:
+        """EC2Launch: the `<powershell>` block runs as SYSTEM, once (or every boot, persisted)."""
         data = self.spec.user_data
         if not data:
             return
         m = _PS_WRAPPER.search(data)
         script = m.group(1) if m else data
-        result = pwsh.run_script(self, script)
+        result = pwsh.run_script(self, script, user=SYSTEM_ACCOUNT)
         if result.exit_code != 0:
             log.warning("user data failed on %s: %s", self.address, result.stderr[:300])
+
+    @property
+    def sshd_running(self) -> bool:
+        svc = self.scm.find(openssh.SSHD_SERVICE)
+        return svc is not None and svc.status == "Running"
+
+    async def open_ssh(self) -> None:
+        """sshd started: listen on port 22 (once the host is up and no fault holds it)."""
+        await self._listen()
+
+    def ssh_service_stopped(self) -> None:
+        """sshd stopped: the port closes; open sessions stay (they are separate processes)."""
+        if not self._stopping:
+            self._background(self._close_listener(drop_sessions=False))
 
     async def _listen(self) -> None:
         async with self._listen_lock:  # boot and a refuse_ssh timer may race to open the port
             loop = asyncio.get_running_loop()
             if self._acceptor is not None or not self._up or self._stopping:
                 return
-            if loop.time() < self._refuse_until:
+            if loop.time() < self._refuse_until or not self.sshd_running:
                 return
             self._acceptor = await self._open_listener()
 
@@ -268,9 +323,20 @@ class SimulatedWindowsHost:
 
     async def reboot(self) -> None:
         """Drop SSH and services, lose non-persistent HNS state, come back after boot_seconds."""
+        await self._shut_down()
+        self._boot_task = asyncio.create_task(self._boot(self.spec.boot_seconds))
+
+    async def power_off(self) -> None:
+        """VM stop: off the network, services stopped; the disk (files, service definitions,
+        ACLs, firewall rules, persistent HNS networks) stays for `power_on`."""
+        self._powered = False
+        await self._shut_down()
+
+    async def _shut_down(self) -> None:
         self._up = False
         if self._boot_task is not None and not self._boot_task.done():
             self._boot_task.cancel()
+            await asyncio.gather(self._boot_task, return_exceptions=True)
         await self._close_listener(drop_sessions=True)
         tasks = self.scm.shutdown()
         if tasks:
@@ -279,7 +345,6 @@ class SimulatedWindowsHost:
         if self.pending_hostname:
             self.hostname, self.pending_hostname = self.pending_hostname, None
             self._save_state()
-        self._boot_task = asyncio.create_task(self._boot(self.spec.boot_seconds))
 
     async def stop(self) -> None:
         """Power off for good (fleet shutdown/removal)."""
@@ -302,15 +367,16 @@ class SimulatedWindowsHost:
             await asyncio.wait(tasks, timeout=5)
 
     # ---- exec ----------------------------------------------------------------------------
-    async def run(self, command: str) -> tuple[str, str, int]:
-        """Run one command line as the SSH exec channel would (also handy for tests).
+    async def run(self, command: str, user: str | None = None) -> tuple[str, str, int]:
+        """Run one command line as the SSH exec channel would (also handy for tests), as `user`
+        (default: the admin account; "SYSTEM" for what a VM agent runs).
 
         Every line is kept in `command_log` (the last COMMAND_LOG_LIMIT), so tests can tell how
         often a step really ran on the host.
         """
         self.command_log.append(command)
         del self.command_log[:-COMMAND_LOG_LIMIT]
-        return await win_exec.run_command(self, command)
+        return await win_exec.run_command(self, command, user)
 
     async def _handle_process(self, process: asyncssh.SSHServerProcess[str]) -> None:
         command = process.command

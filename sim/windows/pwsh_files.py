@@ -1,5 +1,8 @@
 """File-system cmdlets of the SIMULATED PowerShell: Get-FileHash, Test-Path, New-Item,
-Remove-Item, Copy-Item (files only), Get-Content, Set-Content, Add-Content, Import-Module.
+Remove-Item, Copy-Item (files only), Get-Content, Set-Content, Add-Content, Out-File,
+Import-Module. Text cmdlets write the encodings Windows PowerShell 5.1 writes (Set-Content: the
+ANSI code page; Out-File: UTF-16LE with a BOM unless `-Encoding`), so a key file written with a
+bare `Out-File` is unreadable to sshd, as on Windows. Remove-Item drops the path's own ACL.
 
 Paths are Windows paths on the host's disk (`paths.to_local`). Error messages follow Windows
 PowerShell 5.1. Registered into `pwsh.CMDLETS` on import; used by `pwsh.run_script`.
@@ -13,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.windows import paths
-from sim.windows.pwsh import CmdletError, Context, cmdlet
+from sim.windows.pwsh import CmdletError, Context, cmdlet, format_object
 
 
 def _local(ctx: Context, path: Any) -> Path:
@@ -38,6 +41,14 @@ def _item(ctx: Context, local: Path) -> dict[str, Any]:
         "Length": local.stat().st_size if local.is_file() else None,
         "Mode": "d-----" if local.is_dir() else "-a----",
     }
+
+
+def decode_text(raw: bytes) -> str:
+    """File bytes as Windows PowerShell reads them: by BOM, else UTF-8."""
+    for bom, codec in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if raw.startswith(bom):
+            return raw[len(bom) :].decode(codec, errors="replace")
+    return raw.decode("utf-8", errors="replace").lstrip("\ufeff")
 
 
 def _text(value: Any) -> str:
@@ -122,6 +133,7 @@ def remove_item(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[
         shutil.rmtree(local)
     else:
         local.unlink()
+    ctx.host.acls.forget(_win(ctx, local))
     return []
 
 
@@ -154,42 +166,91 @@ def get_content(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[
     local = _local(ctx, p["Path"])
     if not local.is_file():
         raise CmdletError(f"Cannot find path '{p['Path']}' because it does not exist.")
-    text = local.read_bytes().decode("utf-8", errors="replace").lstrip("\ufeff")
+    text = decode_text(local.read_bytes())
     if p.get("Raw"):
         return [text]
     return text.splitlines()
 
 
-def _write(ctx: Context, p: dict[str, Any], data: list[Any] | None, append: bool) -> list[Any]:
-    local = _local(ctx, p["Path"])
-    value = p.get("Value", data)
+# Windows PowerShell 5.1 encodings; Set-Content defaults to "Default" (the ANSI code page),
+# Out-File to "Unicode" (UTF-16LE with a byte-order mark).
+_ENCODINGS = {
+    "default": ("cp1252", b""),
+    "ascii": ("ascii", b""),
+    "utf8": ("utf-8", b"\xef\xbb\xbf"),
+    "unicode": ("utf-16-le", b"\xff\xfe"),
+    "string": ("utf-16-le", b"\xff\xfe"),
+    "bigendianunicode": ("utf-16-be", b"\xfe\xff"),
+    "utf32": ("utf-32-le", b"\xff\xfe\x00\x00"),
+    "oem": ("cp437", b""),
+}
+
+
+def _write(
+    ctx: Context,
+    path: Any,
+    text: str,
+    append: bool,
+    encoding: Any,
+    default: str,
+) -> list[Any]:
+    local = _local(ctx, path)
+    name = str(encoding or default).lower()
+    if name not in _ENCODINGS:
+        raise CmdletError(
+            f"Cannot bind parameter 'Encoding'. Cannot convert value \"{encoding}\" to type "
+            '"Microsoft.PowerShell.Commands.FileSystemCmdletProviderEncoding".'
+        )
     if not local.parent.is_dir():
-        raise CmdletError(f"Could not find a part of the path '{p['Path']}'.")
+        raise CmdletError(f"Could not find a part of the path '{path}'.")
     if local.is_dir():
-        raise CmdletError(f"Access to the path '{p['Path']}' is denied.")
-    with local.open("a" if append else "w", newline="") as fh:
-        fh.write(_text(value))
+        raise CmdletError(f"Access to the path '{path}' is denied.")
+    codec, bom = _ENCODINGS[name]
+    data = text.encode(codec, errors="replace")
+    existed = local.is_file() and local.stat().st_size > 0
+    with local.open("ab" if append else "wb") as fh:
+        fh.write((b"" if append and existed else bom) + data)
     return []
 
 
 @cmdlet(
     "Set-Content",
     values=("Path", "Value", "Encoding"),
+    switches=("Force", "NoNewline"),
     positional=("Path", "Value"),
     required=("Path",),
 )
 def set_content(ctx: Context, p: dict[str, Any], data: list[Any] | None) -> list[Any]:
-    return _write(ctx, p, data, append=False)
+    text = _text(p.get("Value", data))
+    return _write(ctx, p["Path"], text, False, p.get("Encoding"), "default")
 
 
 @cmdlet(
     "Add-Content",
     values=("Path", "Value", "Encoding"),
+    switches=("Force", "NoNewline"),
     positional=("Path", "Value"),
     required=("Path",),
 )
 def add_content(ctx: Context, p: dict[str, Any], data: list[Any] | None) -> list[Any]:
-    return _write(ctx, p, data, append=True)
+    text = _text(p.get("Value", data))
+    return _write(ctx, p["Path"], text, True, p.get("Encoding"), "default")
+
+
+@cmdlet(
+    "Out-File",
+    values=("FilePath", "InputObject", "Encoding", "Width"),
+    switches=("Append", "Force", "NoClobber", "NoNewline"),
+    positional=("FilePath", "Encoding"),
+    required=("FilePath",),
+)
+def out_file(ctx: Context, p: dict[str, Any], data: list[Any] | None) -> list[Any]:
+    """Writes objects as the console shows them; Unicode (UTF-16LE) unless -Encoding says."""
+    items = data if "InputObject" not in p else [p["InputObject"]]
+    if p.get("NoClobber") and _local(ctx, p["FilePath"]).exists():
+        raise CmdletError(f"The file '{p['FilePath']}' already exists.")
+    text = "".join(f"{format_object(o)}\r\n" for o in (items or []))
+    return _write(ctx, p["FilePath"], text, bool(p.get("Append")), p.get("Encoding"), "unicode")
 
 
 @cmdlet(

@@ -1,8 +1,8 @@
 """Service, HNS and system cmdlets of the SIMULATED PowerShell.
 
-Get/New/Start/Stop/Restart-Service (over the host's `ServiceManager`), the `hns.psm1` cmdlets
-(only after `Import-Module ...\\hns.psm1` in the same script), Get-CimInstance
-Win32_OperatingSystem, New-NetFirewallRule, Rename-Computer, Restart-Computer and `hostname`.
+Get/New/Set/Start/Stop/Restart-Service (over the host's `ServiceManager`), the `hns.psm1`
+cmdlets (only after `Import-Module ...\\hns.psm1` in the same script), Get-CimInstance
+Win32_OperatingSystem, Rename-Computer, Restart-Computer and `hostname`.
 Registered into `pwsh.CMDLETS`; used by `pwsh.run_script`.
 """
 
@@ -115,6 +115,49 @@ def stop_service(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list
     return []
 
 
+_START_MODES = {"automatic": "Automatic", "manual": "Manual", "disabled": "Disabled"}
+
+
+@cmdlet(
+    "Set-Service",
+    values=("Name", "StartupType", "Status", "DisplayName", "Description"),
+    switches=("PassThru",),
+    positional=("Name",),
+    required=("Name",),
+)
+def set_service(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[Any]:
+    name = str(p["Name"])
+    svc = ctx.host.scm.find(name)
+    if svc is None:
+        raise CmdletError(f"Service {name} was not found on computer '.'.")
+    fields: dict[str, Any] = {}
+    if "StartupType" in p:
+        mode = _START_MODES.get(str(p["StartupType"]).lower())
+        if mode is None:
+            raise CmdletError(
+                "Cannot bind parameter 'StartupType'. Cannot convert value "
+                f'"{p["StartupType"]}" to type "System.ServiceProcess.ServiceStartMode". Error: '
+                f'"Unable to match the identifier name {p["StartupType"]} to a valid enumerator '
+                "name. Specify one of the following enumerator names and try again: Boot, "
+                'System, Automatic, Manual, Disabled"'
+            )
+        fields["start_type"] = mode
+    if "DisplayName" in p:
+        fields["display_name"] = str(p["DisplayName"])
+    if "Description" in p:
+        fields["description"] = str(p["Description"])
+    if fields:
+        ctx.host.scm.configure(svc.name, **fields)
+    status = str(p.get("Status", "")).lower()
+    if status == "running":
+        _start(ctx, svc)
+    elif status == "stopped":
+        _stop(ctx, svc, force=False)
+    elif status:
+        raise CmdletError(f"sim: Set-Service -Status {p['Status']} is not modelled")
+    return [_service_obj(svc)] if p.get("PassThru") else []
+
+
 @cmdlet(
     "Restart-Service",
     values=("Name",),
@@ -137,28 +180,12 @@ def get_cim_instance(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> 
     if str(p["ClassName"]).lower() != "win32_operatingsystem":
         raise CmdletError(f'Invalid class "{p["ClassName"]}"')
     build = ctx.host.os_build.split(".")
+    release = {"14393": "2016", "20348": "2022"}.get(build[2] if len(build) > 2 else "", "2019")
     return [
         {
-            "Caption": "Microsoft Windows Server 2019 Datacenter",
+            "Caption": f"Microsoft Windows Server {release} Datacenter",
             "Version": ".".join(build[:3]),
             "BuildNumber": build[2] if len(build) > 2 else "",
-        }
-    ]
-
-
-@cmdlet(
-    "New-NetFirewallRule",
-    values=("DisplayName", "Name", "Direction", "Action", "Protocol", "LocalPort"),
-    required=("DisplayName",),
-)
-def new_net_firewall_rule(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[Any]:
-    ctx.host.firewall_rules.append(dict(p))
-    return [
-        {
-            "Name": p.get("Name", p["DisplayName"]),
-            "DisplayName": p["DisplayName"],
-            "Enabled": True,
-            "Direction": p.get("Direction", "Inbound"),
         }
     ]
 

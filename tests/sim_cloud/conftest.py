@@ -14,6 +14,8 @@ from pathlib import Path
 import asyncssh
 import pytest
 
+from sim.cloud.azure import AzureTwin
+from sim.pki import CertificateAuthority
 from sim.windows.fleet import HostFleet
 
 AWS_CIDR = "127.11.0.0/16"
@@ -57,15 +59,27 @@ async def ssh(address: str, key: asyncssh.SSHKey, username: str, command: str = 
         return "dropped"
 
 
-def authorized_key_user_data(public_key: str) -> str:
-    """Instance user data that authorizes `public_key` for the administrators (as WMCO's)."""
+def first_boot_script(public_key: str) -> str:
+    """What WMCO's `windows-user-data` does to let its key in (its shape, not its text): install
+    and start the OpenSSH Server, write the key file, restrict it to Administrators and SYSTEM,
+    open the ports."""
     return (
-        "<powershell>\n"
-        "$ErrorActionPreference = 'Stop'\n"
-        f"Set-Content -Path 'C:\\ProgramData\\ssh\\administrators_authorized_keys' "
-        f"-Value '{public_key}'\n"
-        "</powershell>\n"
+        "Add-WindowsCapability -Online -Name OpenSSH.Server~~~~0.0.1.0\n"
+        "Set-Service -Name sshd -StartupType 'Automatic'\n"
+        "Start-Service sshd\n"
+        '$authorizedKeyFilePath = "$env:ProgramData\\ssh\\administrators_authorized_keys"\n'
+        "New-Item -Force $authorizedKeyFilePath\n"
+        f'echo "{public_key}"| Out-File $authorizedKeyFilePath -Encoding ascii\n'
+        'icacls.exe $authorizedKeyFilePath /inheritance:r /grant "Administrators:F" '
+        '/grant "SYSTEM:F"\n'
+        "New-NetFirewallRule -DisplayName 'ContainerLogsPort' -Direction Inbound -Action Allow "
+        "-Protocol TCP -LocalPort 10250 -EdgeTraversalPolicy Allow\n"
     )
+
+
+def authorized_key_user_data(public_key: str) -> str:
+    """EC2 user data that lets `public_key` in for the administrators (as WMCO's does)."""
+    return f"<powershell>\n{first_boot_script(public_key)}</powershell>\n<persist>true</persist>\n"
 
 
 @pytest.fixture
@@ -79,3 +93,23 @@ async def fleet(tmp_path: Path) -> AsyncIterator[HostFleet]:
     await hosts.start()
     yield hosts
     await hosts.stop()
+
+
+@pytest.fixture
+def ca() -> CertificateAuthority:
+    return CertificateAuthority("sim-cloud-test-ca")
+
+
+@pytest.fixture
+def ca_bundle(ca: CertificateAuthority, tmp_path: Path) -> str:
+    path = tmp_path / "ca.crt"
+    path.write_bytes(ca.ca_pem)
+    return str(path)
+
+
+@pytest.fixture
+async def azure(fleet: HostFleet, ca: CertificateAuthority) -> AsyncIterator[AzureTwin]:
+    twin = AzureTwin(fleet, ca, cidr=AZURE_CIDR, boot_seconds=BOOT_SECONDS, provision_seconds=0.3)
+    await twin.start()
+    yield twin
+    await twin.stop()

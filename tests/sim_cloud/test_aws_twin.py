@@ -124,13 +124,19 @@ async def test_instance_from_a_windows_server_2016_image_reports_build_14393(
     assert json.loads(out)["BuildNumber"] == "14393"
 
 
-async def test_stopped_instance_is_unreachable_and_comes_back_with_the_same_identity(
+async def test_stopped_instance_is_unreachable_and_comes_back_with_its_disk_and_ip(
     aws: AwsTwin, client_key: asyncssh.SSHKey
 ) -> None:
     public = client_key.export_public_key().decode().strip()
     inst = launch(aws, authorized_key_user_data(public))
     address, hostname = inst["PrivateIpAddress"], ec2_hostname(inst["InstanceId"])
     await wait_until(lambda: _ssh_is(address, client_key, hostname), "the instance to boot")
+    for line in (
+        'powershell.exe -Command "Set-Content -Path C:\\notes.txt -Value before-stop"',
+        'sc.exe create agent-copy binPath= "C:\\Windows\\System32\\OpenSSH\\ssh-agent.exe" '
+        "start= auto",
+    ):
+        assert await ssh(address, client_key, "Administrator", line) != "dropped"
 
     aws.client().stop_instances(InstanceIds=[inst["InstanceId"]])
 
@@ -138,8 +144,18 @@ async def test_stopped_instance_is_unreachable_and_comes_back_with_the_same_iden
         return await ssh(address, client_key, "Administrator") == "refused"
 
     await wait_until(refused, "the stopped instance to stop answering", deadline=5)
+    host = aws.fleet.get(address)
+    assert not host.powered_on
+    assert set(host.services.values()) == {"Stopped"}
+
     aws.client().start_instances(InstanceIds=[inst["InstanceId"]])
     await wait_until(lambda: _ssh_is(address, client_key, hostname), "the instance to restart")
+    described = aws.client().describe_instances(InstanceIds=[inst["InstanceId"]])
+    assert described["Reservations"][0]["Instances"][0]["PrivateIpAddress"] == address
+    read_back = 'powershell.exe -Command "Get-Content -Path C:\\notes.txt"'
+    assert await ssh(address, client_key, "Administrator", read_back) == "before-stop"
+    assert aws.fleet.get(address) is host  # the same host, booted again
+    assert host.services["agent-copy"] == "Running"  # an Automatic service started at boot
 
 
 async def test_run_instances_with_the_same_client_token_launches_only_once(

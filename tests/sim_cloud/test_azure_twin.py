@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import ssl
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -23,159 +20,20 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from azure.identity import ClientSecretCredential
-from azure.mgmt.compute import ComputeManagementClient
-from azure.mgmt.network import NetworkManagementClient
 
 from sim.cloud.azure import AzureTwin
 from sim.pki import CertificateAuthority
-from sim.windows.fleet import HostFleet
-from tests.sim_cloud.conftest import (
-    AZURE_CIDR,
-    BOOT_SECONDS,
-    ssh,
-    wait_until,
+from tests.sim_cloud.azure_sdk import (
+    RG,
+    RUN_CUSTOM_DATA,
+    authorized_key_script,
+    clients,
+    create_vm,
+    get_extension,
+    power_state,
+    put_extension,
 )
-
-RG = "winfleet-rg"
-RUN_CUSTOM_DATA = (
-    'powershell.exe -NoLogo -NoProfile -NonInteractive -Command "'
-    "Copy-Item -Path 'C:\\AzureData\\CustomData.bin' "
-    "-Destination 'C:\\AzureData\\boot.ps1' -Force; "
-    "powershell.exe -ExecutionPolicy Unrestricted -File 'C:\\AzureData\\boot.ps1'; "
-    'exit $LASTEXITCODE"'
-)
-
-
-def authorized_key_script(public_key: str) -> str:
-    """A first-boot script that authorizes `public_key` for the administrators (as WMCO's)."""
-    return (
-        "$ErrorActionPreference = 'Stop'\n"
-        "Set-Content -Path 'C:\\ProgramData\\ssh\\administrators_authorized_keys' "
-        f"-Value '{public_key}'\n"
-    )
-
-
-@pytest.fixture
-def ca() -> CertificateAuthority:
-    return CertificateAuthority("sim-cloud-test-ca")
-
-
-@pytest.fixture
-def ca_bundle(ca: CertificateAuthority, tmp_path: Path) -> str:
-    path = tmp_path / "ca.crt"
-    path.write_bytes(ca.ca_pem)
-    return str(path)
-
-
-@pytest.fixture
-async def azure(fleet: HostFleet, ca: CertificateAuthority) -> AsyncIterator[AzureTwin]:
-    twin = AzureTwin(fleet, ca, cidr=AZURE_CIDR, boot_seconds=BOOT_SECONDS, provision_seconds=0.3)
-    await twin.start()
-    yield twin
-    await twin.stop()
-
-
-@contextlib.contextmanager
-def clients(
-    twin: AzureTwin, ca_bundle: str
-) -> Iterator[tuple[ComputeManagementClient, NetworkManagementClient]]:
-    """The client construction the product uses (documented in sim/cloud/azure.py)."""
-    cred = ClientSecretCredential(
-        twin.tenant_id,
-        twin.client_id,
-        twin.client_secret,
-        authority=twin.authority_host,
-        disable_instance_discovery=True,
-        connection_verify=ca_bundle,
-    )
-    kwargs: dict[str, Any] = dict(
-        base_url=twin.arm_endpoint,
-        credential_scopes=[twin.credential_scope],
-        connection_verify=ca_bundle,
-    )
-    with (
-        cred,
-        ComputeManagementClient(cred, twin.subscription_id, **kwargs) as compute,
-        NetworkManagementClient(cred, twin.subscription_id, **kwargs) as network,
-    ):
-        yield compute, network
-
-
-def create_vm(
-    twin: AzureTwin, ca_bundle: str, name: str, custom_data: str, user_data: str = ""
-) -> tuple[Any, Any]:
-    """NIC + VM through the SDK pollers, as the product's Azure activity does."""
-    os_profile = {
-        "computerName": name,
-        "adminUsername": "capi",
-        "adminPassword": "Sim-Passw0rd-123",
-    }
-    if custom_data:
-        os_profile["customData"] = base64.b64encode(custom_data.encode()).decode()
-    extra = {"userData": base64.b64encode(user_data.encode()).decode()} if user_data else {}
-    with clients(twin, ca_bundle) as (compute, network):
-        subnet = network.subnets.get(RG, "winfleet-vnet", "windows")
-        nic = network.network_interfaces.begin_create_or_update(
-            RG,
-            f"{name}-nic",
-            {
-                "location": "eastus",
-                "properties": {
-                    "ipConfigurations": [
-                        {"name": "ipconfig1", "properties": {"subnet": {"id": subnet.id}}}
-                    ]
-                },
-            },
-        ).result()
-        vm = compute.virtual_machines.begin_create_or_update(
-            RG,
-            name,
-            {
-                "location": "eastus",
-                "properties": {
-                    "hardwareProfile": {"vmSize": "Standard_D2s_v3"},
-                    "storageProfile": {
-                        "imageReference": {
-                            "publisher": "MicrosoftWindowsServer",
-                            "offer": "WindowsServer",
-                            "sku": "2019-Datacenter-with-Containers",
-                            "version": "latest",
-                        }
-                    },
-                    "osProfile": os_profile,
-                    "networkProfile": {"networkInterfaces": [{"id": nic.id}]},
-                    **extra,
-                },
-            },
-        ).result()
-        return nic, vm
-
-
-def put_extension(
-    twin: AzureTwin, ca_bundle: str, vm: str, command: str, force_update_tag: str | None = None
-) -> Any:
-    """Run `command` on the VM through a CustomScriptExtension and the SDK poller."""
-    body: dict[str, Any] = {
-        "location": "eastus",
-        "properties": {
-            "publisher": "Microsoft.Compute",
-            "type": "CustomScriptExtension",
-            "typeHandlerVersion": "1.10",
-            "autoUpgradeMinorVersion": True,
-            "protectedSettings": {"commandToExecute": command},
-        },
-    }
-    if force_update_tag:
-        body["properties"]["forceUpdateTag"] = force_update_tag
-    with clients(twin, ca_bundle) as (compute, _):
-        return compute.virtual_machine_extensions.begin_create_or_update(
-            RG, vm, "bootstrap", body
-        ).result()
-
-
-def get_extension(twin: AzureTwin, ca_bundle: str, vm: str) -> Any:
-    with clients(twin, ca_bundle) as (compute, _):
-        return compute.virtual_machine_extensions.get(RG, vm, "bootstrap", expand="instanceView")
+from tests.sim_cloud.conftest import ssh, wait_until
 
 
 async def test_client_secret_credential_gets_a_token_only_with_the_right_secret(
@@ -208,12 +66,16 @@ async def test_vm_created_through_the_sdk_pollers_boots_a_host_at_its_nic_ip(
     assert address.startswith("127.21.")
     assert await ssh(address, client_key, "capi") == "refused"  # still booting
 
-    async def booted() -> bool:
-        return await ssh(address, client_key, "capi") != "refused"
-
-    await wait_until(booted, "the VM's host to boot")
+    await wait_until(lambda: _booted(azure, address), "the VM's host to boot")
     host = azure.fleet.get(address)
     assert (host.root / "C" / "AzureData" / "CustomData.bin").read_text() == script
+    # Azure's Windows Server images come without the OpenSSH Server: nothing listens yet
+    assert await ssh(address, client_key, "capi") == "refused"
+    assert "sshd" not in host.services
+
+
+async def _booted(azure: AzureTwin, address: str) -> bool:
+    return address in azure.hosted.values() and azure.fleet.get(address).is_up
 
 
 async def test_custom_data_and_user_data_are_never_run_so_the_key_is_not_authorized(
@@ -225,11 +87,8 @@ async def test_custom_data_and_user_data_are_never_run_so_the_key_is_not_authori
     )
     address = nic.ip_configurations[0].private_ip_address
 
-    async def booted() -> bool:
-        return await ssh(address, client_key, "capi") != "refused"
-
-    await wait_until(booted, "the VM's host to boot")
-    assert await ssh(address, client_key, "capi") == "denied"
+    await wait_until(lambda: _booted(azure, address), "the VM's host to boot")
+    assert await ssh(address, client_key, "capi") == "refused"  # the script never installed sshd
     assert azure.fleet.get(address).command_log == []
     shown = azure.compute.get(RG, "winworker-c1", "userData")["properties"]["userData"]
     assert base64.b64decode(shown).decode() == script  # kept, as Azure keeps it
@@ -338,11 +197,8 @@ async def test_deleting_the_vm_through_the_poller_takes_its_host_away(
     script = authorized_key_script(client_key.export_public_key().decode().strip())
     nic, _ = await asyncio.to_thread(create_vm, azure, ca_bundle, "winworker-b1", script)
     address = nic.ip_configurations[0].private_ip_address
-
-    async def up() -> bool:
-        return await ssh(address, client_key, "capi") != "refused"
-
-    await wait_until(up, "the VM's host to boot")
+    await asyncio.to_thread(put_extension, azure, ca_bundle, "winworker-b1", RUN_CUSTOM_DATA)
+    assert await ssh(address, client_key, "capi") == "winworker-b1"
 
     def delete_vm_then_nic() -> tuple[str, str]:
         with clients(azure, ca_bundle) as (compute, network):
@@ -431,3 +287,49 @@ async def test_arm_throttling_is_retried_by_the_sdk_and_a_persistent_fault_surfa
 
     assert await asyncio.to_thread(calls) == ([], "InternalServerError")
     assert [f.code for f in azure.faults.taken][:1] == ["TooManyRequests"]
+
+
+@pytest.mark.parametrize("stop", ["begin_power_off", "begin_deallocate"])
+async def test_a_stopped_vm_is_unreachable_and_starts_again_with_its_disk(
+    azure: AzureTwin, ca_bundle: str, client_key: asyncssh.SSHKey, stop: str
+) -> None:
+    script = authorized_key_script(client_key.export_public_key().decode().strip())
+    nic, _ = await asyncio.to_thread(create_vm, azure, ca_bundle, "winworker-p1", script)
+    address = nic.ip_configurations[0].private_ip_address
+    await asyncio.to_thread(put_extension, azure, ca_bundle, "winworker-p1", RUN_CUSTOM_DATA)
+    write = 'powershell.exe -Command "Set-Content -Path C:\\notes.txt -Value kept"'
+    assert await ssh(address, client_key, "capi", write) == ""
+
+    def call(method: str) -> None:
+        with clients(azure, ca_bundle) as (compute, _):
+            getattr(compute.virtual_machines, method)(RG, "winworker-p1").result()
+
+    await asyncio.to_thread(call, stop)
+
+    expected = "stopped" if stop == "begin_power_off" else "deallocated"
+    assert await asyncio.to_thread(power_state, azure, ca_bundle, "winworker-p1") == expected
+    assert await ssh(address, client_key, "capi") == "refused"
+    assert not azure.fleet.get(address).powered_on
+
+    await asyncio.to_thread(call, "begin_start")
+    assert await asyncio.to_thread(power_state, azure, ca_bundle, "winworker-p1") == "running"
+
+    async def back() -> bool:
+        return await ssh(address, client_key, "capi") == "winworker-p1"
+
+    await wait_until(back, "the started VM to answer again")
+    read = 'powershell.exe -Command "Get-Content -Path C:\\notes.txt"'
+    assert await ssh(address, client_key, "capi", read) == "kept"
+
+
+async def test_restarting_a_deallocated_vm_is_refused(azure: AzureTwin, ca_bundle: str) -> None:
+    await asyncio.to_thread(create_vm, azure, ca_bundle, "winworker-p2", "")
+
+    def deallocate_then_restart() -> tuple[int, str]:
+        with clients(azure, ca_bundle) as (compute, _):
+            compute.virtual_machines.begin_deallocate(RG, "winworker-p2").result()
+            with pytest.raises(HttpResponseError) as refused:
+                compute.virtual_machines.begin_restart(RG, "winworker-p2").result()
+        return refused.value.status_code, refused.value.error.code
+
+    assert await asyncio.to_thread(deallocate_then_restart) == (409, "OperationNotAllowed")

@@ -40,6 +40,8 @@ async def test_user_data_authorizes_the_key_at_first_boot_and_ssh_waits_for_boot
     user_data = (
         "<powershell>\n"
         f"Set-Content -Path C:\\ProgramData\\ssh\\administrators_authorized_keys -Value '{pub}'\n"
+        "icacls.exe C:\\ProgramData\\ssh\\administrators_authorized_keys /inheritance:r "
+        "/grant Administrators:F /grant SYSTEM:F\n"
         "New-NetFirewallRule -DisplayName 'SSH' -Direction Inbound -Action Allow -Protocol TCP "
         "-LocalPort 22\n"
         "</powershell>"
@@ -59,7 +61,7 @@ async def test_user_data_authorizes_the_key_at_first_boot_and_ssh_waits_for_boot
             await asyncio.sleep(0.1)
     async with conn:
         assert (await conn.run("hostname")).stdout.strip() == "WIN-BOOT"
-    assert host.firewall_rules[0]["LocalPort"] == 22
+    assert [r["LocalPort"] for r in host.firewall_rules if r["DisplayName"] == "SSH"] == ["22"]
 
 
 async def test_host_key_survives_a_process_restart_and_changes_on_change_host_key(

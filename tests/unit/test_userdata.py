@@ -31,12 +31,25 @@ def test_ec2_user_data_is_one_powershell_block_that_authorises_the_public_key() 
     ) in data
 
 
-def test_user_data_creates_the_ssh_directory_before_writing_the_key() -> None:
+def test_user_data_installs_and_starts_sshd_before_writing_the_key() -> None:
     statements = first_boot_statements(PUBLIC)
-    mkdir = statements.index(r"New-Item -ItemType Directory -Path 'C:\ProgramData\ssh' -Force")
-    write = next(i for i, s in enumerate(statements) if s.startswith("Set-Content"))
     assert statements[0] == "$ErrorActionPreference = 'Stop'"
-    assert mkdir < write
+    install = statements.index("Add-WindowsCapability -Online -Name 'OpenSSH.Server~~~~0.0.1.0'")
+    automatic = statements.index("Set-Service -Name 'sshd' -StartupType Automatic")
+    start = statements.index("Start-Service -Name 'sshd'")
+    write = next(i for i, s in enumerate(statements) if s.startswith("Set-Content"))
+    assert install < automatic < start < write
+
+
+def test_the_key_file_is_restricted_to_administrators_and_system_and_the_script_fails_if_not() -> (
+    None
+):
+    statements = first_boot_statements(PUBLIC)
+    assert statements[-2:] == (
+        r"icacls.exe 'C:\ProgramData\ssh\administrators_authorized_keys' /inheritance:r "
+        "/grant '*S-1-5-32-544:F' /grant '*S-1-5-18:F'",
+        "exit $LASTEXITCODE",
+    )
 
 
 @pytest.mark.parametrize("port", [22, 10250, 9182])

@@ -7,9 +7,12 @@ from collections.abc import Callable
 
 import pytest
 
+import sim.windows.exec
+import sim.windows.pwsh_capability
 import sim.windows.pwsh_files
+import sim.windows.pwsh_network
 import sim.windows.pwsh_pipeline
-import sim.windows.pwsh_system  # noqa: F401  (the three register the cmdlets)
+import sim.windows.pwsh_system  # noqa: F401  (they register the cmdlets)
 from activities.windows import powershell as ps
 from activities.windows.paths import CNI_CONFIG, HNS_MODULE, K_DIR, KUBELET, WindowsPath
 from sim.windows import cmdline, pwsh, pwsh_parser
@@ -71,6 +74,19 @@ STATEMENTS: list[tuple[str, str]] = [
     (
         ps.to_json(ps.get_service("kubelet")),
         "Get-Service -Name 'kubelet' | ConvertTo-Json -Compress -Depth 5",
+    ),
+    (
+        ps.add_windows_capability(ps.OPENSSH_SERVER),
+        "Add-WindowsCapability -Online -Name 'OpenSSH.Server~~~~0.0.1.0'",
+    ),
+    (
+        ps.set_service_startup_type(ps.SSHD, "Automatic"),
+        "Set-Service -Name 'sshd' -StartupType Automatic",
+    ),
+    (
+        ps.new_firewall_rule("winfleet-kubelet", 10250),
+        "New-NetFirewallRule -DisplayName 'winfleet-kubelet' -Direction Inbound -Action Allow "
+        "-Protocol TCP -LocalPort 10250",
     ),
 ]
 
@@ -162,3 +178,27 @@ def test_a_script_with_a_percent_sign_is_sent_encoded_so_cmd_cannot_expand_it() 
     assert base64.b64decode(argv[5]).decode("utf-16-le") == (
         "$ErrorActionPreference = 'Stop'; Set-Content -Path 'C:\\k\\p.txt' -Value '100%PATH%'"
     )
+
+
+def test_grant_full_control_only_names_the_principals_by_sid_for_any_display_language() -> None:
+    built = ps.grant_full_control_only(
+        WindowsPath(r"C:\ProgramData\ssh\administrators_authorized_keys"),
+        ps.ADMINISTRATORS_SID,
+        ps.SYSTEM_SID,
+    )
+    assert built == (
+        r"icacls.exe 'C:\ProgramData\ssh\administrators_authorized_keys' /inheritance:r "
+        "/grant '*S-1-5-32-544:F' /grant '*S-1-5-18:F'"
+    )
+    (statement,) = pwsh_parser.parse(built)
+    assert statement[0].name == "icacls.exe"
+    assert "icacls" in pwsh.NATIVE  # a native program the twin runs, not a cmdlet
+
+
+@pytest.mark.parametrize("bad", [(), ("Boot",)])
+def test_builders_refuse_what_windows_would_not_take(bad: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError):
+        if bad:
+            ps.set_service_startup_type("sshd", bad[0])
+        else:
+            ps.grant_full_control_only(WindowsPath(r"C:\k\x"))

@@ -144,5 +144,10 @@ async def eventually(what: str, check: Callable[[], Any], limit: float = 10.0) -
 
 
 def opened_ports(sim_host: Any) -> list[int]:
-    """TCP ports a simulated host's first boot opened in its firewall."""
-    return sorted(int(rule["LocalPort"]) for rule in sim_host.firewall_rules)
+    """TCP ports a simulated host's first boot opened in its firewall (not counting the rule
+    the OpenSSH Server capability adds when the script installs it)."""
+    return sorted(
+        int(rule["LocalPort"])
+        for rule in sim_host.firewall_rules
+        if rule["Name"] != "OpenSSH-Server-In-TCP"
+    )
