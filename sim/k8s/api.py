@@ -4,7 +4,8 @@ Everything that makes the twin behave like kube-apiserver beyond storage lives h
 defaulting (uid, creationTimestamp, generation, generateName), optimistic concurrency (409 on a
 stale resourceVersion), status/approval subresources that change only their part, finalizers and
 deletionTimestamp, CSR requester fields filled from the caller's identity, and CRD registration
-(eviction is in `sim.k8s.disruption`). Called by `sim.k8s.handlers` (HTTP) and by the stand-in
+(eviction is in `sim.k8s.disruption`; pod defaulting, graceful deletion and binding in
+`sim.k8s.pods`). Called by `sim.k8s.handlers` (HTTP) and by the stand-in
 controllers (`sim.k8s.controllers`) on the twin's event loop.
 """
 
@@ -16,6 +17,7 @@ import random
 import uuid
 from typing import Any
 
+from sim.k8s import admission, pods
 from sim.k8s import patch as patching
 from sim.k8s.auth import Identity
 from sim.k8s.errors import ApiError, already_exists, conflict, not_found
@@ -101,7 +103,9 @@ class Api:
 
     def _default_on_create(self, rt: ResourceType, obj: Obj, who: Identity) -> None:
         if rt.kind == "Pod":
-            obj["status"] = {"phase": "Pending"}
+            pods.default_pod(obj)
+        elif rt.kind == "Node":
+            admission.taint_new_node(obj)
         elif rt.kind == "Namespace":
             obj["status"] = {"phase": "Active"}
             obj.setdefault("spec", {"finalizers": ["kubernetes"]})
@@ -199,7 +203,11 @@ class Api:
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if obj == old:
             return old  # a no-op write does not bump the resourceVersion
-        if obj["metadata"].get("deletionTimestamp") and not obj["metadata"].get("finalizers"):
+        if (
+            obj["metadata"].get("deletionTimestamp")
+            and not obj["metadata"].get("finalizers")
+            and not old["metadata"].get("deletionGracePeriodSeconds")  # a pod in its grace time
+        ):
             self.store.put((rt.group, rt.plural), obj, "MODIFIED", old=old)
             return self.store.remove((rt.group, rt.plural), ns, name) or obj
         stored = self.store.put((rt.group, rt.plural), obj, "MODIFIED", old=old)
@@ -236,6 +244,13 @@ class Api:
             out.append(c)
         return out
 
+    def bind(self, ns: str, name: str, body: Any) -> Obj:
+        """POST pods/<name>/binding: assign the pod to `body.target.name` (`sim.k8s.pods`)."""
+        old = self.store.entry(("", "pods"), ns, name)
+        if old is None:
+            raise not_found("", "pods", name)
+        return self.store.put(("", "pods"), pods.bind(old.obj, body), "MODIFIED", old=old.obj)
+
     # -- delete ----------------------------------------------------------------------------
     def delete(self, rt: ResourceType, ns: str, name: str, options: Any = None) -> Obj:
         old = self._current(rt, ns, name)
@@ -253,6 +268,12 @@ class Api:
         ):
             raise conflict(rt.group, rt.plural, name)
         gp = (rt.group, rt.plural)
+        if rt.kind == "Pod":
+            terminating = pods.graceful_delete(old, options)
+            if terminating is old:
+                return old
+            if terminating is not None:
+                return self.store.put(gp, terminating, "MODIFIED", old=old)
         if old["metadata"].get("finalizers"):
             if old["metadata"].get("deletionTimestamp"):
                 return old

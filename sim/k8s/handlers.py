@@ -188,12 +188,12 @@ class Handlers:
             "PATCH": "patch",
             "DELETE": "delete" if name else "deletecollection",
         }.get(method)
-        bad_post = method == "POST" and bool(name) and sub != "eviction"
+        bad_post = method == "POST" and bool(name) and sub not in ("eviction", "binding")
         if (
             verb is None
             or bad_post
             or (method in ("PUT", "PATCH") and not name)
-            or (sub == "eviction" and method != "POST")
+            or (sub in ("eviction", "binding") and method != "POST")
         ):
             raise ApiError(405, "the server does not allow this method on the requested resource")
         return Target(rt, ns, name, sub, verb)
@@ -241,6 +241,9 @@ class Handlers:
         if t.verb == "create" and t.sub == "eviction":
             disruption.evict(api, t.ns, t.name, body)
             return _json(status_body(201, "", success=True), 201)
+        if t.verb == "create" and t.sub == "binding":
+            api.bind(t.ns, t.name, body)
+            return _json(status_body(201, "", success=True), 201)
         if t.verb == "create":
             if rt.plural == "nodes" and not who.is_admin:
                 name = (body.get("metadata") or {}).get("name") if isinstance(body, dict) else ""
@@ -252,6 +255,8 @@ class Handlers:
         if t.verb == "patch":
             return _json(api.patch(rt, t.ns, t.name, request.content_type, body, t.sub))
         if t.verb == "delete":
+            if "gracePeriodSeconds" in request.query and isinstance(body, dict):
+                body["gracePeriodSeconds"] = int(request.query["gracePeriodSeconds"])
             return _json(api.delete(rt, t.ns, t.name, body))
         # deletecollection
         gone = [

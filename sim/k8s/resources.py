@@ -62,6 +62,25 @@ _POD_KEYS = {
 }
 _NODE_KEYS = {"status.conditions": "type", "status.addresses": "type", "spec.podCIDRs": ""}
 _CSR_KEYS = {"status.conditions": "type"}
+# apps/v1 workloads: the pod template's lists merge like a Pod's (kubectl set image, apply).
+_TEMPLATE_KEYS = {
+    f"spec.template.{path}": key for path, key in _POD_KEYS.items() if path.startswith("spec.")
+}
+_APPS_KEYS = {**_META_KEYS, **_TEMPLATE_KEYS, "status.conditions": "type"}
+
+
+def _apps(plural: str, kind: str, short: tuple[str, ...]) -> ResourceType:
+    return ResourceType(
+        "apps",
+        "v1",
+        plural,
+        kind,
+        True,
+        frozenset({"status"}),
+        short,
+        kind.lower(),
+        merge_keys=dict(_APPS_KEYS),
+    )
 
 
 def _core(
@@ -88,11 +107,14 @@ def _core(
 BUILTINS: tuple[ResourceType, ...] = (
     _core("namespaces", "Namespace", False, ("status",), ("ns",)),
     _core("nodes", "Node", False, ("status",), ("no",), _NODE_KEYS),
-    _core("pods", "Pod", True, ("status", "eviction"), ("po",), _POD_KEYS),
+    _core("pods", "Pod", True, ("status", "eviction", "binding"), ("po",), _POD_KEYS),
     _core("configmaps", "ConfigMap", short=("cm",)),
     _core("secrets", "Secret"),
     _core("events", "Event", short=("ev",)),
     _core("services", "Service", sub=("status",), short=("svc",), keys={"spec.ports": "port"}),
+    _apps("deployments", "Deployment", ("deploy",)),
+    _apps("replicasets", "ReplicaSet", ("rs",)),
+    _apps("daemonsets", "DaemonSet", ("ds",)),
     ResourceType(
         "policy",
         "v1",
@@ -285,8 +307,9 @@ class Registry:
                 }
             )
             for sub in sorted(rt.subresources):
-                verbs = ["create"] if sub == "eviction" else ["get", "patch", "update"]
-                kind = "Eviction" if sub == "eviction" else rt.kind
+                post_only = sub in ("eviction", "binding")
+                verbs = ["create"] if post_only else ["get", "patch", "update"]
+                kind = {"eviction": "Eviction", "binding": "Binding"}.get(sub, rt.kind)
                 entry = {
                     "name": f"{rt.plural}/{sub}",
                     "singularName": "",

@@ -2,7 +2,10 @@
 
 Starts an aiohttp HTTPS server with a twin CA (`sim.pki`) that the official `kubernetes` client
 and kubectl use through `state_dir/kubeconfig`; wires the store, the API semantics, the HTTP
-handlers, the stand-in controllers (OVN subnets, CSR signer) and the MCS listener. Used by the
+handlers, the stand-in controllers (OVN subnets, CSR signer, disruption budgets and, unless
+`kube_controllers=False`, node lifecycle, scheduler, the kubelets' pod handling, Deployments,
+ReplicaSets, DaemonSets, garbage collection; `node_monitor_grace_seconds`, `pod_start_seconds`,
+`pod_stop_seconds` set their timings) and the MCS listener. Used by the
 twin tests, `sim.twin.Twin` / `python -m sim up`, and `sim.k8s.bench`. Never used by the product.
 """
 
@@ -18,10 +21,15 @@ from aiohttp import web
 
 from sim.k8s.api import Api
 from sim.k8s.auth import INTERNAL, Authenticator, Identity
-from sim.k8s.controllers import Controllers
+from sim.k8s.controllers import Controllers, ControllerSettings
 from sim.k8s.faults import Faults
 from sim.k8s.handlers import Handlers
-from sim.k8s.mcs import MachineConfigServer, close_connections, worker_ignition
+from sim.k8s.mcs import (
+    MachineConfigServer,
+    close_connections,
+    kubelet_timings,
+    worker_ignition,
+)
 from sim.k8s.resources import Registry, ResourceType, machine_api_crds
 from sim.k8s.store import Store
 from sim.pki import CertificateAuthority
@@ -64,6 +72,10 @@ class KubeTwin:
         bookmark_interval: float = 30.0,
         ovn_delay: float = 0.05,
         ca: CertificateAuthority | None = None,
+        kube_controllers: bool = True,
+        node_monitor_grace_seconds: float = 40.0,
+        pod_start_seconds: float = 1.0,
+        pod_stop_seconds: float = 0.5,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.host, self._port, self._mcs_port = host, port, mcs_port
@@ -75,10 +87,22 @@ class KubeTwin:
         self._authn = Authenticator()
         self.admin_token = self._authn.admin_token
         self.bootstrap_token = self._authn.bootstrap_token
-        self.controllers = Controllers(self.api, self.ca, ovn_delay)
+        self.controllers = Controllers(
+            self.api,
+            self.ca,
+            ovn_delay,
+            ControllerSettings(
+                kube_controllers=kube_controllers,
+                node_monitor_grace_seconds=node_monitor_grace_seconds,
+                pod_start_seconds=pod_start_seconds,
+                pod_stop_seconds=pod_stop_seconds,
+            ),
+        )
         self.handlers = Handlers(
             self.api, self._authn, self.faults, lambda: self.url, bookmark_interval
         )
+        # what the MCS serves in kubelet.conf: kubelet timings that fit the grace period
+        self.kubelet_config = kubelet_timings(node_monitor_grace_seconds)
         self._runner: web.AppRunner | None = None
         self._mcs: MachineConfigServer | None = None
         self.port = 0
@@ -156,7 +180,7 @@ class KubeTwin:
             self.host,
             self._mcs_port,
             ctx,
-            worker_ignition(self.url, self.ca.ca_pem, self.bootstrap_token),
+            worker_ignition(self.url, self.ca.ca_pem, self.bootstrap_token, self.kubelet_config),
         )
         await self._mcs.start()
         self.write_kubeconfig()
