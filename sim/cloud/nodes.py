@@ -28,7 +28,7 @@ from sim.cloud.azure import AzureTwin
 from sim.k8s.api import Api
 from sim.k8s.errors import ApiError
 from sim.k8s.loop import ControlLoop
-from sim.k8s.nodelifecycle import ready_status
+from sim.k8s.nodelifecycle import internal_ip, ready_status
 from sim.k8s.pods import now_iso
 from sim.k8s.store import Event, Obj
 
@@ -36,13 +36,6 @@ NODES = ("", "nodes")
 SHUTDOWN_TAINT = "node.cloudprovider.kubernetes.io/shutdown"
 _AWS_GONE = {"terminated"}
 _AWS_SHUTDOWN = {"stopped", "stopping"}
-
-
-def _internal_ip(node: Obj) -> str | None:
-    for address in (node.get("status") or {}).get("addresses") or []:
-        if address.get("type") == "InternalIP":
-            return str(address.get("address"))
-    return None
 
 
 class CloudNodeLifecycle:
@@ -107,7 +100,7 @@ class CloudNodeLifecycle:
             node = entry.obj
             provider_id = (node.get("spec") or {}).get("providerID")
             if not provider_id:
-                pid = by_ip.get(_internal_ip(node))
+                pid = by_ip.get(internal_ip(node))
                 if pid is not None:
                     self._initialise(node, pid, machines[pid]["labels"])
                 continue

@@ -32,7 +32,7 @@ from collections.abc import Callable
 
 from sim.k8s.api import Api
 from sim.k8s.errors import ApiError
-from sim.k8s.nodelifecycle import ready_status
+from sim.k8s.nodelifecycle import internal_ip, ready_status
 from sim.k8s.pods import now_iso, set_condition
 from sim.k8s.store import Obj
 
@@ -55,20 +55,13 @@ def _node_subnet(node: Obj) -> ipaddress.IPv4Network:
     return ipaddress.IPv4Network((int(_FALLBACK_POOL.network_address) + index * 256, 24))
 
 
-def _host_ip(node: Obj) -> str:
-    for address in (node.get("status") or {}).get("addresses") or []:
-        if address.get("type") == "InternalIP":
-            return str(address.get("address"))
-    return ""
-
-
 def running_status(pod: Obj, node: Obj, pod_ip: str) -> Obj:
     """The status a kubelet reports once all containers of `pod` run."""
     status = copy.deepcopy(pod.get("status") or {})
     started = now_iso()
     for kind in ("Initialized", "Ready", "ContainersReady", "PodScheduled"):
         set_condition(status, kind, "True")
-    host_ip = _host_ip(node)
+    host_ip = internal_ip(node) or ""
     status.update(
         phase="Running",
         hostIP=host_ip,

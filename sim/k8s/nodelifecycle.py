@@ -60,9 +60,15 @@ def condition(node: Obj, kind: str) -> Obj | None:
 
 
 def ready_status(node: Obj | None) -> str | None:
-    """ "True", "False", "Unknown" or None (no Ready condition / no node)."""
-    cond = condition(node, "Ready") if node is not None else None
-    return cond.get("status") if cond else None
+    """The Ready condition's status ("True", "False", "Unknown"), None without one or node."""
+    return ready_status_of(node, "Ready") if node is not None else None
+
+
+def internal_ip(node: Obj) -> str | None:
+    for address in (node.get("status") or {}).get("addresses") or []:
+        if address.get("type") == "InternalIP":
+            return str(address.get("address"))
+    return None
 
 
 def _parse(ts: str | None) -> float | None:
