@@ -84,6 +84,20 @@ async def seed_nodes(twin: KubeTwin, n: int) -> None:
         twin.api.create(rt, "", windows_node(i), INTERNAL)
 
 
+async def _settled(twin: KubeTwin, limit: float = 30.0) -> None:
+    """Wait until the node lifecycle controller has taken the admission's not-ready taint off
+    every Ready Node, so the timing sees the steady state, not 1,000 updates in flight."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if not any(
+            t.get("key") == "node.kubernetes.io/not-ready"
+            for e in twin.store.entries(("", "nodes"))
+            for t in (e.obj.get("spec") or {}).get("taints") or []
+        ):
+            return
+        await asyncio.sleep(0.05)
+
+
 def _time_lists(url: str, token: str, ca_pem: bytes, runs: int) -> list[float]:
     ctx = ssl.create_default_context(cadata=ca_pem.decode())
     import http.client
@@ -113,6 +127,7 @@ async def bench_list_nodes(n: int = 1000, runs: int = 9) -> float:
         await twin.start()
         try:
             await seed_nodes(twin, n)
+            await _settled(twin)
             timings = await asyncio.to_thread(
                 _time_lists, twin.url, twin.admin_token, twin.ca.ca_pem, runs
             )
