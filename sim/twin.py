@@ -1,7 +1,10 @@
 """SIMULATED world in one object: cluster, clouds and Windows hosts, plus the admin's setup.
 
 `Twin(state_dir)` starts, sharing one CA: the Kubernetes API server twin (and its Machine Config
-Server), a `HostFleet`, the AWS twin and the Azure twin. It then does what a cluster admin does
+Server), a `HostFleet`, the AWS twin and the Azure twin, and the cloud controller manager's node
+controllers that join them (`sim.cloud.nodes`: providerIDs, deleting the Node of a terminated
+instance or deleted VM, the shutdown taint). `node_monitor_grace_seconds` (40) is the node
+lifecycle controller's grace period; tests shorten it. It then does what a cluster admin does
 once before installing winfleet: generates the SSH key the operator uses (RSA 2048, OpenSSH
 PEM, like `ssh-keygen -t rsa`) and stores it as Secret `cloud-private-key` (key
 `private-key.pem`) in namespace `winfleet`; builds a sample payload; brings up BYOH hosts that
@@ -30,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sim.cloud.aws import AwsTwin
 from sim.cloud.azure import AzureTwin
+from sim.cloud.nodes import CloudNodeLifecycle
 from sim.k8s.server import KubeTwin
 from sim.payload import build_sample_payload
 from sim.pki import CertificateAuthority
@@ -96,18 +100,24 @@ class Twin:
         azure_cidr: str = "127.20.0.0/16",
         byoh_cidr: str = "127.30.0.0/16",
         ssh_port: int = 22,
+        node_monitor_grace_seconds: float = 40.0,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.boot_seconds = boot_seconds
         self.byoh_count = byoh_hosts
         self.byoh_cidr = byoh_cidr
         self.ca = CertificateAuthority("winfleet-sim-ca")
-        self.kube = KubeTwin(self.state_dir, ca=self.ca)
+        self.kube = KubeTwin(
+            self.state_dir, ca=self.ca, node_monitor_grace_seconds=node_monitor_grace_seconds
+        )
         self.fleet = HostFleet(
             self.state_dir / "fleet", kube_ca_pem=self.ca.ca_pem, ssh_port=ssh_port
         )
         self.aws = AwsTwin(self.fleet, cidr=aws_cidr, boot_seconds=boot_seconds)
         self.azure = AzureTwin(self.fleet, self.ca, cidr=azure_cidr, boot_seconds=boot_seconds)
+        self.cloud_nodes = CloudNodeLifecycle(
+            self.kube.api, self.aws, self.azure, period=min(5.0, node_monitor_grace_seconds / 4)
+        )
         self.byoh_addresses: list[str] = []
         self.public_key = ""
         self.env: dict[str, str] = {}
@@ -136,6 +146,8 @@ class Twin:
             await self.aws.start()
             self._started.append(self.azure)
             await self.azure.start()
+            self.cloud_nodes.start()
+            self._started.append(self.cloud_nodes)
         except BaseException:
             await self.stop()
             raise

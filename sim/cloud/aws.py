@@ -247,9 +247,16 @@ class AwsTwin:
                 "State": {"Name": inst._state.name},
                 "PrivateIpAddress": inst.private_ip,
                 "ImageId": inst.image_id,
+                "InstanceType": inst.instance_type,
+                "Placement": {"AvailabilityZone": inst.placement.zone},
             }
             for inst in instances
         }
+
+    def instances(self) -> dict[str, dict[str, Any]]:
+        """Every instance of the twin's account (DescribeInstances shape, without the HTTP
+        round trip): what the simulated cloud controller manager asks EC2 (`sim.cloud.nodes`)."""
+        return self._describe() if self.account_id else {}
 
     def _image_name(self, image_id: str) -> str:
         if image_id not in self._image_names:

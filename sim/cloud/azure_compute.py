@@ -106,6 +106,10 @@ class Compute:
     def vm_id(self, group: str, name: str) -> str:
         return f"{group_id(self.sub, group)}/providers/{NS}/virtualMachines/{name}"
 
+    def primary_ip(self, vm: dict[str, Any]) -> str | None:
+        """The private IP of the VM's primary NIC (None if the NIC has none)."""
+        return self._primary_ip(vm)
+
     def _primary_ip(self, vm: dict[str, Any]) -> str | None:
         nics = vm["properties"]["networkProfile"]["networkInterfaces"]
         primary = next((n for n in nics if (n.get("properties") or {}).get("primary")), nics[0])

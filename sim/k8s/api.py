@@ -6,7 +6,8 @@ stale resourceVersion), status/approval subresources that change only their part
 deletionTimestamp, per-kind rules (CSRs `sim.k8s.csr`, Secrets and ConfigMaps
 `sim.k8s.configdata`), validating admission that needs the caller (`Api.admission`, set by the
 twin to `sim.k8s.authz.Authorizer.admit`), field ownership (`sim.k8s.managedfields`, server-side
-apply `sim.k8s.apply`) and CRD registration (eviction is in `sim.k8s.disruption`). Called by
+apply `sim.k8s.apply`) and CRD registration (eviction is in `sim.k8s.disruption`; pod
+defaulting, graceful deletion and binding in `sim.k8s.pods`). Called by
 `sim.k8s.handlers` (HTTP) and by the stand-in controllers on the twin's event loop; those write
 as `INTERNAL` with the field manager `kube-controller-manager` unless they say otherwise.
 """
@@ -19,8 +20,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from sim.k8s import admission, configdata, csr, pods
 from sim.k8s import apply as applying
-from sim.k8s import configdata, csr
 from sim.k8s import patch as patching
 from sim.k8s.auth import INTERNAL, Identity
 from sim.k8s.errors import ApiError, already_exists, conflict, invalid, not_found
@@ -157,7 +158,9 @@ class Api:
 
     def _default_on_create(self, rt: ResourceType, obj: Obj, who: Identity) -> None:
         if rt.kind == "Pod":
-            obj["status"] = {"phase": "Pending"}
+            pods.default_pod(obj)
+        elif rt.kind == "Node":
+            admission.taint_new_node(obj)
         elif rt.kind == "Namespace":
             obj["status"] = {"phase": "Active"}
             obj.setdefault("spec", {"finalizers": ["kubernetes"]})
@@ -324,7 +327,11 @@ class Api:
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if obj == old:
             return old  # a no-op write does not bump the resourceVersion
-        if obj["metadata"].get("deletionTimestamp") and not obj["metadata"].get("finalizers"):
+        if (
+            obj["metadata"].get("deletionTimestamp")
+            and not obj["metadata"].get("finalizers")
+            and not old["metadata"].get("deletionGracePeriodSeconds")  # a pod in its grace time
+        ):
             self.store.put((rt.group, rt.plural), obj, "MODIFIED", old=old)
             return self.store.remove((rt.group, rt.plural), ns, name) or obj
         stored = self.store.put((rt.group, rt.plural), obj, "MODIFIED", old=old)
@@ -334,6 +341,13 @@ class Api:
             for served in crd_types(stored):
                 self.registry.add(served)
         return stored
+
+    def bind(self, ns: str, name: str, body: Any) -> Obj:
+        """POST pods/<name>/binding: assign the pod to `body.target.name` (`sim.k8s.pods`)."""
+        old = self.store.entry(("", "pods"), ns, name)
+        if old is None:
+            raise not_found("", "pods", name)
+        return self.store.put(("", "pods"), pods.bind(old.obj, body), "MODIFIED", old=old.obj)
 
     # -- delete ----------------------------------------------------------------------------
     def delete(
@@ -355,6 +369,12 @@ class Api:
             raise conflict(rt.group, rt.plural, name)
         self._admit(who, "DELETE", rt, "", old, None)
         gp = (rt.group, rt.plural)
+        if rt.kind == "Pod":
+            terminating = pods.graceful_delete(old, options)
+            if terminating is old:
+                return old
+            if terminating is not None:
+                return self.store.put(gp, terminating, "MODIFIED", old=old)
         if old["metadata"].get("finalizers"):
             if old["metadata"].get("deletionTimestamp"):
                 return old

@@ -6,6 +6,15 @@ request fails with 429 TooManyRequests (cause DisruptionBudget), as kube-apiserv
 `refresh_statuses()` is the stand-in disruption controller: it keeps each budget's status
 (expectedPods, currentHealthy, desiredHealthy, disruptionsAllowed) current. Used by
 `sim.k8s.handlers` and `sim.k8s.controllers`.
+
+A pod is healthy when it is Running, not terminating and not marked not Ready (a pod with no
+Ready condition at all, as tests write by hand, counts as ready). Pending, finished and
+terminating pods are evicted without looking at budgets; a Running pod that is not ready may be
+evicted while the budget has its desired healthy pods (unhealthyPodEvictionPolicy
+IfHealthyBudget). With `maxUnavailable` or a percentage `minAvailable`, expectedPods is the
+scale of the pods' controllers (a Deployment's replicas for pods of its ReplicaSets, a
+ReplicaSet's own), as the disruption controller reads it; pods without such a controller count
+as themselves.
 """
 
 from __future__ import annotations
@@ -14,11 +23,15 @@ from typing import Any
 
 from sim.k8s.api import Api
 from sim.k8s.errors import ApiError
+from sim.k8s.owners import replicas
+from sim.k8s.pods import controller_of
 from sim.k8s.selectors import match_label_selector_object
 from sim.k8s.store import Obj, Store
 
 PDBS = ("policy", "poddisruptionbudgets")
 PODS = ("", "pods")
+RSS = ("apps", "replicasets")
+DEPLOYMENTS = ("apps", "deployments")
 
 
 def _selects(pdb: Obj, pod: Obj) -> bool:
@@ -27,16 +40,50 @@ def _selects(pdb: Obj, pod: Obj) -> bool:
 
 
 def _healthy(pod: Obj) -> bool:
-    return (pod.get("status") or {}).get("phase") == "Running" and not pod["metadata"].get(
-        "deletionTimestamp"
+    status = pod.get("status") or {}
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    return (
+        status.get("phase") == "Running"
+        and not pod["metadata"].get("deletionTimestamp")
+        and (ready is None or ready.get("status") == "True")
     )
+
+
+def _exempt(pod: Obj) -> bool:
+    """Evicted without a budget check: pending, finished or already terminating."""
+    phase = (pod.get("status") or {}).get("phase")
+    return phase in ("Pending", "Succeeded", "Failed") or bool(
+        pod["metadata"].get("deletionTimestamp")
+    )
+
+
+def _expected_scale(store: Store, ns: str, pods: list[Obj]) -> int:
+    """Sum of the scales of the controllers of `pods` (each counted once)."""
+    scales: dict[str, int] = {}
+    loose = 0
+    for pod in pods:
+        ref = controller_of(pod)
+        owner = None
+        if ref is not None and ref.get("kind") == "ReplicaSet":
+            rs = store.entry(RSS, ns, str(ref.get("name")))
+            owner = rs.obj if rs is not None else None
+            parent = controller_of(owner) if owner is not None else None
+            if parent is not None and parent.get("kind") == "Deployment":
+                deploy = store.entry(DEPLOYMENTS, ns, str(parent.get("name")))
+                owner = deploy.obj if deploy is not None else owner
+        if owner is None:
+            loose += 1
+        else:
+            scales[owner["metadata"]["uid"]] = replicas(owner)
+    return sum(scales.values()) + loose
 
 
 def budget_status(store: Store, ns: str, pdb: Obj) -> dict[str, Any]:
     """What the disruption controller would write into `pdb`'s status right now."""
     spec = pdb.get("spec") or {}
     selected = [e.obj for e in store.entries(PODS, ns) if _selects(pdb, e.obj)]
-    expected = len(selected)
+    by_scale = "maxUnavailable" in spec or str(spec.get("minAvailable", "")).endswith("%")
+    expected = _expected_scale(store, ns, selected) if by_scale else len(selected)
     healthy = sum(1 for p in selected if _healthy(p))
 
     def resolve(value: Any) -> int:
@@ -69,7 +116,7 @@ def evict(api: Api, ns: str, name: str, body: Any) -> None:
             404, f'pods "{name}" not found', "NotFound", {"name": name, "group": "", "kind": "pods"}
         )
     pod = entry.obj
-    if _healthy(pod):  # pending, finished or terminating pods are not protected
+    if not _exempt(pod):
         pdbs = [e.obj for e in api.store.entries(PDBS, ns) if _selects(e.obj, pod)]
         if len(pdbs) > 1:
             raise ApiError(
@@ -80,7 +127,11 @@ def evict(api: Api, ns: str, name: str, body: Any) -> None:
         if pdbs:
             pdb_name = pdbs[0]["metadata"]["name"]
             status = budget_status(api.store, ns, pdbs[0])
-            if status["disruptionsAllowed"] <= 0:
+            if _healthy(pod):
+                refused = status["disruptionsAllowed"] <= 0
+            else:  # IfHealthyBudget: an unready pod may go while the budget is met
+                refused = status["currentHealthy"] < status["desiredHealthy"]
+            if refused:
                 raise ApiError(
                     429,
                     "Cannot evict pod as it would violate the pod's disruption budget.",

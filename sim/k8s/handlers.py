@@ -300,7 +300,12 @@ class Handlers:
             self.authz.admit(who, "CREATE", "", "pods", "eviction", pod.obj, pod.obj)
             disruption.evict(api, t.ns, t.name, body)
             return _json(status_body(201, "", success=True), 201)
+        if t.verb == "create" and t.sub == "binding":
+            api.bind(t.ns, t.name, body)
+            return _json(status_body(201, "", success=True), 201)
         if t.verb == "delete":
+            if "gracePeriodSeconds" in request.query and isinstance(body, dict):
+                body["gracePeriodSeconds"] = int(request.query["gracePeriodSeconds"])
             return _json(api.delete(rt, t.ns, t.name, body, who))
         manager = _field_manager(request, t.verb)
         if t.verb == "create":

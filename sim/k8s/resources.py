@@ -54,6 +54,7 @@ _META_KEYS = {"metadata.finalizers": "", "metadata.ownerReferences": "uid"}
 CREATE_SUBRESOURCES = {
     "eviction": ("policy", "v1", "Eviction"),
     "token": ("authentication.k8s.io", "v1", "TokenRequest"),
+    "binding": ("", "v1", "Binding"),
 }
 _POD_KEYS = {
     "spec.containers": "name",
@@ -67,6 +68,25 @@ _POD_KEYS = {
 }
 _NODE_KEYS = {"status.conditions": "type", "status.addresses": "type", "spec.podCIDRs": ""}
 _CSR_KEYS = {"status.conditions": "type"}
+# apps/v1 workloads: the pod template's lists merge like a Pod's (kubectl set image, apply).
+_TEMPLATE_KEYS = {
+    f"spec.template.{path}": key for path, key in _POD_KEYS.items() if path.startswith("spec.")
+}
+_APPS_KEYS = {**_META_KEYS, **_TEMPLATE_KEYS, "status.conditions": "type"}
+
+
+def _apps(plural: str, kind: str, short: tuple[str, ...]) -> ResourceType:
+    return ResourceType(
+        "apps",
+        "v1",
+        plural,
+        kind,
+        True,
+        frozenset({"status"}),
+        short,
+        kind.lower(),
+        merge_keys=dict(_APPS_KEYS),
+    )
 
 
 def _core(
@@ -93,7 +113,7 @@ def _core(
 BUILTINS: tuple[ResourceType, ...] = (
     _core("namespaces", "Namespace", False, ("status",), ("ns",)),
     _core("nodes", "Node", False, ("status",), ("no",), _NODE_KEYS),
-    _core("pods", "Pod", True, ("status", "eviction"), ("po",), _POD_KEYS),
+    _core("pods", "Pod", True, ("status", "eviction", "binding"), ("po",), _POD_KEYS),
     _core("configmaps", "ConfigMap", short=("cm",)),
     _core("secrets", "Secret"),
     _core("events", "Event", short=("ev",)),
@@ -133,6 +153,9 @@ BUILTINS: tuple[ResourceType, ...] = (
             ("authentication.k8s.io", "tokenreviews", "TokenReview", False),
         )
     ),
+    _apps("deployments", "Deployment", ("deploy",)),
+    _apps("replicasets", "ReplicaSet", ("rs",)),
+    _apps("daemonsets", "DaemonSet", ("ds",)),
     ResourceType(
         "policy",
         "v1",

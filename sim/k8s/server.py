@@ -4,8 +4,11 @@ Starts an aiohttp HTTPS server with a twin CA (`sim.pki`) that the official `kub
 and kubectl use through `state_dir/kubeconfig`; wires the store, the API semantics, the HTTP
 handlers, authentication (tokens, ServiceAccount JWTs, client certificates), authorization (Node
 + RBAC with the default cluster roles), the stand-in controllers (OVN subnets, CSR signer,
-ServiceAccounts) and the MCS listener. Used by the twin tests, `sim.twin.Twin` /
-`python -m sim up`, and `sim.k8s.bench`. Never used by the product.
+ServiceAccounts, disruption budgets and, unless `kube_controllers=False`, node lifecycle,
+scheduler, the kubelets' pod handling, Deployments, ReplicaSets, DaemonSets, garbage collection;
+`node_monitor_grace_seconds`, `pod_start_seconds`, `pod_stop_seconds` set their timings) and the
+MCS listener. Used by the twin tests, `sim.twin.Twin` / `python -m sim up`, and `sim.k8s.bench`.
+Never used by the product.
 """
 
 from __future__ import annotations
@@ -29,10 +32,15 @@ from sim.k8s.auth import (
     Identity,
 )
 from sim.k8s.authz import Authorizer
-from sim.k8s.controllers import Controllers
+from sim.k8s.controllers import Controllers, ControllerSettings
 from sim.k8s.faults import Faults
 from sim.k8s.handlers import Handlers
-from sim.k8s.mcs import MachineConfigServer, close_connections, worker_ignition
+from sim.k8s.mcs import (
+    MachineConfigServer,
+    close_connections,
+    kubelet_timings,
+    worker_ignition,
+)
 from sim.k8s.policy import default_objects
 from sim.k8s.resources import Registry, ResourceType, machine_api_crds
 from sim.k8s.serviceaccounts import ServiceAccountController
@@ -78,6 +86,10 @@ class KubeTwin:
         bookmark_interval: float = 30.0,
         ovn_delay: float = 0.05,
         ca: CertificateAuthority | None = None,
+        kube_controllers: bool = True,
+        node_monitor_grace_seconds: float = 40.0,
+        pod_start_seconds: float = 1.0,
+        pod_stop_seconds: float = 0.5,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.host, self._port, self._mcs_port = host, port, mcs_port
@@ -93,7 +105,17 @@ class KubeTwin:
         self.api.admission = self.authz.admit
         self.tokens = ServiceAccountTokens(self.store)
         self._authn.add_verifier(self.tokens.verify)
-        self.controllers = Controllers(self.api, self.ca, ovn_delay)
+        self.controllers = Controllers(
+            self.api,
+            self.ca,
+            ovn_delay,
+            ControllerSettings(
+                kube_controllers=kube_controllers,
+                node_monitor_grace_seconds=node_monitor_grace_seconds,
+                pod_start_seconds=pod_start_seconds,
+                pod_stop_seconds=pod_stop_seconds,
+            ),
+        )
         self.service_accounts = ServiceAccountController(self.api)
         self.handlers = Handlers(
             self.api,
@@ -104,6 +126,8 @@ class KubeTwin:
             self.authz,
             self.tokens,
         )
+        # what the MCS serves in kubelet.conf: kubelet timings that fit the grace period
+        self.kubelet_config = kubelet_timings(node_monitor_grace_seconds)
         self._runner: web.AppRunner | None = None
         self._mcs: MachineConfigServer | None = None
         self.port = 0
@@ -209,7 +233,7 @@ class KubeTwin:
             self.host,
             self._mcs_port,
             ctx,
-            worker_ignition(self.url, self.ca.ca_pem, self.bootstrap_token),
+            worker_ignition(self.url, self.ca.ca_pem, self.bootstrap_token, self.kubelet_config),
         )
         await self._mcs.start()
         self.write_kubeconfig()

@@ -6,10 +6,11 @@ Bootstraps like the real one: with the bootstrap kubeconfig's token it sends a c
 its client certificate (mTLS), registers the Node (labels from --node-labels plus the Windows
 ones, taints from --register-with-taints, addresses, node info with the version read from the
 kubelet.exe stand-in), sends a serving CSR (`kubernetes.io/kubelet-serving`, SANs: IP and
-hostname) and keeps the Ready condition fresh with strategic-merge PATCHes on nodes/<n>/status.
+hostname), then renews its node Lease and posts node status (`nodestatus.py`).
 Ready needs: kubelet running + CNI flags + the HNS overlay network + kube-proxy running.
-When the service stops the Node turns Ready=Unknown (what the node controller does after its
-grace period). Cheap: one asyncio task and one small HTTP session per host, ~1 s polling.
+When the service stops, nothing more is posted: the cluster's node lifecycle controller turns
+the Node Unknown once its grace period passes, as on a real cluster. Cheap: one asyncio task
+and one small HTTP session per host, ~1 s polling.
 Spawned by `components.py`.
 """
 
@@ -30,10 +31,10 @@ from sim.windows.kubeapi import (
     client_kubeconfig,
     read_kubeconfig,
 )
+from sim.windows.nodestatus import NodeReporter, Timings, kubelet_conditions
 
 log = logging.getLogger(__name__)
 OVERLAY_NETWORK = "OVNKubernetesHybridOverlayNetwork"
-HEARTBEAT_SECONDS = 10.0
 
 
 def _now() -> str:
@@ -93,17 +94,6 @@ def readiness(host: Any, flags: dict[str, str]) -> tuple[bool, str]:
     if not proxy_running:
         return False, "kube-proxy is not running"
     return True, "kubelet is posting ready status"
-
-
-def _ready_condition(status: str, reason: str, message: str, since: str) -> dict[str, str]:
-    return {
-        "type": "Ready",
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastHeartbeatTime": _now(),
-        "lastTransitionTime": since,
-    }
 
 
 async def _bootstrap(host: Any, flags: dict[str, str], node: str, pki: Path) -> dict[str, Any]:
@@ -190,7 +180,7 @@ def _node_status(
         "capacity": {"cpu": "2", "memory": "8388608Ki", "pods": "110"},
         "allocatable": {"cpu": "1500m", "memory": "7340032Ki", "pods": "110"},
         "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-        "conditions": [_ready_condition(ready, reason, message, since)],
+        "conditions": kubelet_conditions(ready == "True", message, []),
     }
 
 
@@ -224,52 +214,18 @@ async def run_kubelet(host: Any, flags: dict[str, str]) -> None:
     cert_file.write_bytes(config["cert_pem"] + config["key_pem"])
     client = KubeClient(config, cert_file=cert_file)
     serving: asyncio.Task[None] | None = None
-    last: tuple[bool, str] | None = None
-    since = _now()
+    timings = Timings.read(_local(host, flags.get("config", "C:\\k\\kubelet.conf")))
+    reporter = NodeReporter(client, node, timings)
     try:
         await _register(client, host, flags, node, ip, exe)
         serving = asyncio.create_task(_serving_cert(client, node, ip, pki, host.tick_seconds))
         loop = asyncio.get_running_loop()
-        next_heartbeat = 0.0
         while True:
-            state = readiness(host, flags)
-            if state != last or loop.time() >= next_heartbeat:
-                if last is None or state[0] != last[0]:
-                    since = _now()
-                cond = _ready_condition(
-                    "True" if state[0] else "False",
-                    "KubeletReady" if state[0] else "KubeletNotReady",
-                    state[1],
-                    since,
-                )
-                try:
-                    code, _obj = await client.patch(
-                        f"/api/v1/nodes/{node}/status", {"status": {"conditions": [cond]}}
-                    )
-                    if code == 200:
-                        last, next_heartbeat = state, loop.time() + HEARTBEAT_SECONDS
-                    elif code == 404:
-                        await _register(client, host, flags, node, ip, exe)
-                except KubeUnreachable:
-                    pass
+            if not await reporter.tick(loop.time(), readiness(host, flags)):
+                await _register(client, host, flags, node, ip, exe)  # the Node was deleted
             await asyncio.sleep(host.tick_seconds)
     finally:
         if serving is not None:
             serving.cancel()
             await asyncio.gather(serving, return_exceptions=True)
-        if not host._stopping:
-            await _post_stopped(client, node, since)
         await client.close()
-
-
-async def _post_stopped(client: KubeClient, node: str, since: str) -> None:
-    """What the node lifecycle controller does once the kubelet stops posting status."""
-    cond = _ready_condition(
-        "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.", _now()
-    )
-    try:
-        await asyncio.wait_for(
-            client.patch(f"/api/v1/nodes/{node}/status", {"status": {"conditions": [cond]}}), 2
-        )
-    except (KubeUnreachable, TimeoutError):
-        pass

@@ -52,6 +52,12 @@ def _pod(name: str, phase: str | None = "Running") -> dict[str, Any]:
 
 
 def _running_pod(core: client.CoreV1Api, name: str) -> None:
+    """A pod Running on node win-1, whose kubelet is up (it posts status), so that a deleted
+    pod is removed once the kubelet stopped it, as on a real cluster."""
+    try:
+        core.create_node(node_body("win-1"))
+    except ApiException as exc:
+        assert exc.status == 409
     core.create_namespaced_pod("winfleet", _pod(name))
     core.patch_namespaced_pod_status(name, "winfleet", {"status": {"phase": "Running"}})
 
@@ -82,7 +88,7 @@ def test_eviction_that_would_violate_a_disruption_budget_is_refused_with_429(
     assert twin.store.get("pods", "web-1", "winfleet") is not None
     _running_pod(core, "web-2")
     _evict(core, "web-1")
-    assert twin.store.get("pods", "web-1", "winfleet") is None
+    wait_for(lambda: twin.store.get("pods", "web-1", "winfleet") is None, what="web-1 gone")
 
 
 def test_disruption_budget_status_follows_the_pods(
@@ -111,7 +117,7 @@ def test_disruption_budget_status_follows_the_pods(
 def test_pods_without_a_budget_are_evicted(core: client.CoreV1Api, twin: KubeTwin):
     _running_pod(core, "free")
     _evict(core, "free")
-    assert twin.store.get("pods", "free", "winfleet") is None
+    wait_for(lambda: twin.store.get("pods", "free", "winfleet") is None, what="pod free gone")
 
 
 WIDGET_CRD = {

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from sim.k8s.server import KubeTwin
-from tests.sim_k8s.conftest import client_for_token, node_body
+from tests.sim_k8s.conftest import RunningTwin, client_for_token, node_body
 
 
 def _cm(name: str, data: dict[str, str] | None = None, **meta: object) -> client.V1ConfigMap:
     return client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, **meta), data=data or {})
+
+
+@pytest.fixture
+def running(start_twin: Callable[..., RunningTwin]) -> RunningTwin:
+    """The API server alone, as envtest runs it: no node lifecycle controller or scheduler
+    rewrites the Nodes and Pods whose API semantics these tests pin down."""
+    return start_twin(bookmark_interval=0.2, kube_controllers=False)
 
 
 def test_created_configmap_reads_back_with_server_assigned_metadata(core: client.CoreV1Api):

@@ -88,7 +88,10 @@ def test_describe_node_shows_conditions_addresses_capacity_system_info_taints_an
         },
     )
     out = kubectl_ok(twin, "describe", "node", "win-desc")
-    assert "Taints:             os=Windows:NoSchedule" in out
+    taints = out.split("Taints:")[1].split("Unschedulable:")[0]
+    # the node's own taint, and the not-ready one admission adds until the node is Ready
+    assert "os=Windows:NoSchedule" in taints
+    assert "node.kubernetes.io/not-ready:NoSchedule" in taints
     assert "Ready" in out and "Booting" in out
     assert "InternalIP:  10.0.0.5" in out
     capacity = out.split("Capacity:")[1].split("Allocatable:")

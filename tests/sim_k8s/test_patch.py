@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.sim_k8s.conftest import node_body
+from tests.sim_k8s.conftest import RunningTwin, node_body
 
 SMP = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+
+
+@pytest.fixture
+def running(start_twin: Callable[..., RunningTwin]) -> RunningTwin:
+    """The API server alone, as envtest runs it: no node lifecycle controller or scheduler
+    rewrites the Nodes and Pods whose API semantics these tests pin down."""
+    return start_twin(bookmark_interval=0.2, kube_controllers=False)
 
 
 def test_strategic_merge_of_node_conditions_merges_by_type(core: client.CoreV1Api):

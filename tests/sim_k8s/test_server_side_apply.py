@@ -159,7 +159,8 @@ def test_kubectl_server_side_apply_sets_a_node_annotation_next_to_the_kubelet_fi
     )
     read = core.read_node("win-ssa")
     assert read.metadata.annotations["winfleet.io/version"] == "1" and read.spec.unschedulable
-    assert [t.key for t in read.spec.taints] == ["os"]
+    # the kubelet's taint survives the apply (controllers add their own next to it)
+    assert "os" in [t.key for t in read.spec.taints]
     owners = _managers(read)
     assert owners[("winfleet", "Apply")] == {
         "f:metadata": {"f:annotations": {"f:winfleet.io/version": {}}},

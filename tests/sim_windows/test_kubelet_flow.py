@@ -21,11 +21,16 @@ from tests.sim_windows.conftest import connect, install_payload, next_address
 
 CSRS = ("certificates.k8s.io", "certificatesigningrequests")
 NODES = ("", "nodes")
+GRACE = 3.0
+UNREACHABLE = "node.kubernetes.io/unreachable"
+OS_TAINT = {("os", "NoSchedule")}
 
 
 @pytest.fixture
 async def twin(tmp_path: Path) -> AsyncIterator[KubeTwin]:
-    twin = await KubeTwin(tmp_path / "k8s").start()
+    # a short node-monitor grace period: the node lifecycle controller turns a silent Node
+    # Unknown after 3 s instead of 40 s
+    twin = await KubeTwin(tmp_path / "k8s", node_monitor_grace_seconds=GRACE).start()
     yield twin
     await twin.stop()
 
@@ -52,10 +57,18 @@ def node(twin: KubeTwin, name: str) -> dict[str, Any] | None:
 
 
 def ready(obj: dict[str, Any] | None) -> str | None:
+    return (condition(obj, "Ready") or {}).get("status")
+
+
+def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
     for cond in (obj or {}).get("status", {}).get("conditions", []):
-        if cond["type"] == "Ready":
-            return cond["status"]
+        if cond["type"] == kind:
+            return dict(cond)
     return None
+
+
+def taint_keys(obj: dict[str, Any] | None) -> set[tuple[str, str]]:
+    return {(t["key"], t["effect"]) for t in (obj or {}).get("spec", {}).get("taints") or []}
 
 
 async def approve(twin: KubeTwin, name: str) -> None:
@@ -88,7 +101,7 @@ async def run(conn: asyncssh.SSHClientConnection, command: str) -> str:
     return str(result.stdout)
 
 
-async def test_kubelet_bootstraps_registers_and_turns_ready_once_networking_is_in_place(
+async def test_kubelet_bootstraps_registers_turns_ready_and_goes_unknown_when_it_stops(
     tmp_path: Path, twin: KubeTwin, payload: Path
 ):
     key = asyncssh.generate_private_key("ssh-ed25519")
@@ -103,7 +116,7 @@ async def test_kubelet_bootstraps_registers_and_turns_ready_once_networking_is_i
             )
         )
         install_payload(host, payload)
-        ign = worker_ignition(twin.url, twin.ca.ca_pem, twin.bootstrap_token)
+        ign = worker_ignition(twin.url, twin.ca.ca_pem, twin.bootstrap_token, twin.kubelet_config)
         (host.root / "C" / "k" / "worker.ign").write_text(json.dumps(ign))
         name = "win-flow1"
         async with await connect(host, key) as conn:
@@ -133,9 +146,9 @@ async def test_kubelet_bootstraps_registers_and_turns_ready_once_networking_is_i
             labels = registered["metadata"]["labels"]
             assert labels["node.openshift.io/os_id"] == "Windows"
             assert labels["kubernetes.io/os"] == "windows"
-            assert registered["spec"]["taints"] == [
-                {"key": "os", "value": "Windows", "effect": "NoSchedule"}
-            ]
+            taints = registered["spec"]["taints"]
+            assert {"key": "os", "value": "Windows", "effect": "NoSchedule"} in taints
+            assert "node.kubernetes.io/not-ready" in {t["key"] for t in taints}
             assert {"type": "InternalIP", "address": host.address} in registered["status"][
                 "addresses"
             ]
@@ -212,11 +225,45 @@ async def test_kubelet_bootstraps_registers_and_turns_ready_once_networking_is_i
                 ),
             )
             await eventually("Ready=True", lambda: ready(node(twin, name)) == "True")
+            await eventually(
+                "the not-ready taint to go", lambda: not taint_keys(node(twin, name)) - OS_TAINT
+            )
+            lease = twin.store.get("leases", name, "kube-node-lease", "coordination.k8s.io")
+            assert lease["spec"]["holderIdentity"] == name
+            # the kubelet.conf the twin serves sets nodeLeaseDurationSeconds to fit the grace
+            assert lease["spec"]["leaseDurationSeconds"] == int(GRACE)
+            assert lease["metadata"]["ownerReferences"][0]["kind"] == "Node"
+            pressure = condition(node(twin, name), "MemoryPressure")
+            assert pressure["status"] == "False"
 
             await run(conn, ps("Stop-Service -Name kubelet -Force"))
-        await eventually(
-            "the Node to leave Ready", lambda: ready(node(twin, name)) not in (None, "True")
-        )
+            assert ready(node(twin, name)) == "True"  # nothing says otherwise yet
+
+            await eventually(
+                "the Node to turn Unknown", lambda: ready(node(twin, name)) == "Unknown"
+            )
+            silent = node(twin, name)
+            for kind in ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure"):
+                cond = condition(silent, kind)
+                assert cond["status"] == "Unknown"
+                assert cond["reason"] == "NodeStatusUnknown"
+                assert cond["message"] == "Kubelet stopped posting node status."
+            await eventually(
+                "the unreachable taints",
+                lambda: (
+                    {(UNREACHABLE, "NoSchedule"), (UNREACHABLE, "NoExecute")}
+                    <= taint_keys(node(twin, name))
+                ),
+            )
+            assert all(t.get("timeAdded") for t in node(twin, name)["spec"]["taints"][1:])
+
+            await run(conn, ps("Start-Service -Name kube-proxy"))  # starts kubelet first
+            await eventually(
+                "Ready=True again with only the os taint",
+                lambda: (
+                    ready(node(twin, name)) == "True" and taint_keys(node(twin, name)) == OS_TAINT
+                ),
+            )
     finally:
         await fleet.stop()
 

@@ -25,7 +25,9 @@ from sim.windows.fleet import HostFleet
 
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    twin = KubeTwin(tmp_path / "kube")
+    # a short node-monitor grace period: a Node whose kubelet was stopped (deconfigure) turns
+    # Unknown after 4 s instead of 40 s
+    twin = KubeTwin(tmp_path / "kube", node_monitor_grace_seconds=4.0)
     await twin.start()
     payload_dir = tmp_path / "payload"
     build_sample_payload(payload_dir)
