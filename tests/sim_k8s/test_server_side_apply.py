@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,14 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from sim.k8s.server import KubeTwin
-from tests.sim_k8s.conftest import kubectl_ok, node_body, run_kubectl
+from tests.sim_k8s.conftest import RunningTwin, kubectl_ok, node_body, run_kubectl
+
+
+@pytest.fixture
+def running(start_twin: Callable[..., RunningTwin]) -> RunningTwin:
+    # Field ownership alone, as envtest serves it: no controllers writing the same Nodes.
+    return start_twin(bookmark_interval=0.2, kube_controllers=False)
+
 
 APPLY = "application/apply-patch+yaml"
 NS = "winfleet"
@@ -159,8 +167,8 @@ def test_kubectl_server_side_apply_sets_a_node_annotation_next_to_the_kubelet_fi
     )
     read = core.read_node("win-ssa")
     assert read.metadata.annotations["winfleet.io/version"] == "1" and read.spec.unschedulable
-    # the kubelet's taint survives the apply (controllers add their own next to it)
-    assert "os" in [t.key for t in read.spec.taints]
+    # the kubelet's taint and the one admission (TaintNodesByCondition) adds at create, kept
+    assert [t.key for t in read.spec.taints] == ["os", "node.kubernetes.io/not-ready"]
     owners = _managers(read)
     assert owners[("winfleet", "Apply")] == {
         "f:metadata": {"f:annotations": {"f:winfleet.io/version": {}}},
