@@ -16,6 +16,7 @@ import random
 import uuid
 from typing import Any
 
+from sim.k8s import custom
 from sim.k8s import patch as patching
 from sim.k8s.auth import Identity
 from sim.k8s.errors import ApiError, already_exists, conflict, not_found
@@ -62,9 +63,19 @@ class Api:
             raise not_found("", "namespaces", ns)
 
     # -- create ----------------------------------------------------------------------------
-    def create(self, rt: ResourceType, ns: str, body: Any, who: Identity) -> Obj:
+    def create(
+        self,
+        rt: ResourceType,
+        ns: str,
+        body: Any,
+        who: Identity,
+        *,
+        field_validation: str = "",
+        warnings: list[str] | None = None,
+    ) -> Obj:
         check_type_meta(rt, body)
         obj = copy.deepcopy(body)
+        self._decode(rt, obj, field_validation, warnings)
         meta = obj["metadata"]
         for k in (
             "uid",
@@ -90,7 +101,7 @@ class Api:
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + "".join(random.choices(_GEN_CHARS, k=5))
         self._default_on_create(rt, obj, who)
-        validate(rt, obj)
+        validate(rt, obj, self._schema_causes(rt, obj))
         if self.store.entry((rt.group, rt.plural), ns if rt.namespaced else "", meta["name"]):
             raise already_exists(rt.group, rt.plural, meta["name"])
         self._check_namespace(rt, ns)
@@ -141,8 +152,60 @@ class Api:
             ],
         }
 
+    # -- custom resources (schemas and scale: sim.k8s.custom) -------------------------------
+    @staticmethod
+    def _decode(
+        rt: ResourceType, obj: Obj, field_validation: str, warnings: list[str] | None
+    ) -> None:
+        if rt.custom_version is not None:
+            out = warnings if warnings is not None else []
+            custom.decode(rt.custom_version, obj, field_validation, out)
+
+    @staticmethod
+    def _schema_causes(rt: ResourceType, obj: Obj) -> list[tuple[str, str, str]]:
+        cv = rt.custom_version
+        return custom.schema_causes(cv, obj) if cv is not None else []
+
+    def _scale_version(self, rt: ResourceType) -> custom.CustomVersion:
+        if rt.custom_version is None or rt.custom_version.scale is None:
+            raise ApiError(404, "the server could not find the requested resource")
+        return rt.custom_version
+
+    def read_scale(self, rt: ResourceType, ns: str, name: str) -> Obj:
+        """GET .../<name>/scale: the autoscaling/v1 Scale of a custom resource."""
+        return custom.scale_of(self._scale_version(rt), self._current(rt, ns, name))
+
+    def _write_scale(self, rt: ResourceType, ns: str, name: str, scale: Any) -> Obj:
+        cv = self._scale_version(rt)
+        new = custom.apply_scale(cv, self._current(rt, ns, name), scale)
+        return custom.scale_of(cv, self._write(rt, ns, name, new, ""))
+
+    def _reread_all(self, crd: Obj) -> None:
+        """After a CRD change, stored objects read back pruned and defaulted by the new schema."""
+        spec = crd.get("spec") or {}
+        gp = (spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))
+        for entry in self.store.entries(gp):
+            version = entry.obj.get("apiVersion", "").rpartition("/")[2]
+            rt = self.registry.get(gp[0], version, gp[1])
+            if rt is not None and rt.custom_version is not None:
+                obj = copy.deepcopy(entry.obj)
+                custom.reread(rt.custom_version, obj)
+                self.store.rewrite(gp, obj)
+
     # -- update / patch --------------------------------------------------------------------
-    def update(self, rt: ResourceType, ns: str, name: str, body: Any, sub: str = "") -> Obj:
+    def update(
+        self,
+        rt: ResourceType,
+        ns: str,
+        name: str,
+        body: Any,
+        sub: str = "",
+        *,
+        field_validation: str = "",
+        warnings: list[str] | None = None,
+    ) -> Obj:
+        if sub == "scale":
+            return self._write_scale(rt, ns, name, body)
         check_type_meta(rt, body)
         if body["metadata"].get("name", name) != name:
             raise ApiError(
@@ -150,16 +213,32 @@ class Api:
                 f"the name of the object ({body['metadata'].get('name')}) does "
                 f"not match the name on the URL ({name})",
             )
-        return self._write(rt, ns, name, copy.deepcopy(body), sub)
+        new = copy.deepcopy(body)
+        self._decode(rt, new, field_validation, warnings)
+        return self._write(rt, ns, name, new, sub)
 
     def patch(
-        self, rt: ResourceType, ns: str, name: str, content_type: str, body: Any, sub: str = ""
+        self,
+        rt: ResourceType,
+        ns: str,
+        name: str,
+        content_type: str,
+        body: Any,
+        sub: str = "",
+        *,
+        field_validation: str = "",
+        warnings: list[str] | None = None,
     ) -> Obj:
+        if sub == "scale":
+            current_scale = self.read_scale(rt, ns, name)
+            patched = patching.apply(content_type, current_scale, body, custom=False, merge_keys={})
+            return self._write_scale(rt, ns, name, patched)
         current = copy.deepcopy(self._current(rt, ns, name))
         result = patching.apply(
             content_type, current, body, custom=rt.custom, merge_keys=rt.merge_keys
         )
         check_type_meta(rt, result)
+        self._decode(rt, result, field_validation, warnings)
         return self._write(rt, ns, name, result, sub)
 
     def _write(self, rt: ResourceType, ns: str, name: str, new: Obj, sub: str) -> Obj:
@@ -195,7 +274,7 @@ class Api:
                 obj["spec"] = copy.deepcopy(old.get("spec"))
             if _spec_part(obj) != _spec_part(old):
                 meta["generation"] = old["metadata"].get("generation", 1) + 1
-        validate(rt, obj)
+        validate(rt, obj, self._schema_causes(rt, obj))
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if obj == old:
             return old  # a no-op write does not bump the resourceVersion
@@ -208,6 +287,7 @@ class Api:
             self.registry.remove(spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))
             for served in crd_types(stored):
                 self.registry.add(served)
+            self._reread_all(stored)
         return stored
 
     def _approval_conditions(self, old: Obj, conditions: list[Obj]) -> list[Obj]:

@@ -102,8 +102,13 @@ def conflict(group: str, plural: str, name: str) -> ApiError:
 
 
 def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str, str]]) -> ApiError:
-    """422 Invalid; causes are (field, reason e.g. FieldValueInvalid, message)."""
-    text = "; ".join(f"{f}: {m}" for f, _r, m in causes)
+    """422 Invalid; causes are (field, reason e.g. FieldValueInvalid, message).
+
+    The message aggregates the causes as apimachinery's `ToAggregate` does: one as it is,
+    several (duplicates dropped) as `[a, b]`.
+    """
+    texts = list(dict.fromkeys(f"{f}: {m}" for f, _r, m in causes))
+    text = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
     return ApiError(
         422,
         f'{kind}.{group or "core"} "{name}" is invalid: {text}'.replace(".core ", " "),

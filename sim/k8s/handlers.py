@@ -52,8 +52,11 @@ class Target:
     verb: str
 
 
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=dumps(body), status=status, content_type="application/json")
+def _json(body: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
+    response = web.Response(body=dumps(body), status=status, content_type="application/json")
+    for text in dict.fromkeys(warnings or ()):  # kube-apiserver's `Warning: 299 - "..."` headers
+        response.headers.add("Warning", "299 - " + json.dumps(text))
+    return response
 
 
 def _raw(raw: bytes, status: int = 200) -> web.Response:
@@ -221,6 +224,9 @@ class Handlers:
     # -- verbs -----------------------------------------------------------------------------
     async def _serve(self, request: web.Request, t: Target, who: Identity) -> web.StreamResponse:
         api, rt = self.api, t.rt
+        if t.verb == "get" and t.sub == "scale":
+            scale = api.read_scale(rt, t.ns, t.name)
+            return _json(tables.scale_table(scale) if tables.wants_table(request) else scale)
         if t.verb == "get":
             entry = api.store.entry((rt.group, rt.plural), t.ns, t.name)
             if entry is None:
@@ -238,6 +244,11 @@ class Handlers:
         if t.verb == "watch":
             return await self.watches.serve(request, rt, t.ns)
         body = await self._body(request)
+        # Custom resources: unknown fields per ?fieldValidation=Ignore|Warn|Strict (sim.k8s.custom)
+        checks: dict[str, Any] = {
+            "field_validation": request.query.get("fieldValidation", ""),
+            "warnings": [],
+        }
         if t.verb == "create" and t.sub == "eviction":
             disruption.evict(api, t.ns, t.name, body)
             return _json(status_body(201, "", success=True), 201)
@@ -246,11 +257,14 @@ class Handlers:
                 name = (body.get("metadata") or {}).get("name") if isinstance(body, dict) else ""
                 if name != who.node_name:
                     raise forbidden(who.user, "create", rt.group, rt.plural, str(name), "")
-            return _json(api.create(rt, t.ns, body, who), 201)
+            return _json(api.create(rt, t.ns, body, who, **checks), 201, checks["warnings"])
         if t.verb == "update":
-            return _json(api.update(rt, t.ns, t.name, body, t.sub))
+            return _json(
+                api.update(rt, t.ns, t.name, body, t.sub, **checks), 200, checks["warnings"]
+            )
         if t.verb == "patch":
-            return _json(api.patch(rt, t.ns, t.name, request.content_type, body, t.sub))
+            patched = api.patch(rt, t.ns, t.name, request.content_type, body, t.sub, **checks)
+            return _json(patched, 200, checks["warnings"])
         if t.verb == "delete":
             return _json(api.delete(rt, t.ns, t.name, body))
         # deletecollection

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sim.k8s.custom import CustomVersion, from_crd_version
+
 
 @dataclass(frozen=True)
 class ResourceType:
@@ -35,6 +37,8 @@ class ResourceType:
     )
     # Strategic-merge list keys for this kind: dotted path -> merge key ("" = set of scalars).
     merge_keys: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    # A CRD-declared type's schema, printer columns and scale paths (sim.k8s.custom).
+    custom_version: CustomVersion | None = field(default=None, compare=False, hash=False)
 
     @property
     def api_version(self) -> str:
@@ -160,6 +164,7 @@ def crd_types(crd: dict[str, Any]) -> list[ResourceType]:
                 tuple(names.get("shortNames", ())),
                 names.get("singular", names["kind"].lower()),
                 custom=True,
+                custom_version=from_crd_version(names["kind"], v),
             )
         )
     return out
@@ -286,7 +291,7 @@ class Registry:
             )
             for sub in sorted(rt.subresources):
                 verbs = ["create"] if sub == "eviction" else ["get", "patch", "update"]
-                kind = "Eviction" if sub == "eviction" else rt.kind
+                kind = {"eviction": "Eviction", "scale": "Scale"}.get(sub, rt.kind)
                 entry = {
                     "name": f"{rt.plural}/{sub}",
                     "singularName": "",
@@ -296,6 +301,8 @@ class Registry:
                 }
                 if sub == "eviction":  # kubectl drain looks here for the Eviction API version
                     entry.update(group="policy", version="v1")
+                if sub == "scale":  # and kubectl scale for the Scale's
+                    entry.update(group="autoscaling", version="v1")
                 resources.append(entry)
         return {
             "kind": "APIResourceList",
