@@ -191,7 +191,7 @@ class OnboardWindowsNode:
         self._enter(Phase.COPY_PAYLOAD)
         copied = await self._step(
             copy_payload,
-            CopyPayloadInput(**on_host),
+            CopyPayloadInput(**on_host, version=inp.version),
             policies.COPY_PAYLOAD_TIMEOUT,
         )
         self._state.bytes_copied = copied.bytes_copied
