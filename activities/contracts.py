@@ -99,6 +99,26 @@ class HostRef:
 
 
 @dataclass(frozen=True)
+class NodeBefore:
+    """The Node of this name as a run found it before changing anything (or its absence)."""
+
+    exists: bool = False
+    uid: str = ""
+    ready: bool = False
+    unschedulable: bool = False
+    cordoned_by: str = ""  # winfleet.io/cordoned-by: which winfleet run cordoned it, if one did
+    version: str = ""  # its windowsmachineconfig.openshift.io/version annotation
+
+
+@dataclass(frozen=True)
+class PreflightResult:
+    """What a run checked before touching anything."""
+
+    node: NodeBefore
+    version: str  # the payload version this run installs and annotates
+
+
+@dataclass(frozen=True)
 class OnboardNodeResult:
     node_name: NodeName
     host: HostRef
@@ -118,3 +138,43 @@ class Progress:
     detail: str = ""
     host: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+
+
+class DecommissionStep(StrEnum):
+    """What `DecommissionWindowsNode` does, in this order (each only when asked for)."""
+
+    CORDON = "cordon"
+    DRAIN = "drain"
+    DECONFIGURE = "deconfigure"
+    DELETE_NODE = "delete-node"
+    TERMINATE_VM = "terminate-vm"
+    FORGET_PIN = "forget-pin"
+
+
+@dataclass(frozen=True)
+class DecommissionInput:
+    """Take a Windows node out: the child workflow onboarding, upgrade, scale-down and repair
+    share. Every step is opt-in, so a caller undoes exactly what it owns."""
+
+    node_name: str
+    pool: str
+    reason: str  # why, for events, logs and the workflow's progress
+    host: HostRef | None = None  # where the node runs (deconfigure, VM, pin)
+    private_key_secret: str = "cloud-private-key"
+    drain: bool = False  # cordon, then evict the pods (PodDisruptionBudgets honoured)
+    drain_timeout_s: float = 900.0
+    force_drain: bool = False  # after the timeout, delete the pods the budgets still protect
+    deconfigure: bool = False  # remove winfleet's services, HNS state and C:\k from the host
+    delete_node: bool = False
+    node_uid: str = ""  # delete only the Node with this UID...
+    node_created_after: str = ""  # ...or, without one, only a Node created since (ISO 8601)
+    terminate_vm: bool = False  # the VM in `host` (refused for a BYOH host)
+    forget_pin: bool = False  # the host key pinned for `host.address`
+    best_effort: bool = False  # compensation: try every step, report what was left
+    claimed_by: str = ""  # the caller holds the node's claim; empty: claim it here
+
+
+@dataclass(frozen=True)
+class DecommissionResult:
+    done: tuple[DecommissionStep, ...] = ()
+    left: tuple[str, ...] = ()  # "<step>: <why>" for steps that failed (best effort only)

@@ -19,6 +19,8 @@ class WinfleetError(Exception):
     """Base class. `retryable` says whether another attempt can help."""
 
     retryable: bool = True
+    # What an admin should do when this error stops a workflow (shown in its failure).
+    advice: str = "see the workflow history and `winfleet trace`"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -58,29 +60,64 @@ class PermanentError(WinfleetError):
 class InvalidRequest(PermanentError):
     """The input cannot be acted on; nothing was changed."""
 
+    advice = "fix the input and start again"
+
 
 class SshAuthenticationFailed(PermanentError):
     """The host refused our key: the machine must be re-provisioned."""
+
+    advice = (
+        "re-provision the VM with winfleet's public key (the key Secret named in the input) "
+        "in administrators_authorized_keys"
+    )
 
 
 class HostKeyMismatch(PermanentError):
     """The host presented a key other than the one pinned for it: possible impersonation."""
 
+    advice = (
+        "verify the host is the one you expect; if it was legitimately reinstalled, remove its "
+        "entry from ConfigMap windows-ssh-host-keys"
+    )
+
 
 class UnsupportedWindowsBuild(PermanentError):
     """The host runs a Windows build winfleet does not support."""
+
+    advice = (
+        "use a Windows Server 2019 (10.0.17763) or 2022 (10.0.20348) image, or extend "
+        "WINFLEET_SUPPORTED_BUILDS"
+    )
 
 
 class CsrRejected(PermanentError):
     """A CSR claiming to be this node failed validation and no valid one arrived."""
 
+    advice = "inspect the CSRRefused events; a forged or misconfigured kubelet asked"
+
 
 class CloudRequestRejected(PermanentError):
     """The cloud refused the request (bad image, quota, permissions)."""
 
+    advice = "check the image, subnet, quota and permissions in the machine spec"
+
 
 class PayloadInvalid(PermanentError):
     """The local payload does not match its manifest."""
+
+    advice = "the worker's payload does not match its sha256sum manifest: reinstall it"
+
+
+class NodeNameClaimed(PermanentError):
+    """Another running workflow holds the node name; nothing was changed."""
+
+    advice = "wait for the other run to end (or cancel it), then start again"
+
+
+class DrainTimedOut(PermanentError):
+    """Pods could not be evicted within the drain timeout (budgets named in the message)."""
+
+    advice = "free the PodDisruptionBudgets named (scale the workloads up) or drain with force"
 
 
 ALL_ERRORS: tuple[type[WinfleetError], ...] = (
@@ -97,9 +134,12 @@ ALL_ERRORS: tuple[type[WinfleetError], ...] = (
     CsrRejected,
     CloudRequestRejected,
     PayloadInvalid,
+    NodeNameClaimed,
+    DrainTimedOut,
 )
 
 NON_RETRYABLE_TYPES: tuple[str, ...] = tuple(e.__name__ for e in ALL_ERRORS if not e.retryable)
+ADVICE: dict[str, str] = {e.__name__: e.advice for e in ALL_ERRORS}
 
 
 def to_application_error(exc: WinfleetError) -> ApplicationError:

@@ -32,11 +32,17 @@ from activities.windows.powershell import (
     restart_computer,
     to_json,
 )
+from activities.windows.services import (
+    KUBELET_SERVICE,
+    parse_service_state,
+    query_service_command,
+)
 
 FIRST_RETRY_S = 0.1  # a refused connection is retried quickly at first...
 MAX_RETRY_S = 2.0  # ...and at least every 2 s: a refused dial is cheap, a booted VM is used at once
 REBOOT_GRACE_S = 120.0  # an old hostname seen this soon after Restart-Computer: reboot pending
 RENAMED = "renamed"  # heartbeat detail: the host was renamed by an earlier attempt
+PINNED = "pinned"  # heartbeat detail: an earlier attempt pinned the host key (first contact)
 # A Windows computer (DNS host) name: letters, digits, hyphens; at most 63; not only digits.
 _COMPUTER_NAME = re.compile(r"(?!\d+$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
@@ -58,6 +64,9 @@ class HostFacts:
     os_build: str  # Win32_OperatingSystem.Version, e.g. "10.0.17763"
     host_key_fingerprint: str  # "SHA256:..."
     renamed: bool  # the hostname was changed to the node name (and the host rebooted)
+    # Before this run touched it: the kubelet service existed (the host was configured).
+    kubelet_installed: bool = False
+    pinned_now: bool = False  # this call pinned the host key (first contact with this host)
 
 
 def is_supported(os_build: str, supported: tuple[str, ...]) -> bool:
@@ -105,6 +114,11 @@ async def rename_and_restart(session: HostSession, node_name: str) -> None:
         )
 
 
+async def _kubelet_installed(session: HostSession) -> bool:
+    r = await session.run(query_service_command(KUBELET_SERVICE), check=False)
+    return parse_service_state(KUBELET_SERVICE, r.exit_status, r.stdout, r.stderr) is not None
+
+
 @activity.defn(name="wait_for_ssh")
 @boundary
 async def wait_for_ssh(inp: WaitForSshInput) -> HostFacts:
@@ -112,13 +126,19 @@ async def wait_for_ssh(inp: WaitForSshInput) -> HostFacts:
     supported = inp.supported_builds or settings().supported_builds
     loop = asyncio.get_running_loop()
     deadline = loop.time() + inp.timeout_s
-    renamed = RENAMED in activity.info().heartbeat_details
+    earlier = activity.info().heartbeat_details
+    renamed = RENAMED in earlier
     restarted_at: float | None = None
+    pinned_now = PINNED in earlier
+
+    def beat(text: str) -> None:
+        activity.heartbeat(*(m for m, on in ((RENAMED, renamed), (PINNED, pinned_now)) if on), text)
+
     delay = FIRST_RETRY_S
     attempt = 0
     while True:
         attempt += 1
-        activity.heartbeat(RENAMED if renamed else f"connecting, attempt {attempt}")
+        beat(f"connecting, attempt {attempt}")
         try:
             async with session_for(inp) as session:
                 os_build = await read_os_build(session)
@@ -127,6 +147,9 @@ async def wait_for_ssh(inp: WaitForSshInput) -> HostFacts:
                         f"host {inp.address} runs Windows build {os_build}; winfleet supports "
                         f"{', '.join(supported)}: use a supported Windows Server image"
                     )
+                if session.pinned_now:
+                    pinned_now = True
+                    beat("host key pinned")
                 name = await read_hostname(session)
                 if name.lower() == inp.node_name.lower():
                     return HostFacts(
@@ -135,6 +158,8 @@ async def wait_for_ssh(inp: WaitForSshInput) -> HostFacts:
                         os_build=os_build,
                         host_key_fingerprint=session.host_key_fingerprint,
                         renamed=renamed,
+                        kubelet_installed=await _kubelet_installed(session),
+                        pinned_now=pinned_now,
                     )
                 if restarted_at is None or loop.time() - restarted_at > REBOOT_GRACE_S:
                     activity.logger.info(
@@ -142,7 +167,7 @@ async def wait_for_ssh(inp: WaitForSshInput) -> HostFacts:
                     )
                     await rename_and_restart(session, inp.node_name)
                     renamed, restarted_at, delay = True, loop.time(), FIRST_RETRY_S
-                    activity.heartbeat(RENAMED)
+                    beat("renamed, rebooting")
         except HostUnreachable as exc:
             if loop.time() >= deadline:
                 raise HostUnreachable(

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
+from temporalio import activity
 
 from activities import kube
 from activities.config import settings
 from activities.contracts import ANNOTATION_PREFIX
-from activities.errors import HostKeyMismatch, KubernetesUnavailable
+from activities.errors import HostKeyMismatch, KubernetesUnavailable, boundary
 
 CONFIGMAP = "windows-ssh-host-keys"
 HOST_KEY_ANNOTATION = ANNOTATION_PREFIX + "ssh-host-key"
@@ -211,3 +212,17 @@ async def _drop_from_configmap(address: str) -> None:
         )
     except kube.NotFound:
         pass
+
+
+@dataclass(frozen=True)
+class ForgetPinInput:
+    address: str
+    node_name: str = ""
+
+
+@activity.defn(name="forget_host_key")
+@boundary
+async def forget_host_key(inp: ForgetPinInput) -> None:
+    """Drop the host key pinned for `inp.address` (ConfigMap entry and Node annotations), so a
+    new machine at that address can be onboarded; called when winfleet retires a host."""
+    await forget(inp.address, inp.node_name or None)

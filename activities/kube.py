@@ -32,6 +32,28 @@ class Conflict(WinfleetError):
     """409: stale resourceVersion or the object already exists."""
 
 
+class TooManyRequests(KubernetesUnavailable):
+    """429: throttled, or an eviction a PodDisruptionBudget refuses (see `causes`)."""
+
+    def __init__(self, message: str, causes: list[dict[str, str]]) -> None:
+        super().__init__(message)
+        self.causes = causes
+
+
+def _status_causes(body: object) -> list[dict[str, str]]:
+    """`details.causes` of a Status reply (reason and message only; nothing else is kept)."""
+    try:
+        status = json.loads(body) if isinstance(body, str | bytes) else {}
+        causes = (status.get("details") or {}).get("causes") or []
+        return [
+            {"reason": str(c.get("reason", ""))[:64], "message": str(c.get("message", ""))[:300]}
+            for c in causes
+            if isinstance(c, dict)
+        ]
+    except (ValueError, AttributeError):
+        return []
+
+
 @cache
 def api_client() -> client.ApiClient:
     """An ApiClient for the configured kubeconfig (or in-cluster config)."""
@@ -55,6 +77,10 @@ def certificates() -> client.CertificatesV1Api:
     return client.CertificatesV1Api(api_client())
 
 
+def coordination() -> client.CoordinationV1Api:
+    return client.CoordinationV1Api(api_client())
+
+
 def translate(exc: Exception, what: str) -> WinfleetError:
     """Map a kubernetes-client exception to a winfleet error (the single place to do so)."""
     if isinstance(exc, ApiException):
@@ -66,6 +92,10 @@ def translate(exc: Exception, what: str) -> WinfleetError:
             return Conflict(f"{what}: conflict ({reason})")
         if status in (400, 422):
             return InvalidRequest(f"{what}: rejected by the API server ({status} {reason})")
+        if status == 429:
+            return TooManyRequests(
+                f"{what}: the API server answered 429 {reason}", _status_causes(exc.body)
+            )
         if status in (401, 403):
             return InvalidRequest(
                 f"{what}: not authorized ({status}); check winfleet's kubeconfig/RBAC"

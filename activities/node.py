@@ -15,6 +15,7 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives import serialization
@@ -22,7 +23,7 @@ from temporalio import activity
 
 from activities import events, kube, polling
 from activities.config import settings
-from activities.contracts import ANNOTATION_PREFIX
+from activities.contracts import ANNOTATION_PREFIX, NodeBefore
 from activities.errors import InvalidRequest, KubernetesUnavailable, NodeNotReadyYet, boundary
 
 T = TypeVar("T")
@@ -31,6 +32,9 @@ OS_LABEL = "kubernetes.io/os"
 VERSION_ANNOTATION = ANNOTATION_PREFIX + "version"
 PUB_KEY_HASH_ANNOTATION = ANNOTATION_PREFIX + "pub-key-hash"
 PRIVATE_KEY_FIELD = "private-key.pem"
+# Set by winfleet when it cordons a node (value: the run that did); winfleet only ever
+# uncordons a node that carries it, so a node an admin cordoned stays cordoned.
+CORDONED_BY_ANNOTATION = "winfleet.io/cordoned-by"
 
 JsonObject = dict[str, Any]
 
@@ -68,6 +72,11 @@ class FinalizeNodeInput:
 @dataclass(frozen=True)
 class DeleteNodeInput:
     node_name: str
+    # Precondition: delete only the Node with this UID (the one the run saw).
+    uid: str = ""
+    # Without a UID: delete only a Windows Node created at or after this time (ISO 8601), i.e.
+    # one registered during the calling run, never an older one of the same name.
+    created_after: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,20 @@ async def get_node(name: str) -> JsonObject | None:
 def is_ready(node: JsonObject) -> bool:
     conditions = (node.get("status") or {}).get("conditions") or ()
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def node_before(node: JsonObject) -> NodeBefore:
+    """What a run must remember about a Node it found (to never undo what it did not do)."""
+    meta = node.get("metadata") or {}
+    notes = meta.get("annotations") or {}
+    return NodeBefore(
+        exists=True,
+        uid=str(meta.get("uid", "")),
+        ready=is_ready(node),
+        unschedulable=bool((node.get("spec") or {}).get("unschedulable")),
+        cordoned_by=str(notes.get(CORDONED_BY_ANNOTATION, "")),
+        version=str(notes.get(VERSION_ANNOTATION, "")),
+    )
 
 
 def facts(node: JsonObject) -> NodeFacts:
@@ -205,23 +228,36 @@ async def finalize_node(inp: FinalizeNodeInput) -> str:
             "refusing to mark it as a winfleet Windows node"
         )
     version = inp.version or settings().version
+    run_id = activity.info().workflow_run_id or ""
     key_hash = inp.pub_key_hash or await public_key_hash(inp.private_key_secret)
-    wanted = {VERSION_ANNOTATION: version, PUB_KEY_HASH_ANNOTATION: key_hash}
+    wanted: dict[str, str | None] = {VERSION_ANNOTATION: version, PUB_KEY_HASH_ANNOTATION: key_hash}
     notes = meta.get("annotations") or {}
     cordoned = bool((node.get("spec") or {}).get("unschedulable"))
-    if cordoned or any(notes.get(k) != v for k, v in wanted.items()):
+    # Only a cordon winfleet set is lifted; someone else's stays (and is said so).
+    ours = cordoned and bool(notes.get(CORDONED_BY_ANNOTATION))
+    patch: JsonObject = {"metadata": {"annotations": wanted}}
+    if ours or (not cordoned and CORDONED_BY_ANNOTATION in notes):
+        wanted[CORDONED_BY_ANNOTATION] = None
+        patch["spec"] = {"unschedulable": False}
+    if "spec" in patch or any(notes.get(k) != v for k, v in wanted.items()):
         await call_json(
-            f"annotate and uncordon node {inp.node_name}",
+            f"annotate node {inp.node_name}" + (" and uncordon it" if ours else ""),
             kube.core().patch_node,
             inp.node_name,
-            {"metadata": {"annotations": wanted}, "spec": {"unschedulable": False}},
+            patch,
             _content_type="application/merge-patch+json",
         )
+    state = (
+        "left cordoned (someone other than winfleet cordoned it)"
+        if cordoned and not ours
+        else "schedulable"
+    )
     await events.record_event(
         reason=events.MACHINE_SETUP,
-        message=f"Windows node {inp.node_name} configured by winfleet {version} and uncordoned",
+        message=f"Windows node {inp.node_name} configured by winfleet {version}, {state}",
         involved=_node_ref(inp.node_name, meta.get("uid", "")),
-        name=f"{inp.node_name}.{meta.get('uid', 'node')}.machinesetup",
+        # Once per run and Node: a retry records nothing twice, a re-onboarding records anew.
+        name=f"{inp.node_name}.{_slug(meta.get('uid', '') + run_id)}.machinesetup",
     )
     return version
 
@@ -229,20 +265,38 @@ async def finalize_node(inp: FinalizeNodeInput) -> str:
 @activity.defn(name="delete_node")
 @boundary
 async def delete_node(inp: DeleteNodeInput) -> bool:
-    """Delete a (half-registered) Windows Node; False when it does not exist."""
+    """Delete a Windows Node; False when it does not exist or is not the one meant.
+
+    The delete carries the UID of the Node meant as a precondition: `inp.uid`, or, with
+    `inp.created_after`, the UID of a Node registered since then (an older Node of the same
+    name is never deleted).
+    """
     node = await get_node(inp.node_name)
     if node is None:
         return False
-    os_label = (node["metadata"].get("labels") or {}).get(OS_LABEL)
+    meta = node["metadata"]
+    os_label = (meta.get("labels") or {}).get(OS_LABEL)
     if os_label not in (None, "windows"):
         raise InvalidRequest(
             f"node {inp.node_name} is labelled {OS_LABEL}={os_label}; winfleet deletes only "
             "Windows nodes, check for a name clash"
         )
-    try:
-        await call_json(f"delete node {inp.node_name}", kube.core().delete_node, inp.node_name)
-    except kube.NotFound:
+    uid = str(meta.get("uid", ""))
+    if inp.uid and inp.uid != uid:
+        activity.logger.info("node %s is not the one meant (uid %s); kept", inp.node_name, uid)
         return False
+    if inp.created_after and not _created_since(meta, inp.created_after):
+        activity.logger.info(
+            "node %s existed before %s; not this run's to delete", inp.node_name, inp.created_after
+        )
+        return False
+    body = {"preconditions": {"uid": uid}} if uid else None
+    try:
+        await call_json(
+            f"delete node {inp.node_name}", kube.core().delete_node, inp.node_name, body=body
+        )
+    except (kube.NotFound, kube.Conflict):
+        return False  # gone, or replaced by another Node of that name meanwhile
     return True
 
 
@@ -306,6 +360,14 @@ def _ready_detail(node: JsonObject) -> str:
         if c.get("type") == "Ready":
             return f"Ready={c.get('status')}: {c.get('reason', '')} {c.get('message', '')}".strip()
     return "no Ready condition yet"
+
+
+def _created_since(meta: JsonObject, since_iso: str) -> bool:
+    """Whether the object was created at or after `since_iso` (creationTimestamp has whole
+    seconds, so the comparison is at second resolution)."""
+    created = datetime.fromisoformat(str(meta.get("creationTimestamp", "")).replace("Z", "+00:00"))
+    since = datetime.fromisoformat(since_iso).replace(microsecond=0)
+    return created >= since
 
 
 def _slug(key: str) -> str:

@@ -130,6 +130,7 @@ class HostSession:
         self._sftp: asyncssh.SFTPClient | None = None
         self.address = address
         self.node_name = node_name
+        self.pinned_now = False  # this session pinned the host key (first contact)
         host_key = conn.get_server_host_key()
         assert host_key is not None  # public-key exchange always has one
         self._host_key = host_key
@@ -396,6 +397,7 @@ async def open_session(
     try:
         if pin.key is None or (pin.node_exists and not pin.on_node):
             await hostkeys.pin(address, node_name, session.presented_host_key)
+            session.pinned_now = pin.key is None
         yield session
     finally:
         await session.close()

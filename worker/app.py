@@ -16,12 +16,15 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.claims import claim_node, release_node
 from activities.cloud.vm import create_vm, release_vm, terminate_vm
 from activities.config import Settings, use_settings
 from activities.contracts import TASK_QUEUE
 from activities.csr import approve_node_csrs
 from activities.deconfigure import deconfigure_host
+from activities.drain import cordon_node, drain_node, uncordon_node
 from activities.host import wait_for_ssh
+from activities.hostkeys import forget_host_key
 from activities.kubelet import configure_kubelet
 from activities.network import configure_cni, start_hybrid_overlay, start_kube_proxy
 from activities.node import (
@@ -32,7 +35,10 @@ from activities.node import (
     wait_node_ready,
 )
 from activities.payload import copy_payload
+from activities.preflight import preflight_node
 from worker.temporal import task_queue
+from workflows.decoding import data_converter
+from workflows.decommission import DecommissionWindowsNode
 from workflows.onboard import OnboardWindowsNode
 
 log = logging.getLogger(__name__)
@@ -54,16 +60,27 @@ ACTIVITIES: Sequence[Callable[..., Any]] = (
     delete_node,
     record_setup_failure,
     deconfigure_host,
+    claim_node,
+    release_node,
+    preflight_node,
+    cordon_node,
+    uncordon_node,
+    drain_node,
+    forget_host_key,
 )
-WORKFLOWS = (OnboardWindowsNode,)
+WORKFLOWS = (OnboardWindowsNode, DecommissionWindowsNode)
 
 # Many nodes onboard in parallel; activities are I/O-bound coroutines.
 MAX_CONCURRENT_ACTIVITIES = 500
 
 
 def build_worker(client: Client, *, task_queue: str = TASK_QUEUE) -> Worker:
+    """A worker for every winfleet workflow and activity, decoding input strictly (a start with
+    a misspelt or mistyped field fails at once, naming it: workflows/decoding.py)."""
+    config = client.config()
+    config["data_converter"] = data_converter()
     return Worker(
-        client,
+        Client(**config),
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
         activities=list(ACTIVITIES),

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -34,14 +35,20 @@ from activities.contracts import (
     Progress,
 )
 from worker import progress, telemetry, traces
-from worker.temporal import TemporalUnreachable, connect, ensure_search_attributes, task_queue
-from workflows import search_attributes
+from worker.temporal import (
+    SearchAttributesMissing,
+    TemporalUnreachable,
+    connect,
+    ensure_search_attributes,
+    task_queue,
+)
+from workflows import ids, search_attributes
 
 log = logging.getLogger("winfleet")
 
 
 def workflow_id(pool: str, node: str) -> str:
-    return f"onboard-{pool}-{node}"
+    return ids.onboard(pool, node)
 
 
 def parse_node_spec(spec: str, args: argparse.Namespace) -> OnboardNodeInput:
@@ -202,10 +209,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RPCError as exc:
         print(f"winfleet: Temporal refused: {exc.message}", file=sys.stderr)
         return 2
-    except TemporalUnreachable as exc:
+    except (TemporalUnreachable, SearchAttributesMissing) as exc:
         print(f"winfleet: {exc}", file=sys.stderr)
         return 2
 
 
+def console() -> None:
+    """The `winfleet` executable: `main`, then exit without interpreter finalization.
+
+    The Temporal SDK's native runtime keeps threads that can abort a finalizing interpreter
+    ("PyGILState_Release ... must be current"), turning a clean exit code into SIGABRT; every
+    output is flushed first, so skipping finalization loses nothing.
+    """
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    console()

@@ -61,8 +61,17 @@ async def connect(profile: str | None = None) -> Client:
         ) from exc
 
 
+class SearchAttributesMissing(Exception):
+    """winfleet's search attributes are not registered and could not be registered."""
+
+
 async def ensure_search_attributes(client: Client) -> None:
-    """Register winfleet's search attributes on the namespace if missing (idempotent)."""
+    """Register winfleet's search attributes on the namespace if missing (idempotent).
+
+    Workflows set them on every run, and an unregistered one would fail their workflow tasks,
+    so a worker that can neither find nor register them refuses to start
+    (`SearchAttributesMissing`, with the command an admin runs).
+    """
     wanted = {
         key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in search_attributes.ALL
     }
@@ -70,12 +79,29 @@ async def ensure_search_attributes(client: Client) -> None:
         existing = await client.operator_service.list_search_attributes(
             ListSearchAttributesRequest(namespace=client.namespace)
         )
-        missing = {k: v for k, v in wanted.items() if k not in existing.custom_attributes}
-        if missing:
-            await client.operator_service.add_search_attributes(
-                AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
-            )
-            log.info("registered search attributes %s", sorted(missing))
     except RPCError as exc:
-        # Cloud namespaces manage attributes elsewhere; the workflow still runs without them.
-        log.warning("could not register search attributes (%s); register them by hand", exc)
+        raise SearchAttributesMissing(_missing_message(client, sorted(wanted), exc)) from None
+    missing = {k: v for k, v in wanted.items() if k not in existing.custom_attributes}
+    if not missing:
+        return
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        )
+    except RPCError as exc:
+        raise SearchAttributesMissing(_missing_message(client, sorted(missing), exc)) from None
+    log.info("registered search attributes %s", sorted(missing))
+
+
+def _missing_message(client: Client, names: list[str], exc: RPCError) -> str:
+    commands = "; ".join(
+        f"temporal operator search-attribute create --namespace {client.namespace} "
+        f"--name {name} --type Keyword"
+        for name in names
+    )
+    return (
+        f"search attributes {', '.join(names)} are not registered on namespace "
+        f"{client.namespace} and winfleet may not register them ({exc.message}). Register them "
+        f"once (Temporal Cloud: in the namespace settings), then start the worker again: "
+        f"{commands}"
+    )

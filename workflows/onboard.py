@@ -1,46 +1,53 @@
 """`OnboardWindowsNode`: one durable workflow per Windows node, from VM to Ready node.
 
 Reads as the ordered list of phases it is (VM create → wait for SSH → payload → kubelet →
-CSRs → hybrid-overlay → CNI → kube-proxy → Ready). Each phase is one or more idempotent
-activities with a named policy (workflows/policies.py). When a phase fails for good the workflow
-compensates — deconfigures the host, deletes a half-registered Node, terminates a VM it created
-(never a BYOH host), records `MachineSetupFailure` — and fails with an error naming the phase,
-the host and what to do. No I/O here; started by `winfleet onboard`, `temporal workflow start`
-or the Web UI with plain JSON (see README).
+CSRs → hybrid-overlay → CNI → kube-proxy → Ready), each one or more idempotent activities under
+a named, time-bounded step policy (workflows/policies.py). Before touching anything it refuses
+bad input, claims the node name (one run per node at a time) and checks the name, key and
+version (`preflight_node`); it remembers what exists already.
+
+When a phase fails for good, or the run is cancelled, it compensates through the
+`DecommissionWindowsNode` child — and undoes only what this very run did: a VM it launched, a
+Node that registered during the run, a host it configured, a host key it pinned first. A VM
+found by its tags, a Node that existed before, a host that was already configured are left as
+they were (re-onboarding a Ready node is a re-configure that converges; if it fails, the node
+keeps running). Then it records `MachineSetupFailure` and fails with an error naming the phase,
+the host, what was left alone and what to do. No I/O here; started by `winfleet onboard`,
+`temporal workflow start` or the Web UI with plain JSON (see README).
+
+Runs started before this flow existed replay through `workflows/onboard_legacy.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field, replace
-from datetime import timedelta
-from typing import Any
+from dataclasses import dataclass
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+    is_cancelled_exception,
+)
 
 with workflow.unsafe.imports_passed_through():
-    from activities.cloud.vm import (
-        CreateVmInput,
-        create_vm,
-        release_vm,
-        terminate_vm,
-        validate_create_vm_input,
-    )
+    from activities.claims import ClaimInput, claim_node, release_node
+    from activities.cloud.vm import create_vm, release_vm
     from activities.contracts import (
+        DecommissionInput,
         HostRef,
         NodeName,
         OnboardNodeInput,
         OnboardNodeResult,
         Phase,
         Platform,
+        PreflightResult,
         Progress,
     )
     from activities.csr import ApproveCsrsInput, approve_node_csrs
-    from activities.deconfigure import DeconfigureInput, deconfigure_host
-    from activities.errors import InvalidRequest
-    from activities.host import WaitForSshInput, wait_for_ssh
+    from activities.host import HostFacts, WaitForSshInput, wait_for_ssh
     from activities.kubelet import ConfigureKubeletInput, configure_kubelet
     from activities.network import (
         ConfigureCniInput,
@@ -51,61 +58,46 @@ with workflow.unsafe.imports_passed_through():
         start_kube_proxy,
     )
     from activities.node import (
-        DeleteNodeInput,
         FinalizeNodeInput,
         SetupFailureInput,
         WaitNodeAnnotationInput,
         WaitNodeInput,
-        delete_node,
         finalize_node,
         record_setup_failure,
         wait_node_annotation,
         wait_node_ready,
     )
     from activities.payload import CopyPayloadInput, copy_payload
-    from workflows import policies, search_attributes
+    from activities.preflight import PreflightInput, preflight_node
+    from workflows import ids, policies, search_attributes, steps, validation
+    from workflows.decommission import DecommissionWindowsNode
+    from workflows.failures import advice, cause, describe
+    from workflows.onboard_legacy import LegacyOnboarding
+    from workflows.onboard_state import OnboardState
 
-# Added after histories existed: compensation of a failed vm-create releases a VM found by tags.
-RELEASE_VM_PATCH = "release-vm-after-failed-create"
-# Added after histories existed: approve a serving CSR a restarted kubelet sent again.
-LATE_SERVING_CSR_PATCH = "approve-late-serving-csr"
+# Claims, preflight, ownership-aware compensation through DecommissionWindowsNode, time bounds.
+HARDENED_PATCH = "hardened-onboarding"
 
 NODE_SUBNET_ANNOTATION = "k8s.ovn.org/hybrid-overlay-node-subnet"
 GATEWAY_MAC_ANNOTATION = "k8s.ovn.org/hybrid-overlay-distributed-router-gateway-mac"
 
-# What an admin should do, by the error type that stopped the onboarding.
-ADVICE = {
-    "InvalidRequest": "fix the input and start again",
-    "SshAuthenticationFailed": "re-provision the VM with winfleet's public key "
-    "(secret cloud-private-key) in administrators_authorized_keys",
-    "HostKeyMismatch": "verify the host is the one you expect; if it was legitimately "
-    "reinstalled, remove its entry from ConfigMap windows-ssh-host-keys",
-    "UnsupportedWindowsBuild": "use a Windows Server 2019 (10.0.17763) or 2022 (10.0.20348) "
-    "image, or extend WINFLEET_SUPPORTED_BUILDS",
-    "CsrRejected": "inspect the CSRRefused events; a forged or misconfigured kubelet asked",
-    "CloudRequestRejected": "check the image, subnet, quota and permissions in the machine spec",
-    "PayloadInvalid": "the worker's payload does not match its sha256sum manifest: reinstall it",
-}
-
 
 @dataclass
-class OnboardState:
-    """The workflow's one mutable state; `progress` shows it."""
+class Owned:
+    """What this run created or changed, and so may undo (nothing else is ever undone)."""
 
-    node_name: str = ""
-    phase: Phase | None = None
-    completed: list[Phase] = field(default_factory=list)
-    status: str = "running"
-    detail: str = ""
-    host: HostRef | None = None
-    kubelet_started: bool = False
-    bytes_copied: int = 0
+    vm: bool = False  # this run launched the VM
+    pin: bool = False  # this run pinned the host key (first contact)
+    configured: bool = False  # this run configured a host that was not configured before
+    node_registered: bool = False  # the Node did not exist when the run began
 
 
 @workflow.defn(name="OnboardWindowsNode")
 class OnboardWindowsNode:
     def __init__(self) -> None:
         self._state = OnboardState()
+        self._owned = Owned()
+        self._facts: HostFacts | None = None
 
     @workflow.query(name="progress")
     def progress(self) -> Progress:
@@ -122,53 +114,56 @@ class OnboardWindowsNode:
     @workflow.run
     async def run(self, inp: OnboardNodeInput) -> OnboardNodeResult:
         self._state.node_name = inp.node_name
-        vm_input = CreateVmInput(
-            pool=inp.pool,
-            node_name=inp.node_name,
-            platform=inp.platform,
-            aws=inp.aws,
-            azure=inp.azure,
-            byoh=inp.byoh,
-            private_key_secret=inp.private_key_secret,
-        )
-        # Pure and deterministic, so it runs here and refuses bad input before any activity;
-        # tightening these rules later changes replay, so it needs workflow.patched.
-        try:
-            validate_create_vm_input(vm_input)
-        except InvalidRequest as exc:
-            self._state.status = "failed"
-            self._state.detail = exc.message
-            raise ApplicationError(
-                f"refused before anything was created: {exc.message}",
-                type="InvalidRequest",
-                non_retryable=True,
-            ) from None
+        if not workflow.patched(HARDENED_PATCH):
+            return await LegacyOnboarding(self._state).run(inp)
+        problems = validation.onboard_input_problems(inp)
+        if problems:
+            raise self._refused(f"node {inp.node_name!r}: " + "; ".join(problems))
         workflow.upsert_search_attributes(
             [
                 search_attributes.NODE.value_set(inp.node_name),
                 search_attributes.POOL.value_set(inp.pool),
             ]
         )
+        info = workflow.info()
+        claim = ClaimInput(inp.node_name, f"{info.workflow_id} {info.run_id}", "onboard")
         try:
-            return await self._onboard(inp, vm_input)
-        except (ActivityError, CancelledError, asyncio.CancelledError) as err:
-            await self._compensate(inp, vm_input, reason=_describe(err))
-            if isinstance(err, ActivityError):
-                raise self._failure(inp, err) from err
-            raise
+            await steps.run(claim_node, claim, policies.CLAIM_STEP)
+        except ActivityError as err:
+            raise self._refused(cause(err)[1], cause(err)[0]) from err
+        try:
+            return await self._claimed(inp, claim)
+        finally:
+            await steps.run(release_node, claim, policies.CLAIM_STEP)
 
-    async def _onboard(self, inp: OnboardNodeInput, vm_input: CreateVmInput) -> OnboardNodeResult:
+    async def _claimed(self, inp: OnboardNodeInput, claim: ClaimInput) -> OnboardNodeResult:
+        try:
+            pre = await steps.run(
+                preflight_node,
+                PreflightInput(inp.node_name, inp.private_key_secret, inp.version),
+                policies.PREFLIGHT_STEP,
+            )
+        except ActivityError as err:
+            raise self._refused(cause(err)[1], cause(err)[0]) from err
+        self._owned.node_registered = not pre.node.exists
+        try:
+            return await self._onboard(inp, pre)
+        except (ActivityError, CancelledError, asyncio.CancelledError) as err:
+            cancelled = is_cancelled_exception(err)
+            await self._compensate(
+                inp, pre, claim, reason="cancelled" if cancelled else describe(err)
+            )
+            if isinstance(err, ActivityError) and not cancelled:
+                raise self._failure(inp, pre, err) from err
+            raise  # a cancellation stays one: the run ends CANCELED
+
+    async def _onboard(self, inp: OnboardNodeInput, pre: PreflightResult) -> OnboardNodeResult:
         node = inp.node_name
 
         self._enter(Phase.VM_CREATE)
-        host = await workflow.execute_activity(
-            create_vm,
-            vm_input,
-            start_to_close_timeout=policies.VM_CREATE_TIMEOUT,
-            heartbeat_timeout=policies.HEARTBEAT_TIMEOUT,
-            retry_policy=policies.VM_CREATE_RETRY,
-        )
+        host = await steps.run(create_vm, validation.vm_input(inp), policies.VM_CREATE_STEP)
         self._state.host = host
+        self._owned.vm = host.created_by_us
         # Every host-side step names the same host and key (a secret's name, never the key).
         on_host = {
             "node_name": node,
@@ -178,33 +173,33 @@ class OnboardWindowsNode:
         }
 
         self._enter(Phase.WAIT_SSH)
-        facts = await self._step(
+        facts = await steps.run(
             wait_for_ssh,
             WaitForSshInput(
                 **on_host,
                 supported_builds=(),
                 timeout_s=policies.WAIT_SSH_BUDGET.total_seconds(),
             ),
-            policies.WAIT_SSH_TIMEOUT,
+            policies.WAIT_SSH_STEP,
         )
+        self._facts = facts
+        self._owned.pin = facts.pinned_now
 
         self._enter(Phase.COPY_PAYLOAD)
-        copied = await self._step(
+        copied = await steps.run(
             copy_payload,
             CopyPayloadInput(**on_host, version=inp.version),
-            policies.COPY_PAYLOAD_TIMEOUT,
+            policies.COPY_PAYLOAD_STEP,
         )
         self._state.bytes_copied = copied.bytes_copied
 
         self._enter(Phase.CONFIGURE_KUBELET)
         self._state.kubelet_started = True
-        await self._step(
+        self._owned.configured = not (facts.kubelet_installed or pre.node.exists)
+        await steps.run(
             configure_kubelet,
-            ConfigureKubeletInput(
-                **on_host,
-                node_ip=host.address,
-            ),
-            policies.REMOTE_STEP_TIMEOUT,
+            ConfigureKubeletInput(**on_host, node_ip=host.address),
+            policies.REMOTE_STEP,
         )
 
         self._enter(Phase.APPROVE_CSRS)
@@ -214,76 +209,56 @@ class OnboardWindowsNode:
             dns_names=(node, facts.hostname),
             timeout_s=policies.CSR_BUDGET.total_seconds(),
         )
-        await self._step(approve_node_csrs, csr_input, policies.CSR_TIMEOUT)
+        await steps.run(approve_node_csrs, csr_input, policies.CSR_STEP)
 
         self._enter(Phase.HYBRID_OVERLAY)
-        annotations = await self._step(
+        network_budget = policies.NETWORK_BUDGET.total_seconds()
+        annotations = await steps.run(
             wait_node_annotation,
-            WaitNodeAnnotationInput(
-                node_name=node,
-                keys=(NODE_SUBNET_ANNOTATION,),
-                timeout_s=policies.NETWORK_BUDGET.total_seconds(),
-            ),
-            policies.NETWORK_TIMEOUT,
+            WaitNodeAnnotationInput(node, (NODE_SUBNET_ANNOTATION,), network_budget),
+            policies.NETWORK_STEP,
         )
         node_subnet = annotations[NODE_SUBNET_ANNOTATION]
-        await self._step(
+        await steps.run(
             start_hybrid_overlay,
-            HybridOverlayInput(
-                **on_host,
-                timeout_s=policies.NETWORK_BUDGET.total_seconds(),
-            ),
-            policies.NETWORK_TIMEOUT,
+            HybridOverlayInput(**on_host, timeout_s=network_budget),
+            policies.NETWORK_STEP,
         )
-        await self._step(
+        await steps.run(
             wait_node_annotation,
-            WaitNodeAnnotationInput(
-                node_name=node,
-                keys=(GATEWAY_MAC_ANNOTATION,),
-                timeout_s=policies.NETWORK_BUDGET.total_seconds(),
-            ),
-            policies.NETWORK_TIMEOUT,
+            WaitNodeAnnotationInput(node, (GATEWAY_MAC_ANNOTATION,), network_budget),
+            policies.NETWORK_STEP,
         )
 
         self._enter(Phase.CNI)
-        await self._step(
+        await steps.run(
             configure_cni,
-            ConfigureCniInput(
-                **on_host,
-                node_subnet=node_subnet,
-            ),
-            policies.REMOTE_STEP_TIMEOUT,
+            ConfigureCniInput(**on_host, node_subnet=node_subnet),
+            policies.REMOTE_STEP,
         )
 
         self._enter(Phase.KUBE_PROXY)
-        await self._step(
+        await steps.run(
             start_kube_proxy,
-            KubeProxyInput(
-                **on_host,
-                node_subnet=node_subnet,
-                timeout_s=policies.NETWORK_BUDGET.total_seconds(),
-            ),
-            policies.NETWORK_TIMEOUT,
+            KubeProxyInput(**on_host, node_subnet=node_subnet, timeout_s=network_budget),
+            policies.NETWORK_STEP,
         )
 
         self._enter(Phase.NODE_READY)
-        await self._step(
+        await steps.run(
             wait_node_ready,
-            WaitNodeInput(node_name=node, timeout_s=policies.NODE_READY_BUDGET.total_seconds()),
-            policies.NODE_READY_TIMEOUT,
+            WaitNodeInput(node, policies.NODE_READY_BUDGET.total_seconds()),
+            policies.NODE_READY_STEP,
         )
-        if workflow.patched(LATE_SERVING_CSR_PATCH):
-            # configure-cni restarts kubelet; one that restarted before it had stored its
-            # serving certificate asks again. Approve that (valid) request too.
-            await self._step(approve_node_csrs, csr_input, policies.CSR_TIMEOUT)
-        version = await self._step(
+        # configure-cni restarts kubelet; one that restarted before it had stored its serving
+        # certificate asks again. Approve that (valid) request too.
+        await steps.run(approve_node_csrs, csr_input, policies.CSR_STEP)
+        version = await steps.run(
             finalize_node,
             FinalizeNodeInput(
-                node_name=node,
-                version=inp.version,
-                private_key_secret=inp.private_key_secret,
+                node_name=node, version=pre.version, private_key_secret=inp.private_key_secret
             ),
-            policies.KUBE_CALL_TIMEOUT,
+            policies.KUBE_CALL_STEP,
         )
         self._state.completed.append(Phase.NODE_READY)
         self._state.status = "completed"
@@ -305,109 +280,111 @@ class OnboardWindowsNode:
         workflow.upsert_search_attributes([search_attributes.PHASE.value_set(phase.value)])
         workflow.logger.info("node %s: phase %s", self._state.node_name, phase.value)
 
-    async def _step(self, activity: Any, arg: Any, budget: timedelta) -> Any:
-        return await workflow.execute_activity(
-            activity,
-            arg,
-            start_to_close_timeout=budget,
-            heartbeat_timeout=policies.HEARTBEAT_TIMEOUT,
-            retry_policy=policies.STEP_RETRY,
+    def _refused(self, message: str, cause_type: str = "InvalidRequest") -> ApplicationError:
+        """A refusal before anything was created or changed."""
+        self._state.status = "failed"
+        self._state.detail = message
+        return ApplicationError(
+            f"refused before anything was created: {message}",
+            type=cause_type or "InvalidRequest",
+            non_retryable=True,
         )
 
     async def _compensate(
-        self, inp: OnboardNodeInput, vm_input: CreateVmInput, *, reason: str
+        self, inp: OnboardNodeInput, pre: PreflightResult, claim: ClaimInput, *, reason: str
     ) -> None:
-        """Undo what this run started, in reverse order; every step is idempotent."""
+        """Undo what this run did, through DecommissionWindowsNode; every step is idempotent."""
         s = self._state
         s.status = "compensating"
         failed_phase = s.phase.value if s.phase else "start"
         host = s.host
-        undo: list[tuple[Any, Any]] = []
-        if host is not None and s.kubelet_started:
-            undo.append(
-                (
-                    deconfigure_host,
-                    DeconfigureInput(
-                        node_name=inp.node_name,
-                        address=host.address,
-                        username=host.username,
-                        private_key_secret=inp.private_key_secret,
-                    ),
-                )
-            )
-            undo.append((delete_node, DeleteNodeInput(node_name=inp.node_name)))
-        if host is not None and host.created_by_us:
-            undo.append((terminate_vm, host))
-        elif (
-            host is None
-            and s.phase == Phase.VM_CREATE
-            and inp.platform != Platform.BYOH
-            and workflow.patched(RELEASE_VM_PATCH)
-        ):
-            # create_vm failed for good after it may have launched a VM: find it by tags.
-            undo.append((release_vm, vm_input))
-        undo.append(
-            (
+        if host is None and s.phase == Phase.VM_CREATE and inp.platform != Platform.BYOH:
+            # create_vm failed for good after it may have launched a VM (this run's only).
+            try:
+                await steps.run(release_vm, validation.vm_input(inp), policies.UNDO_STEP)
+            except ActivityError as err:
+                s.detail += f" compensation left: release VM: {describe(err)};"
+        if host is not None:
+            await self._decommission(inp, host, pre, claim, reason)
+        kept = self._kept(pre, host)
+        if kept:
+            s.detail += f" left as they were (not this run's): {', '.join(kept)};"
+        try:
+            await steps.run(
                 record_setup_failure,
                 SetupFailureInput(
                     node_name=inp.node_name,
                     phase=failed_phase,
                     reason=reason,
+                    key=workflow.info().run_id,
                 ),
+                policies.UNDO_STEP,
             )
-        )
-        for activity, arg in undo:
-            try:
-                await workflow.execute_activity(
-                    activity,
-                    arg,
-                    start_to_close_timeout=policies.COMPENSATION_TIMEOUT,
-                    heartbeat_timeout=policies.HEARTBEAT_TIMEOUT,
-                    retry_policy=_compensation_retry(activity),
-                )
-            except ActivityError as err:
-                # A host that cannot be reached cannot be deconfigured; deleting the VM and the
-                # Node still matters, so go on and report what was left behind.
-                workflow.logger.warning("compensation step failed: %s", _describe(err))
-                s.detail += f" compensation left: {_describe(err)};"
+        except ActivityError as err:
+            s.detail += f" compensation left: event: {describe(err)};"
         s.status = "failed"
 
-    def _failure(self, inp: OnboardNodeInput, err: ActivityError) -> ApplicationError:
+    async def _decommission(
+        self,
+        inp: OnboardNodeInput,
+        host: HostRef,
+        pre: PreflightResult,
+        claim: ClaimInput,
+        reason: str,
+    ) -> None:
+        s, own = self._state, self._owned
+        plan = DecommissionInput(
+            node_name=inp.node_name,
+            pool=inp.pool,
+            reason=f"onboarding failed in phase {s.phase.value if s.phase else 'start'}: {reason}",
+            host=host,
+            private_key_secret=inp.private_key_secret,
+            deconfigure=s.kubelet_started and own.configured,
+            delete_node=s.kubelet_started and own.node_registered,
+            node_created_after=workflow.info().start_time.isoformat(),
+            terminate_vm=own.vm,
+            forget_pin=own.pin,
+            best_effort=True,
+            claimed_by=claim.holder,
+        )
+        if not (plan.deconfigure or plan.delete_node or plan.terminate_vm or plan.forget_pin):
+            return
+        try:
+            result = await workflow.execute_child_workflow(
+                DecommissionWindowsNode.run,
+                plan,
+                id=f"{ids.decommission(inp.pool, inp.node_name)}-{workflow.info().run_id[:8]}",
+                execution_timeout=policies.DECOMMISSION_TIMEOUT,
+            )
+        except ChildWorkflowError as err:
+            s.detail += f" compensation left: {describe(err)};"
+            return
+        for left in result.left:
+            s.detail += f" compensation left: {left};"
+
+    def _kept(self, pre: PreflightResult, host: HostRef | None) -> list[str]:
+        """What a failure leaves alone because this run did not create it."""
+        kept = []
+        if host is not None and host.platform != Platform.BYOH and not self._owned.vm:
+            kept.append(f"VM {host.instance_id or host.address} (found by its tags)")
+        if host is not None and host.platform == Platform.BYOH:
+            kept.append(f"BYOH host {host.address}")
+        if pre.node.exists:
+            kept.append(f"Node {self._state.node_name} (existed before)")
+        elif self._facts is not None and self._facts.kubelet_installed:
+            kept.append("the host's existing kubelet configuration")
+        return kept
+
+    def _failure(
+        self, inp: OnboardNodeInput, pre: PreflightResult, err: ActivityError
+    ) -> ApplicationError:
         s = self._state
-        cause_type, message = _cause(err)
+        cause_type, message = cause(err)
         phase = s.phase.value if s.phase else "start"
         where = f"host {s.host.address}" if s.host else "no host yet"
-        advice = ADVICE.get(cause_type, "see the workflow history and `winfleet trace`")
         text = (
             f"onboarding node {inp.node_name} failed in phase {phase} ({where}): "
-            f"{message}. What to do: {advice}."
+            f"{message}. What to do: {advice(cause_type)}.{s.detail}"
         )
-        s.detail = text + s.detail
+        s.detail = text
         return ApplicationError(text, type=cause_type or "OnboardingFailed", non_retryable=True)
-
-
-def _compensation_retry(activity: Any) -> RetryPolicy:
-    # Deconfiguring a host that refuses our key cannot succeed; don't spend 10 minutes on it.
-    if activity is deconfigure_host:
-        return replace(policies.COMPENSATION_RETRY, maximum_attempts=3)
-    return policies.COMPENSATION_RETRY
-
-
-def _cause(err: BaseException) -> tuple[str, str]:
-    """Type and message of the activity's own error: the outermost application error.
-
-    (Deeper causes are library exceptions the activity translated, e.g. asyncssh's.)
-    """
-    cause: BaseException | None = err
-    while cause is not None:
-        if isinstance(cause, ApplicationError):
-            return cause.type or "", cause.message
-        cause = cause.__cause__
-    return "", str(err)
-
-
-def _describe(err: BaseException) -> str:
-    cause_type, message = _cause(err)
-    if isinstance(err, CancelledError | asyncio.CancelledError):
-        return "cancelled"
-    return f"{cause_type}: {message}" if cause_type else message

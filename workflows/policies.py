@@ -5,21 +5,20 @@ Call sites use these constants only; no inline numbers (WMCO keeps the same in p
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import timedelta
 
+from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-# Error types that no retry can fix (mirrors activities.errors.NON_RETRYABLE_TYPES; the
-# activities also mark them non_retryable, this is belt and braces for the workflow side).
-PERMANENT_ERRORS = [
-    "InvalidRequest",
-    "SshAuthenticationFailed",
-    "HostKeyMismatch",
-    "UnsupportedWindowsBuild",
-    "CsrRejected",
-    "CloudRequestRejected",
-    "PayloadInvalid",
-]
+with workflow.unsafe.imports_passed_through():
+    from activities import errors
+
+# Error types that no retry can fix: the activities' permanent errors (activities/errors.py
+# marks them non_retryable too; naming them here is belt and braces for the workflow side).
+PERMANENT_ERRORS = list(errors.NON_RETRYABLE_TYPES)
+# What an admin should do, by the error type that stopped a workflow.
+ADVICE = dict(errors.ADVICE)
 
 # A cloud API call plus waiting for the instance to run: AWS/Azure take 1-3 min.
 VM_CREATE_TIMEOUT = timedelta(minutes=15)
@@ -73,3 +72,56 @@ COMPENSATION_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=20,
 )
+# Deconfiguring a host that refuses our key cannot succeed: a few attempts, not 20.
+DECONFIGURE_COMPENSATION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=3,
+)
+# Claims and preflight reads: quick API calls; a refusal (NodeNameClaimed) is permanent.
+CLAIM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=10,
+    non_retryable_error_types=PERMANENT_ERRORS,
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    """How one activity of a phase runs: per attempt, in total, and how it retries.
+
+    `total` (schedule_to_close) bounds the phase, retries included, so a stuck phase ends and
+    compensates within a known time (README "Time bounds"). Cancellation waits until the running
+    attempt has really stopped, so compensation never races the step it undoes.
+    """
+
+    attempt: timedelta
+    total: timedelta
+    retry: RetryPolicy = field(default_factory=lambda: STEP_RETRY)
+    heartbeat: timedelta = HEARTBEAT_TIMEOUT
+
+
+# The hardened onboarding's phases (README "Time bounds" lists these totals).
+CLAIM_STEP = Step(attempt=timedelta(minutes=1), total=timedelta(minutes=3), retry=CLAIM_RETRY)
+PREFLIGHT_STEP = Step(attempt=timedelta(minutes=1), total=timedelta(minutes=3), retry=CLAIM_RETRY)
+VM_CREATE_STEP = Step(VM_CREATE_TIMEOUT, timedelta(minutes=30), VM_CREATE_RETRY)
+WAIT_SSH_STEP = Step(WAIT_SSH_TIMEOUT, timedelta(minutes=25))
+COPY_PAYLOAD_STEP = Step(COPY_PAYLOAD_TIMEOUT, timedelta(minutes=40))
+REMOTE_STEP = Step(REMOTE_STEP_TIMEOUT, timedelta(minutes=15))
+CSR_STEP = Step(CSR_TIMEOUT, timedelta(minutes=15))
+NETWORK_STEP = Step(NETWORK_TIMEOUT, timedelta(minutes=15))
+NODE_READY_STEP = Step(NODE_READY_TIMEOUT, timedelta(minutes=15))
+KUBE_CALL_STEP = Step(KUBE_CALL_TIMEOUT, timedelta(minutes=5))
+# Each undo step of a decommission/compensation: retried hard (a VM left behind costs money),
+# but bounded, so a failed onboarding always ends.
+UNDO_STEP = Step(COMPENSATION_TIMEOUT, timedelta(minutes=30), COMPENSATION_RETRY)
+DECONFIGURE_UNDO_STEP = Step(
+    COMPENSATION_TIMEOUT, timedelta(minutes=15), DECONFIGURE_COMPENSATION_RETRY
+)
+# A drain runs as long as its own timeout (the pool's drainTimeout) plus this margin.
+DRAIN_MARGIN = timedelta(minutes=2)
+# A whole decommission: a long drain plus every undo step at its bound; a safety net only.
+DECOMMISSION_TIMEOUT = timedelta(hours=4)

@@ -72,3 +72,27 @@ def test_an_unreachable_temporal_server_is_a_clear_error_not_a_traceback() -> No
     assert proc.returncode == 2
     assert f"cannot reach Temporal at 127.0.0.1:{port}" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+class _RefusingOperator:
+    """An operator service that lists no winfleet attributes and may not add any (a Temporal
+    Cloud namespace without the permission)."""
+
+    async def list_search_attributes(self, _: object) -> object:
+        return type("Listing", (), {"custom_attributes": {}})()
+
+    async def add_search_attributes(self, _: object) -> object:
+        from temporalio.service import RPCError, RPCStatusCode
+
+        raise RPCError("permission denied", RPCStatusCode.PERMISSION_DENIED, b"")
+
+
+async def test_a_worker_refuses_to_start_without_its_search_attributes() -> None:
+    from worker.temporal import SearchAttributesMissing, ensure_search_attributes
+
+    stub = type("Client", (), {"operator_service": _RefusingOperator(), "namespace": "prod"})()
+    with pytest.raises(SearchAttributesMissing) as info:
+        await ensure_search_attributes(stub)  # type: ignore[arg-type]
+    said = str(info.value)
+    assert "WinfleetNode" in said and "namespace prod" in said
+    assert "temporal operator search-attribute create --namespace prod --name WinfleetPool" in said

@@ -14,6 +14,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.config import Settings, use_settings
 from activities.payload import CopyPayloadInput, CopyPayloadResult, copy_payload
+from activities.preflight import PreflightInput, preflight_node
 
 FILES = {
     "wmcb.exe": b"wmcb " * 1000,
@@ -195,3 +196,15 @@ async def test_an_unknown_version_is_refused_before_anything_is_copied(lab: Lab)
     assert caught.value.type == "InvalidRequest" and caught.value.non_retryable
     assert "'2.0.0'" in caught.value.message and "1.0.0, 1.1.0" in caught.value.message
     assert not (host.root / "C" / "k").exists()
+
+
+async def test_preflight_refuses_a_version_the_worker_has_no_payload_for(lab: Lab) -> None:
+    _versioned(lab)
+    env = ActivityEnvironment()
+    inp = PreflightInput(node_name="winworker-9", private_key_secret=KEY_SECRET, version="2.0.0")
+    with pytest.raises(ApplicationError) as caught:
+        await env.run(preflight_node, inp)
+    assert caught.value.type == "InvalidRequest"
+    assert "'2.0.0'" in caught.value.message and "1.0.0, 1.1.0" in caught.value.message
+    ok = await env.run(preflight_node, replace(inp, version="1.0.0"))
+    assert ok.version == "1.0.0"

@@ -39,6 +39,7 @@ SUBNET = "k8s.ovn.org/hybrid-overlay-node-subnet"
 GATEWAY_MAC = "k8s.ovn.org/hybrid-overlay-distributed-router-gateway-mac"
 VERSION = "windowsmachineconfig.openshift.io/version"
 KEY_HASH = "windowsmachineconfig.openshift.io/pub-key-hash"
+CORDONED_BY = "winfleet.io/cordoned-by"
 
 
 def node(twin: KubeTwin, name: str = NODE) -> dict[str, Any]:
@@ -141,10 +142,11 @@ async def test_a_missing_annotation_is_retryable_and_names_the_key(
 
 
 @pytest.mark.parametrize("key_format", ["openssh-ed25519", "pem-rsa"])
-async def test_finalize_annotates_version_and_key_hash_uncordons_and_tells_once(
+async def test_finalize_annotates_version_and_key_hash_lifts_winfleets_cordon_and_tells_once(
     twin: KubeTwin, admin: Caller, key_format: str
 ) -> None:
     await admin.create_node(NODE, ip=IP, unschedulable=True)
+    await admin.annotate_node(NODE, {CORDONED_BY: "upgrade-pool-a run-1"})
     if key_format == "openssh-ed25519":
         key: Any = ed25519.Ed25519PrivateKey.generate()
         pem = key.private_bytes(
@@ -172,9 +174,23 @@ async def test_finalize_annotates_version_and_key_hash_uncordons_and_tells_once(
     assert done["metadata"]["annotations"][VERSION] == "1.2.3"
     assert done["metadata"]["annotations"][KEY_HASH] == hashlib.sha256(authorized_key).hexdigest()
     assert not done["spec"].get("unschedulable")
+    assert CORDONED_BY not in done["metadata"]["annotations"]
     (event,) = events_for(twin, "MachineSetup", NODE)
     assert event["type"] == "Normal" and "1.2.3" in event["message"]
     assert event["involvedObject"]["uid"] == done["metadata"]["uid"]
+
+
+async def test_finalize_leaves_a_node_someone_else_cordoned_cordoned(
+    twin: KubeTwin, admin: Caller
+) -> None:
+    await admin.create_node(NODE, ip=IP, unschedulable=True)
+    inp = FinalizeNodeInput(node_name=NODE, version="1.2.3", pub_key_hash="ab" * 32)
+    await ActivityEnvironment().run(finalize_node, inp)
+    done = node(twin)
+    assert done["spec"]["unschedulable"] is True
+    assert done["metadata"]["annotations"][VERSION] == "1.2.3"
+    (event,) = events_for(twin, "MachineSetup", NODE)
+    assert "left cordoned" in event["message"]
 
 
 async def test_finalize_refuses_a_node_that_is_not_windows(twin: KubeTwin, admin: Caller) -> None:
