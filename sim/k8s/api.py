@@ -1,30 +1,49 @@
-"""Object semantics of the SIMULATED Kubernetes API server: create, update, patch, delete.
+"""Object semantics of the SIMULATED Kubernetes API server: create, update, patch, apply, delete.
 
-Everything that makes the twin behave like kube-apiserver beyond storage lives here:
+Everything that makes the twin behave like kube-apiserver beyond storage is reached from here:
 defaulting (uid, creationTimestamp, generation, generateName), optimistic concurrency (409 on a
 stale resourceVersion), status/approval subresources that change only their part, finalizers and
-deletionTimestamp, CSR requester fields filled from the caller's identity, and CRD registration
-(eviction is in `sim.k8s.disruption`). Called by `sim.k8s.handlers` (HTTP) and by the stand-in
-controllers (`sim.k8s.controllers`) on the twin's event loop.
+deletionTimestamp, per-kind rules (CSRs `sim.k8s.csr`, Secrets and ConfigMaps
+`sim.k8s.configdata`), validating admission that needs the caller (`Api.admission`, set by the
+twin to `sim.k8s.authz.Authorizer.admit`), field ownership (`sim.k8s.managedfields`, server-side
+apply `sim.k8s.apply`) and CRD registration (eviction is in `sim.k8s.disruption`). Called by
+`sim.k8s.handlers` (HTTP) and by the stand-in controllers on the twin's event loop; those write
+as `INTERNAL` with the field manager `kube-controller-manager` unless they say otherwise.
 """
 
 from __future__ import annotations
 
 import copy
-import datetime
 import random
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-from sim.k8s import custom
+from sim.k8s import apply as applying
+from sim.k8s import configdata, csr, custom
 from sim.k8s import patch as patching
-from sim.k8s.auth import Identity
-from sim.k8s.errors import ApiError, already_exists, conflict, not_found
+from sim.k8s.auth import INTERNAL, Identity
+from sim.k8s.errors import ApiError, already_exists, conflict, invalid, not_found
+from sim.k8s.managedfields import base_entries, now_iso, track_update
 from sim.k8s.resources import Registry, ResourceType, crd_types
 from sim.k8s.store import Obj, Store
 from sim.k8s.validation import check_type_meta, validate
 
+__all__ = ["Api", "now_iso"]
+
+INTERNAL_MANAGER = "kube-controller-manager"
+Admission = Callable[[Identity, str, str, str, str, Obj | None, Obj | None], None]
 _GEN_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+_SERVER_META = (
+    "uid",
+    "resourceVersion",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "selfLink",
+    "creationTimestamp",
+    "generation",
+)
 _IMMUTABLE_META = (
     "uid",
     "creationTimestamp",
@@ -36,12 +55,28 @@ _IMMUTABLE_META = (
 )
 
 
-def now_iso() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _spec_part(obj: Obj) -> Obj:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+def _kind_causes(
+    rt: ResourceType, obj: Obj, old: Obj | None, sub: str
+) -> list[tuple[str, str, str]]:
+    if rt.kind == "CertificateSigningRequest":
+        return csr.validate(obj) if old is None else csr.validate_update(sub, old, obj)
+    causes = configdata.validate(rt.kind, obj)
+    if old is not None:
+        causes += configdata.validate_update(rt.kind, old, obj)
+    return causes
+
+
+def _check_name(body: Obj, name: str) -> None:
+    if body["metadata"].get("name", name) != name:
+        raise ApiError(
+            400,
+            f"the name of the object ({body['metadata'].get('name')}) does "
+            f"not match the name on the URL ({name})",
+        )
 
 
 class Api:
@@ -50,6 +85,7 @@ class Api:
     def __init__(self, store: Store, registry: Registry) -> None:
         self.store = store
         self.registry = registry
+        self.admission: Admission | None = None
 
     # -- helpers ---------------------------------------------------------------------------
     def _current(self, rt: ResourceType, ns: str, name: str) -> Obj:
@@ -62,6 +98,18 @@ class Api:
         if rt.namespaced and self.store.entry(("", "namespaces"), "", ns) is None:
             raise not_found("", "namespaces", ns)
 
+    def _validate(self, rt: ResourceType, obj: Obj, old: Obj | None, sub: str) -> None:
+        validate(rt, obj, self._schema_causes(rt, obj))
+        causes = _kind_causes(rt, obj, old, sub)
+        if causes:
+            raise invalid(rt.kind, rt.group, obj["metadata"].get("name", ""), causes)
+
+    def _admit(
+        self, who: Identity, op: str, rt: ResourceType, sub: str, old: Obj | None, new: Obj | None
+    ) -> None:
+        if self.admission is not None:
+            self.admission(who, op, rt.group, rt.plural, sub, old, new)
+
     # -- create ----------------------------------------------------------------------------
     def create(
         self,
@@ -70,23 +118,18 @@ class Api:
         body: Any,
         who: Identity,
         *,
+        manager: str | None = None,
+        managed: list[Obj] | None = None,
         field_validation: str = "",
         warnings: list[str] | None = None,
     ) -> Obj:
         check_type_meta(rt, body)
         obj = copy.deepcopy(body)
         self._decode(rt, obj, field_validation, warnings)
+        entries = base_entries(None, obj)
+        configdata.decode(rt.kind, obj)
         meta = obj["metadata"]
-        for k in (
-            "uid",
-            "resourceVersion",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "managedFields",
-            "selfLink",
-            "creationTimestamp",
-            "generation",
-        ):
+        for k in _SERVER_META:
             meta.pop(k, None)
         if rt.namespaced:
             if meta.get("namespace", ns) != ns:
@@ -101,11 +144,16 @@ class Api:
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + "".join(random.choices(_GEN_CHARS, k=5))
         self._default_on_create(rt, obj, who)
-        validate(rt, obj, self._schema_causes(rt, obj))
+        self._validate(rt, obj, None, "")
         if self.store.entry((rt.group, rt.plural), ns if rt.namespaced else "", meta["name"]):
             raise already_exists(rt.group, rt.plural, meta["name"])
         self._check_namespace(rt, ns)
+        self._admit(who, "CREATE", rt, "", None, obj)
+        if managed is None:
+            managed = track_update(rt, "", None, obj, manager or INTERNAL_MANAGER, entries)
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=now_iso(), generation=1)
+        if managed:
+            meta["managedFields"] = managed
         if rt.kind == "CustomResourceDefinition":
             self._register_crd(obj)
         return self.store.put((rt.group, rt.plural), obj, "ADDED")
@@ -120,14 +168,7 @@ class Api:
                 "metadata"
             ].get("name", "")
         elif rt.kind == "CertificateSigningRequest":
-            obj["status"] = {}
-            spec = obj.setdefault("spec", {})
-            spec["username"], spec["groups"] = who.user, list(who.groups)
-            spec["uid"] = who.uid
-            if who.extra:
-                spec["extra"] = who.extra
-            else:
-                spec.pop("extra", None)
+            csr.prepare_for_create(obj, who)
         elif rt.has_status and rt.custom:
             obj.pop("status", None)
 
@@ -175,10 +216,12 @@ class Api:
         """GET .../<name>/scale: the autoscaling/v1 Scale of a custom resource."""
         return custom.scale_of(self._scale_version(rt), self._current(rt, ns, name))
 
-    def _write_scale(self, rt: ResourceType, ns: str, name: str, scale: Any) -> Obj:
+    def _write_scale(
+        self, rt: ResourceType, ns: str, name: str, scale: Any, who: Identity, manager: str | None
+    ) -> Obj:
         cv = self._scale_version(rt)
         new = custom.apply_scale(cv, self._current(rt, ns, name), scale)
-        return custom.scale_of(cv, self._write(rt, ns, name, new, ""))
+        return custom.scale_of(cv, self._write(rt, ns, name, new, "", who, manager))
 
     def _reread_all(self, crd: Obj) -> None:
         """After a CRD change, stored objects read back pruned and defaulted by the new schema."""
@@ -192,7 +235,7 @@ class Api:
                 custom.reread(rt.custom_version, obj)
                 self.store.rewrite(gp, obj)
 
-    # -- update / patch --------------------------------------------------------------------
+    # -- update / patch / apply --------------------------------------------------------------
     def update(
         self,
         rt: ResourceType,
@@ -201,21 +244,18 @@ class Api:
         body: Any,
         sub: str = "",
         *,
+        who: Identity = INTERNAL,
+        manager: str | None = None,
         field_validation: str = "",
         warnings: list[str] | None = None,
     ) -> Obj:
         if sub == "scale":
-            return self._write_scale(rt, ns, name, body)
+            return self._write_scale(rt, ns, name, body, who, manager)
         check_type_meta(rt, body)
-        if body["metadata"].get("name", name) != name:
-            raise ApiError(
-                400,
-                f"the name of the object ({body['metadata'].get('name')}) does "
-                f"not match the name on the URL ({name})",
-            )
+        _check_name(body, name)
         new = copy.deepcopy(body)
         self._decode(rt, new, field_validation, warnings)
-        return self._write(rt, ns, name, new, sub)
+        return self._write(rt, ns, name, new, sub, who, manager)
 
     def patch(
         self,
@@ -226,55 +266,120 @@ class Api:
         body: Any,
         sub: str = "",
         *,
+        who: Identity = INTERNAL,
+        manager: str | None = None,
+        force: bool = False,
         field_validation: str = "",
         warnings: list[str] | None = None,
     ) -> Obj:
+        if content_type.split(";")[0].strip().lower() == patching.APPLY:
+            return self.apply(rt, ns, name, body, sub, who=who, manager=manager, force=force)
         if sub == "scale":
             current_scale = self.read_scale(rt, ns, name)
             patched = patching.apply(content_type, current_scale, body, custom=False, merge_keys={})
-            return self._write_scale(rt, ns, name, patched)
+            return self._write_scale(rt, ns, name, patched, who, manager)
         current = copy.deepcopy(self._current(rt, ns, name))
         result = patching.apply(
             content_type, current, body, custom=rt.custom, merge_keys=rt.merge_keys
         )
         check_type_meta(rt, result)
         self._decode(rt, result, field_validation, warnings)
-        return self._write(rt, ns, name, result, sub)
+        return self._write(rt, ns, name, result, sub, who, manager)
 
-    def _write(self, rt: ResourceType, ns: str, name: str, new: Obj, sub: str) -> Obj:
-        old = self._current(rt, ns, name)
-        rv = (new.get("metadata") or {}).get("resourceVersion")
-        if rv and str(rv) != old["metadata"]["resourceVersion"]:
+    def apply(
+        self,
+        rt: ResourceType,
+        ns: str,
+        name: str,
+        body: Any,
+        sub: str = "",
+        *,
+        who: Identity = INTERNAL,
+        manager: str | None = None,
+        force: bool = False,
+    ) -> Obj:
+        """Server-side apply of the configuration `body` as `manager` (creates if missing)."""
+        if not isinstance(body, dict) or not body.get("apiVersion") or not body.get("kind"):
+            raise ApiError(400, "apiVersion and kind must be set in an applied configuration")
+        check_type_meta(rt, body)
+        _check_name(body, name)
+        meta = body["metadata"]
+        if meta.get("managedFields") is not None:
+            raise ApiError(400, "metadata.managedFields must be nil")
+        config = copy.deepcopy(body)
+        configdata.decode(rt.kind, config)
+        config.get("metadata", {}).pop("resourceVersion", None)
+        entry = self.store.entry((rt.group, rt.plural), ns if rt.namespaced else "", name)
+        live = entry.obj if entry is not None else None
+        if live is None and sub:
+            raise not_found(rt.group, rt.plural, name)
+        entries = base_entries(live, live or {})
+        merged, managed = applying.apply(
+            rt, live, config, entries, manager or INTERNAL_MANAGER, force, sub
+        )
+        if live is None:
+            merged["metadata"]["name"] = name
+            return self.create(rt, ns, merged, who, manager=manager, managed=managed)
+        rv = meta.get("resourceVersion")
+        if rv and str(rv) != live["metadata"]["resourceVersion"]:
             raise conflict(rt.group, rt.plural, name)
-        if sub == "status":
+        self._decode(rt, merged, "", None)  # a custom resource's schema prunes and defaults
+        return self._write(rt, ns, name, merged, sub, who, manager, managed=managed)
+
+    def _prepare(self, rt: ResourceType, old: Obj, new: Obj, sub: str) -> Obj:
+        """The object a write through `sub` stores, from the old one and the request's."""
+        if rt.kind == "CertificateSigningRequest":
+            obj = csr.prepare_for_update(sub, old, new)
+        elif sub == "status":
             obj = copy.deepcopy(old)
             if "status" in new:
                 obj["status"] = new["status"]
             else:
                 obj.pop("status", None)
-        elif sub == "approval":
-            obj = copy.deepcopy(old)
-            obj.setdefault("status", {})["conditions"] = self._approval_conditions(
-                old, (new.get("status") or {}).get("conditions") or []
-            )
+            return obj
         else:
             obj = new
-            meta = obj.setdefault("metadata", {})
-            for k in _IMMUTABLE_META:
-                if k in old["metadata"]:
-                    meta[k] = old["metadata"][k]
-                else:
-                    meta.pop(k, None)
-            if rt.has_status or rt.kind == "CertificateSigningRequest":
+            if rt.has_status:
                 if "status" in old:
                     obj["status"] = copy.deepcopy(old["status"])
                 else:
                     obj.pop("status", None)
-            if rt.kind == "CertificateSigningRequest":
-                obj["spec"] = copy.deepcopy(old.get("spec"))
-            if _spec_part(obj) != _spec_part(old):
-                meta["generation"] = old["metadata"].get("generation", 1) + 1
-        validate(rt, obj, self._schema_causes(rt, obj))
+        meta = obj.setdefault("metadata", {})
+        for k in _IMMUTABLE_META:
+            if k in old["metadata"]:
+                meta[k] = old["metadata"][k]
+            else:
+                meta.pop(k, None)
+        if sub == "" and _spec_part(obj) != _spec_part(old):
+            meta["generation"] = old["metadata"].get("generation", 1) + 1
+        return obj
+
+    def _write(
+        self,
+        rt: ResourceType,
+        ns: str,
+        name: str,
+        new: Obj,
+        sub: str,
+        who: Identity,
+        manager: str | None,
+        managed: list[Obj] | None = None,
+    ) -> Obj:
+        old = self._current(rt, ns, name)
+        rv = (new.get("metadata") or {}).get("resourceVersion")
+        if rv and str(rv) != old["metadata"]["resourceVersion"]:
+            raise conflict(rt.group, rt.plural, name)
+        entries = base_entries(old, new) if managed is None else []
+        configdata.decode(rt.kind, new)
+        obj = self._prepare(rt, old, new, sub)
+        self._validate(rt, obj, old, sub)
+        self._admit(who, "UPDATE", rt, sub, old, obj)
+        if managed is None:
+            managed = track_update(rt, sub, old, obj, manager or INTERNAL_MANAGER, entries)
+        if managed:
+            obj["metadata"]["managedFields"] = managed
+        else:
+            obj["metadata"].pop("managedFields", None)
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if obj == old:
             return old  # a no-op write does not bump the resourceVersion
@@ -290,34 +395,10 @@ class Api:
             self._reread_all(stored)
         return stored
 
-    def _approval_conditions(self, old: Obj, conditions: list[Obj]) -> list[Obj]:
-        types = [c.get("type") for c in conditions]
-        if "Approved" in types and "Denied" in types:
-            raise ApiError(
-                422,
-                "status.conditions: Invalid value: Approved and Denied "
-                "conditions are mutually exclusive",
-                "Invalid",
-            )
-        old_types = {c.get("type") for c in (old.get("status") or {}).get("conditions") or []}
-        for t in ("Approved", "Denied"):
-            if t in old_types and t not in types:
-                raise ApiError(
-                    422,
-                    f"status.conditions: Forbidden: updates may not remove a condition of type {t}",
-                    "Invalid",
-                )
-        out = []
-        for c in conditions:
-            c = dict(c)
-            c.setdefault("status", "True")
-            c.setdefault("lastUpdateTime", now_iso())
-            c.setdefault("lastTransitionTime", c["lastUpdateTime"])
-            out.append(c)
-        return out
-
     # -- delete ----------------------------------------------------------------------------
-    def delete(self, rt: ResourceType, ns: str, name: str, options: Any = None) -> Obj:
+    def delete(
+        self, rt: ResourceType, ns: str, name: str, options: Any = None, who: Identity = INTERNAL
+    ) -> Obj:
         old = self._current(rt, ns, name)
         pre = (options or {}).get("preconditions") or {} if isinstance(options, dict) else {}
         if pre.get("uid") and pre["uid"] != old["metadata"]["uid"]:
@@ -332,6 +413,7 @@ class Api:
             and pre["resourceVersion"] != old["metadata"]["resourceVersion"]
         ):
             raise conflict(rt.group, rt.plural, name)
+        self._admit(who, "DELETE", rt, "", old, None)
         gp = (rt.group, rt.plural)
         if old["metadata"].get("finalizers"):
             if old["metadata"].get("deletionTimestamp"):

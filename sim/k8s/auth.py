@@ -1,30 +1,35 @@
-"""Authentication and a minimal authorization for the SIMULATED Kubernetes API server.
+"""Authentication for the SIMULATED Kubernetes API server: who is making a request.
 
-Authentication: a bearer token (the admin token, the bootstrap token served in the worker
-ignition) or a TLS client certificate signed by the twin CA (user = CN, groups = O +
-system:authenticated), read from the TLS transport. Authorization: admins (system:masters) may do
-everything; the node-bootstrapper service account may only create/get/list/watch CSRs; nodes
-(system:node:<name>) may manage their own Node, create CSRs, read nodes/CSRs, create events and
-manage leases — a small stand-in for RBAC + the Node authorizer, used by `sim.k8s.handlers`.
+Three authenticators, tried in the real kube-apiserver's order for the credentials present:
+- static bearer tokens (the admin token, the bootstrap token served in the worker ignition, and
+  tokens minted by `KubeTwin.issue_token`), like `--token-auth-file`;
+- ServiceAccount tokens (JWTs from the TokenRequest API, `sim.k8s.tokens`): user
+  `system:serviceaccount:<ns>:<name>`, groups `system:serviceaccounts`,
+  `system:serviceaccounts:<ns>`, `system:authenticated`;
+- a TLS client certificate signed by the twin CA (user = CN, groups = O + system:authenticated).
+A request with none of them is refused with 401 (the twin runs with anonymous auth disabled).
+Authorization is `sim.k8s.authz`; used by `sim.k8s.handlers`.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-BOOTSTRAP_USER = "system:serviceaccount:openshift-machine-config-operator:node-bootstrapper"
+BOOTSTRAP_NAMESPACE = "openshift-machine-config-operator"
+BOOTSTRAP_SA = "node-bootstrapper"
+BOOTSTRAP_USER = f"system:serviceaccount:{BOOTSTRAP_NAMESPACE}:{BOOTSTRAP_SA}"
 BOOTSTRAP_GROUPS = (
     "system:serviceaccounts",
-    "system:serviceaccounts:openshift-machine-config-operator",
+    f"system:serviceaccounts:{BOOTSTRAP_NAMESPACE}",
     "system:authenticated",
 )
 ADMIN_USER = "system:admin"
 ADMIN_GROUPS = ("system:masters", "system:authenticated")
-READ_VERBS = frozenset({"get", "list", "watch"})
 
 
 @dataclass(frozen=True)
@@ -40,33 +45,57 @@ class Identity:
 
     @property
     def node_name(self) -> str | None:
+        """The node this identity is (`system:node:<name>` in group `system:nodes`), or None."""
         if self.user.startswith("system:node:") and "system:nodes" in self.groups:
             return self.user.removeprefix("system:node:")
         return None
 
 
+def service_account_identity(namespace: str, name: str, uid: str) -> Identity:
+    """The user a ServiceAccount token authenticates as, exactly as kube-apiserver names it."""
+    return Identity(
+        f"system:serviceaccount:{namespace}:{name}",
+        ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"),
+        uid,
+    )
+
+
 INTERNAL = Identity("system:kube-controller-manager", ("system:masters",))
+
+TokenVerifier = Callable[[str], Identity | None]
 
 
 class Authenticator:
-    """Maps tokens and verified peer certificates to identities."""
+    """Maps bearer tokens and verified peer certificates to identities."""
 
     def __init__(self) -> None:
         self.admin_token = secrets.token_urlsafe(32)
         self.bootstrap_token = secrets.token_urlsafe(32)
         self._tokens: dict[str, Identity] = {
             self.admin_token: Identity(ADMIN_USER, ADMIN_GROUPS),
-            self.bootstrap_token: Identity(
-                BOOTSTRAP_USER, BOOTSTRAP_GROUPS, uid="6c0ffee0-b007-4bad-9a11-000000000001"
-            ),
+            self.bootstrap_token: Identity(BOOTSTRAP_USER, BOOTSTRAP_GROUPS),
         }
+        self._verifiers: list[TokenVerifier] = []
 
     def add_token(self, token: str, identity: Identity) -> None:
         self._tokens[token] = identity
 
+    def add_verifier(self, verifier: TokenVerifier) -> None:
+        """Another bearer-token authenticator (ServiceAccount JWTs)."""
+        self._verifiers.append(verifier)
+
+    def authenticate_token(self, token: str) -> Identity | None:
+        if token in self._tokens:
+            return self._tokens[token]
+        for verify in self._verifiers:
+            who = verify(token)
+            if who is not None:
+                return who
+        return None
+
     def authenticate(self, authorization: str | None, peer_der: bytes | None) -> Identity | None:
         if authorization and authorization.lower().startswith("bearer "):
-            return self._tokens.get(authorization[7:].strip())
+            return self.authenticate_token(authorization[7:].strip())
         if peer_der:
             cert = x509.load_der_x509_certificate(peer_der)
             cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
@@ -77,26 +106,3 @@ class Authenticator:
                 return None
             return Identity(str(cns[0].value), (*orgs, "system:authenticated"))
         return None
-
-
-def allowed(who: Identity, verb: str, group: str, plural: str, sub: str, name: str) -> bool:
-    """May `who` perform `verb` on `plural[/sub]` (named `name`, "" for collections)?"""
-    if who.is_admin:
-        return True
-    if group == "certificates.k8s.io" and plural == "certificatesigningrequests" and not sub:
-        if who.user == BOOTSTRAP_USER or who.node_name is not None:
-            return verb in READ_VERBS or verb == "create"
-    node = who.node_name
-    if node is None:
-        return False
-    if group == "" and plural == "nodes":
-        if verb in READ_VERBS and not sub:
-            return True
-        return (
-            verb in ("create", "update", "patch", "get") and name == node and sub in ("", "status")
-        )
-    if group == "" and plural == "events":
-        return verb in ("create", "patch", "update")
-    if group == "coordination.k8s.io" and plural == "leases":
-        return True
-    return False

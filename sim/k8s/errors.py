@@ -104,14 +104,15 @@ def conflict(group: str, plural: str, name: str) -> ApiError:
 def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str, str]]) -> ApiError:
     """422 Invalid; causes are (field, reason e.g. FieldValueInvalid, message).
 
-    The message aggregates the causes as apimachinery's `ToAggregate` does: one as it is,
-    several (duplicates dropped) as `[a, b]`.
+    The message joins the causes as Go's `field.ErrorList.ToAggregate()` does: one cause as is,
+    several inside brackets separated by ", ".
     """
-    texts = list(dict.fromkeys(f"{f}: {m}" for f, _r, m in causes))
+    texts = [f"{f}: {m}" if f else m for f, _r, m in causes]
     text = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
+    qualified = f"{kind}.{group}" if group else kind
     return ApiError(
         422,
-        f'{kind}.{group or "core"} "{name}" is invalid: {text}'.replace(".core ", " "),
+        f'{qualified} "{name}" is invalid: {text}',
         "Invalid",
         {
             "name": name,
@@ -122,13 +123,37 @@ def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str, str]]
     )
 
 
-def forbidden(user: str, verb: str, group: str, plural: str, name: str, ns: str) -> ApiError:
+def forbidden(
+    user: str,
+    verb: str,
+    group: str,
+    plural: str,
+    name: str,
+    ns: str,
+    sub: str = "",
+    reason: str = "",
+) -> ApiError:
+    """403 from the authorizer, worded as kube-apiserver's `responsewriters.Forbidden`."""
     where = f' in the namespace "{ns}"' if ns else " at the cluster scope"
+    resource = f"{plural}/{sub}" if sub else plural
+    text = f'User "{user}" cannot {verb} resource "{resource}" in API group "{group}"{where}' + (
+        f": {reason}" if reason else ""
+    )
+    return forbidden_because(group, plural, name, text)
+
+
+def forbidden_because(group: str, plural: str, name: str, why: str) -> ApiError:
+    """403 as `apierrors.NewForbidden` words it (used by authorizers and admission plugins)."""
     what = f'{_qualified(group, plural)} "{name}"' if name else _qualified(group, plural)
     return ApiError(
         403,
-        f'{what} is forbidden: User "{user}" cannot {verb} resource "{plural}" in API group '
-        f'"{group}"{where}',
+        f"{what} is forbidden: {why}",
         "Forbidden",
         {"name": name, "group": group, "kind": plural},
     )
+
+
+def forbidden_path(user: str, verb: str, path: str, reason: str = "") -> ApiError:
+    """403 for a non-resource URL (discovery, /version, ...)."""
+    why = f'User "{user}" cannot {verb} path "{path}"' + (f": {reason}" if reason else "")
+    return ApiError(403, f"forbidden: {why}", "Forbidden", {})

@@ -4,7 +4,9 @@ Parses kube-style URLs (/api/v1/..., /apis/<group>/<version>/..., namespaced or 
 subresources), authenticates (bearer token or verified client certificate) and authorizes each
 request, applies armed faults, and serves CRUD, list (selectors, limit/continue), watch
 (newline-delimited JSON events, bookmarks, 410 for versions older than the event window),
-discovery and /version. Object semantics are in `sim.k8s.api`; used by `sim.k8s.server.KubeTwin`.
+discovery and /version, the TokenRequest and review endpoints. Field managers come from the
+`fieldManager` parameter or the User-Agent prefix, as kube-apiserver derives them. Object
+semantics are in `sim.k8s.api`; used by `sim.k8s.server.KubeTwin`.
 """
 
 from __future__ import annotations
@@ -20,14 +22,18 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from sim.k8s import disruption, openapi, tables
+from sim.k8s import disruption, openapi, reviews, tables
 from sim.k8s.api import Api
-from sim.k8s.auth import Authenticator, Identity, allowed
-from sim.k8s.errors import ApiError, forbidden, status_body
+from sim.k8s.auth import Authenticator, Identity
+from sim.k8s.authz import Authorizer
+from sim.k8s.errors import ApiError, invalid, not_found, status_body
 from sim.k8s.faults import Faults
-from sim.k8s.resources import ResourceType
+from sim.k8s.patch import APPLY
+from sim.k8s.rbac import Attributes
+from sim.k8s.resources import CREATE_SUBRESOURCES, ResourceType
 from sim.k8s.selectors import request_predicate
 from sim.k8s.store import dumps
+from sim.k8s.tokens import ServiceAccountTokens
 from sim.k8s.watch import Watches
 
 VERSION = {
@@ -63,6 +69,45 @@ def _raw(raw: bytes, status: int = 200) -> web.Response:
     return web.Response(body=raw, status=status, content_type="application/json")
 
 
+def _is_resource_path(path: str) -> bool:
+    """/api/v1/<resource>... or /apis/<group>/<version>/<resource>... (not discovery)."""
+    parts = [p for p in path.split("/") if p]
+    return (parts[:2] == ["api", "v1"] and len(parts) > 2) or (
+        parts[:1] == ["apis"] and len(parts) > 3
+    )
+
+
+def prefix_from_user_agent(agent: str) -> str:
+    """The default field manager: the User-Agent up to its first '/' (printable, 128 max)."""
+    return "".join(ch for ch in agent.split("/")[0] if ch.isprintable())[:128]
+
+
+def _field_manager(request: web.Request, verb: str) -> str:
+    """The `fieldManager` parameter (validated as the real Create/Update/PatchOptions are)."""
+    q = request.query
+    manager = q.get("fieldManager", "")
+    is_apply = verb == "patch" and (request.content_type or "").lower() == APPLY
+    causes = []
+    if is_apply and not manager:
+        causes.append(
+            ("fieldManager", "FieldValueRequired", "Required value: is required for apply patch")
+        )
+    if verb == "patch" and "force" in q and not is_apply:
+        msg = "Forbidden: may not be specified for non-apply patch"
+        causes.append(("force", "FieldValueForbidden", msg))
+    if len(manager) > 128:
+        causes.append(
+            ("fieldManager", "FieldValueTooLong", "Too long: must have at most 128 bytes")
+        )
+    if any(not ch.isprintable() for ch in manager):
+        msg = f'Invalid value: "{manager}": must only contain printable characters'
+        causes.append(("fieldManager", "FieldValueInvalid", msg))
+    if causes:
+        kind = {"create": "CreateOptions", "update": "UpdateOptions"}.get(verb, "PatchOptions")
+        raise invalid(kind, "meta.k8s.io", "", causes)
+    return manager or prefix_from_user_agent(request.headers.get("User-Agent", ""))
+
+
 class Handlers:
     """Request routing and the HTTP verbs."""
 
@@ -73,9 +118,13 @@ class Handlers:
         faults: Faults,
         server_url: Callable[[], str],
         bookmark_interval: float,
+        authz: Authorizer,
+        tokens: ServiceAccountTokens,
     ) -> None:
         self.api = api
         self.authn = authn
+        self.authz = authz
+        self.tokens = tokens
         self.faults = faults
         self._server_url = server_url
         self.bookmark_interval = bookmark_interval
@@ -93,11 +142,15 @@ class Handlers:
             if request.path in ("/healthz", "/readyz", "/livez"):
                 return web.Response(text="ok")
             who = self._authenticate(request)
-            discovery = self._discovery(request.path)
-            if discovery is not None:
+            if not _is_resource_path(request.path):
+                verb = request.method.lower()
+                self.authz.check(Attributes(who, verb, path=request.path, resource_request=False))
+                discovery = self._discovery(request.path)
+                if discovery is None:
+                    raise ApiError(404, "the server could not find the requested resource")
                 return _json(discovery)
             target = self._route(request)
-            self._authorize(who, target, request)
+            self._authorize(who, target)
             delay = self.faults.delay_for(target.verb, target.rt.plural)
             if delay:
                 await asyncio.sleep(delay)
@@ -191,24 +244,21 @@ class Handlers:
             "PATCH": "patch",
             "DELETE": "delete" if name else "deletecollection",
         }.get(method)
-        bad_post = method == "POST" and bool(name) and sub != "eviction"
+        create_only = rt.verbs == ("create",)
+        bad_post = method == "POST" and bool(name) and sub not in CREATE_SUBRESOURCES
         if (
             verb is None
             or bad_post
+            or (create_only and (method != "POST" or name))
             or (method in ("PUT", "PATCH") and not name)
-            or (sub == "eviction" and method != "POST")
+            or (sub in CREATE_SUBRESOURCES and method != "POST")
         ):
             raise ApiError(405, "the server does not allow this method on the requested resource")
         return Target(rt, ns, name, sub, verb)
 
-    def _authorize(self, who: Identity, t: Target, request: web.Request) -> None:
-        name = t.name
-        if t.verb == "create" and not name and t.rt.plural == "nodes":
-            name = "?"  # checked against the body's name in _serve
-        if t.verb == "create" and t.rt.plural == "nodes" and who.node_name and not who.is_admin:
-            return  # the node's own name is checked once the body is read
-        if not allowed(who, t.verb, t.rt.group, t.rt.plural, t.sub, name):
-            raise forbidden(who.user, t.verb, t.rt.group, t.rt.plural, t.name, t.ns)
+    def _authorize(self, who: Identity, t: Target) -> None:
+        rt = t.rt
+        self.authz.check(Attributes(who, t.verb, rt.group, rt.plural, t.sub, t.name, t.ns))
 
     async def _body(self, request: web.Request) -> Any:
         text = await request.text()
@@ -249,27 +299,47 @@ class Handlers:
             "field_validation": request.query.get("fieldValidation", ""),
             "warnings": [],
         }
-        if t.verb == "create" and t.sub == "eviction":
+        if rt.plural in reviews.REVIEW_KINDS:
+            answer = reviews.review(rt.plural, t.ns, body, who, self.authz, self.authn)
+            return _json(answer, 201)
+        if t.sub == "token":
+            return _json(self.tokens.request(t.ns, t.name, body), 201)
+        if t.sub == "eviction":
+            pod = api.store.entry(("", "pods"), t.ns, t.name)
+            if pod is None:
+                raise not_found("", "pods", t.name)
+            self.authz.admit(who, "CREATE", "", "pods", "eviction", pod.obj, pod.obj)
             disruption.evict(api, t.ns, t.name, body)
             return _json(status_body(201, "", success=True), 201)
-        if t.verb == "create":
-            if rt.plural == "nodes" and not who.is_admin:
-                name = (body.get("metadata") or {}).get("name") if isinstance(body, dict) else ""
-                if name != who.node_name:
-                    raise forbidden(who.user, "create", rt.group, rt.plural, str(name), "")
-            return _json(api.create(rt, t.ns, body, who, **checks), 201, checks["warnings"])
-        if t.verb == "update":
-            return _json(
-                api.update(rt, t.ns, t.name, body, t.sub, **checks), 200, checks["warnings"]
-            )
-        if t.verb == "patch":
-            patched = api.patch(rt, t.ns, t.name, request.content_type, body, t.sub, **checks)
-            return _json(patched, 200, checks["warnings"])
         if t.verb == "delete":
-            return _json(api.delete(rt, t.ns, t.name, body))
+            return _json(api.delete(rt, t.ns, t.name, body, who))
+        manager = _field_manager(request, t.verb)
+        if t.verb == "create":
+            created = api.create(rt, t.ns, body, who, manager=manager, **checks)
+            return _json(created, 201, checks["warnings"])
+        if t.verb == "update":
+            updated = api.update(rt, t.ns, t.name, body, t.sub, who=who, manager=manager, **checks)
+            return _json(updated, 200, checks["warnings"])
+        exists = api.store.entry((rt.group, rt.plural), t.ns, t.name) is not None
+        force = request.query.get("force") in ("true", "1")
+        patched = api.patch(
+            rt,
+            t.ns,
+            t.name,
+            request.content_type,
+            body,
+            t.sub,
+            who=who,
+            manager=manager,
+            force=force,
+            **checks,
+        )
+        return _json(patched, 200 if exists else 201, checks["warnings"])
         # deletecollection
         gone = [
-            api.delete(rt, e.obj["metadata"].get("namespace", ""), e.obj["metadata"]["name"])
+            api.delete(
+                rt, e.obj["metadata"].get("namespace", ""), e.obj["metadata"]["name"], None, who
+            )
             for e in self._select(request, rt, t.ns)
         ]
         return _json(
@@ -282,7 +352,7 @@ class Handlers:
         )
 
     def _select(self, request: web.Request, rt: ResourceType, ns: str) -> list[Any]:
-        match = request_predicate(request.query, rt.namespaced, ns)
+        match = request_predicate(request.query, rt.namespaced, ns, rt.kind)
         scope = ns if rt.namespaced and ns else None
         entries = self.api.store.entries((rt.group, rt.plural), scope)
         return [e for e in entries if match(e.obj)]

@@ -54,6 +54,11 @@ class ResourceType:
 
 
 _META_KEYS = {"metadata.finalizers": "", "metadata.ownerReferences": "uid"}
+# Subresources that take a POST of another kind: subresource -> (group, version, kind).
+CREATE_SUBRESOURCES = {
+    "eviction": ("policy", "v1", "Eviction"),
+    "token": ("authentication.k8s.io", "v1", "TokenRequest"),
+}
 _POD_KEYS = {
     "spec.containers": "name",
     "spec.initContainers": "name",
@@ -97,6 +102,41 @@ BUILTINS: tuple[ResourceType, ...] = (
     _core("secrets", "Secret"),
     _core("events", "Event", short=("ev",)),
     _core("services", "Service", sub=("status",), short=("svc",), keys={"spec.ports": "port"}),
+    _core(
+        "serviceaccounts",
+        "ServiceAccount",
+        sub=("token",),
+        short=("sa",),
+        keys={"secrets": "name", "imagePullSecrets": "name"},
+    ),
+    *(
+        ResourceType(
+            "rbac.authorization.k8s.io",
+            "v1",
+            plural,
+            kind,
+            namespaced,
+            singular=kind.lower(),
+            merge_keys=dict(_META_KEYS),
+        )
+        for plural, kind, namespaced in (
+            ("roles", "Role", True),
+            ("rolebindings", "RoleBinding", True),
+            ("clusterroles", "ClusterRole", False),
+            ("clusterrolebindings", "ClusterRoleBinding", False),
+        )
+    ),
+    *(
+        ResourceType(group, "v1", plural, kind, namespaced, singular="", verbs=("create",))
+        for group, plural, kind, namespaced in (
+            ("authorization.k8s.io", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False),
+            ("authorization.k8s.io", "subjectaccessreviews", "SubjectAccessReview", False),
+            ("authorization.k8s.io", "localsubjectaccessreviews", "LocalSubjectAccessReview", True),
+            ("authorization.k8s.io", "selfsubjectrulesreviews", "SelfSubjectRulesReview", False),
+            ("authentication.k8s.io", "selfsubjectreviews", "SelfSubjectReview", False),
+            ("authentication.k8s.io", "tokenreviews", "TokenReview", False),
+        )
+    ),
     ResourceType(
         "policy",
         "v1",
@@ -290,19 +330,18 @@ class Registry:
                 }
             )
             for sub in sorted(rt.subresources):
-                verbs = ["create"] if sub == "eviction" else ["get", "patch", "update"]
-                kind = {"eviction": "Eviction", "scale": "Scale"}.get(sub, rt.kind)
                 entry = {
                     "name": f"{rt.plural}/{sub}",
                     "singularName": "",
                     "namespaced": rt.namespaced,
-                    "kind": kind,
-                    "verbs": verbs,
+                    "kind": rt.kind,
+                    "verbs": ["get", "patch", "update"],
                 }
-                if sub == "eviction":  # kubectl drain looks here for the Eviction API version
-                    entry.update(group="policy", version="v1")
-                if sub == "scale":  # and kubectl scale for the Scale's
-                    entry.update(group="autoscaling", version="v1")
+                if sub in CREATE_SUBRESOURCES:  # kubectl drain / create token read these
+                    group, version, kind = CREATE_SUBRESOURCES[sub]
+                    entry.update(group=group, version=version, kind=kind, verbs=["create"])
+                if sub == "scale":  # kubectl scale reads the Scale's group and version here
+                    entry.update(group="autoscaling", version="v1", kind="Scale")
                 resources.append(entry)
         return {
             "kind": "APIResourceList",

@@ -1,7 +1,8 @@
 """Label and field selectors for the SIMULATED Kubernetes API server.
 
 Parses `labelSelector` (=, ==, !=, in, notin, exists, !exists) and `fieldSelector` (=, ==, !=
-on metadata.name, metadata.namespace, spec.nodeName, spec.signerName, status.phase, ...) query
+on metadata.name, metadata.namespace and the fields each kind supports, e.g. Pod spec.nodeName /
+status.phase, Event involvedObject.*; others are "field label not supported", 400) query
 strings into predicates over stored objects. Also matches policy/v1 `LabelSelector` objects
 (matchLabels/matchExpressions), used by PodDisruptionBudgets during eviction.
 """
@@ -17,19 +18,38 @@ from sim.k8s.errors import ApiError
 Predicate = Callable[[dict[str, Any]], bool]
 
 _SET_RE = re.compile(r"^\s*(\S+?)\s+(in|notin)\s+\(([^)]*)\)\s*$")
-_FIELDS = {
-    "metadata.name",
-    "metadata.namespace",
-    "spec.nodeName",
-    "spec.signerName",
-    "status.phase",
-    "spec.unschedulable",
-    "involvedObject.name",
-    "involvedObject.kind",
-    "involvedObject.namespace",
-    "type",
-    "reason",
+_META_FIELDS = ("metadata.name", "metadata.namespace")
+# The field labels each kind supports (kube-apiserver's field label conversion functions).
+FIELDS_BY_KIND = {
+    "Pod": (
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
+    ),
+    "Node": ("spec.unschedulable",),
+    "Event": (
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    ),
+    "Secret": ("type",),
+    "Namespace": ("status.phase",),
+    "CertificateSigningRequest": ("spec.signerName",),
 }
+_ALIASES = {"source": "source.component"}
 
 
 def _split_terms(text: str) -> list[str]:
@@ -102,22 +122,19 @@ def _field_value(obj: dict[str, Any], path: str) -> str:
     return str(cur)
 
 
-def parse_field_selector(text: str | None) -> Predicate | None:
+def parse_field_selector(text: str | None, kind: str = "") -> Predicate | None:
     if not text:
         return None
+    known = {*_META_FIELDS, *FIELDS_BY_KIND.get(kind, ())} if kind else None
     checks: list[tuple[str, bool, str]] = []
     for term in _split_terms(text):
         for op in ("!=", "==", "="):
             if op in term:
                 path, _, value = term.partition(op)
                 path = path.strip()
-                if path not in _FIELDS:
-                    raise ApiError(
-                        400,
-                        f'"{path}" is not a known field selector: only '
-                        f'"{", ".join(sorted(_FIELDS))}"',
-                    )
-                checks.append((path, op == "!=", value.strip()))
+                if known is not None and path not in known:
+                    raise ApiError(400, f"field label not supported: {path}")
+                checks.append((_ALIASES.get(path, path), op == "!=", value.strip()))
                 break
         else:
             raise ApiError(400, f"invalid field selector: {term!r}")
@@ -154,10 +171,12 @@ def match_label_selector_object(selector: dict[str, Any] | None, labels: dict[st
     return True
 
 
-def request_predicate(query: Mapping[str, str], namespaced: bool, ns: str) -> Predicate:
+def request_predicate(
+    query: Mapping[str, str], namespaced: bool, ns: str, kind: str = ""
+) -> Predicate:
     """The filter a list/watch request asks for: namespace, labelSelector, fieldSelector."""
     label = parse_label_selector(query.get("labelSelector"))
-    field = parse_field_selector(query.get("fieldSelector"))
+    field = parse_field_selector(query.get("fieldSelector"), kind)
 
     def match(obj: dict[str, Any]) -> bool:
         if ns and namespaced and obj["metadata"].get("namespace") != ns:

@@ -2,8 +2,10 @@
 
 Starts an aiohttp HTTPS server with a twin CA (`sim.pki`) that the official `kubernetes` client
 and kubectl use through `state_dir/kubeconfig`; wires the store, the API semantics, the HTTP
-handlers, the stand-in controllers (OVN subnets, CSR signer) and the MCS listener. Used by the
-twin tests, `sim.twin.Twin` / `python -m sim up`, and `sim.k8s.bench`. Never used by the product.
+handlers, authentication (tokens, ServiceAccount JWTs, client certificates), authorization (Node
++ RBAC with the default cluster roles), the stand-in controllers (OVN subnets, CSR signer,
+ServiceAccounts) and the MCS listener. Used by the twin tests, `sim.twin.Twin` /
+`python -m sim up`, and `sim.k8s.bench`. Never used by the product.
 """
 
 from __future__ import annotations
@@ -17,13 +19,25 @@ import yaml
 from aiohttp import web
 
 from sim.k8s.api import Api
-from sim.k8s.auth import INTERNAL, Authenticator, Identity
+from sim.k8s.auth import (
+    BOOTSTRAP_GROUPS,
+    BOOTSTRAP_NAMESPACE,
+    BOOTSTRAP_SA,
+    BOOTSTRAP_USER,
+    INTERNAL,
+    Authenticator,
+    Identity,
+)
+from sim.k8s.authz import Authorizer
 from sim.k8s.controllers import Controllers
 from sim.k8s.faults import Faults
 from sim.k8s.handlers import Handlers
 from sim.k8s.mcs import MachineConfigServer, close_connections, worker_ignition
+from sim.k8s.policy import default_objects
 from sim.k8s.resources import Registry, ResourceType, machine_api_crds
+from sim.k8s.serviceaccounts import ServiceAccountController
 from sim.k8s.store import Store
+from sim.k8s.tokens import ServiceAccountTokens
 from sim.pki import CertificateAuthority
 
 DEFAULT_NAMESPACES = (
@@ -75,9 +89,20 @@ class KubeTwin:
         self._authn = Authenticator()
         self.admin_token = self._authn.admin_token
         self.bootstrap_token = self._authn.bootstrap_token
+        self.authz = Authorizer(self.store)
+        self.api.admission = self.authz.admit
+        self.tokens = ServiceAccountTokens(self.store)
+        self._authn.add_verifier(self.tokens.verify)
         self.controllers = Controllers(self.api, self.ca, ovn_delay)
+        self.service_accounts = ServiceAccountController(self.api)
         self.handlers = Handlers(
-            self.api, self._authn, self.faults, lambda: self.url, bookmark_interval
+            self.api,
+            self._authn,
+            self.faults,
+            lambda: self.url,
+            bookmark_interval,
+            self.authz,
+            self.tokens,
         )
         self._runner: web.AppRunner | None = None
         self._mcs: MachineConfigServer | None = None
@@ -108,12 +133,39 @@ class KubeTwin:
             self.api.create(ns_rt, "", {"metadata": {"name": ns}}, INTERNAL)
         for crd in machine_api_crds():
             self.api.create(crd_rt, "", crd, INTERNAL)
+        for plural, obj in default_objects():
+            rt = self.registry.get("rbac.authorization.k8s.io", "v1", plural)
+            assert rt is not None
+            self.api.create(rt, "", obj, INTERNAL, manager="kube-apiserver")
+        sa_rt = self.registry.get("", "v1", "serviceaccounts")
+        assert sa_rt is not None
+        bootstrapper = self.api.create(
+            sa_rt, BOOTSTRAP_NAMESPACE, {"metadata": {"name": BOOTSTRAP_SA}}, INTERNAL
+        )
+        # the bootstrap token is that account's long-lived (legacy Secret) token
+        self._authn.add_token(
+            self.bootstrap_token,
+            Identity(BOOTSTRAP_USER, BOOTSTRAP_GROUPS, bootstrapper["metadata"]["uid"]),
+        )
 
     def issue_token(self, user: str, groups: tuple[str, ...] = ()) -> str:
-        """A new bearer token for `user` (groups + system:authenticated), e.g. for RBAC tests."""
+        """A new static bearer token for `user` (groups + system:authenticated), like an entry
+        of kube-apiserver's --token-auth-file; RBAC decides what it may do."""
         token = secrets.token_urlsafe(32)
         self._authn.add_token(token, Identity(user, (*groups, "system:authenticated")))
         return token
+
+    def service_account_token(
+        self, namespace: str, name: str, expiration_seconds: int = 3600
+    ) -> str:
+        """A bound token for ServiceAccount `namespace/name`, minted through the TokenRequest
+        API exactly as `kubectl create token` gets one (the account must exist)."""
+        spec = {"spec": {"expirationSeconds": expiration_seconds}}
+        return str(self.tokens.request(namespace, name, spec)["status"]["token"])
+
+    def kubeconfig_for_token(self, token: str, path: Path, user: str = "token-user") -> Path:
+        """A kubeconfig at `path` that authenticates with `token` (e.g. a ServiceAccount's)."""
+        return self.write_kubeconfig(path, user=user, token=token)
 
     def write_kubeconfig(
         self, path: Path | None = None, user: str = "admin", token: str | None = None
@@ -152,6 +204,7 @@ class KubeTwin:
         await web.TCPSite(self._runner, self.host, self._port, ssl_context=ctx).start()
         self.port = self._runner.addresses[0][1]
         self.controllers.start()
+        self.service_accounts.start()
         self._mcs = MachineConfigServer(
             self.host,
             self._mcs_port,
@@ -164,6 +217,7 @@ class KubeTwin:
 
     async def stop(self) -> None:
         self.handlers.close_watches()
+        self.service_accounts.stop()
         await self.controllers.stop()
         if self._mcs is not None:
             await self._mcs.stop()

@@ -1,13 +1,13 @@
 """Object validation for the SIMULATED Kubernetes API server.
 
-Checks names (DNS subdomain / label), label keys and values, annotation keys, and a few
-per-kind rules (CSR spec, CRD spec), producing 422 `Invalid` errors with field causes shaped like
-the real kube-apiserver's. Used by `sim.k8s.api` on create, update and patch.
+Checks names (DNS subdomain / label / path segment), label keys and values, annotation keys and
+the CRD spec (CSRs, Secrets and ConfigMaps have their own modules), producing 422 `Invalid`
+errors with field causes shaped like the real kube-apiserver's. Used by `sim.k8s.api` on create,
+update and patch.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 from typing import Any
 
@@ -21,7 +21,14 @@ _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _PATH_SEGMENT_BAD = re.compile(r"[/%]")
 
 _DNS_LABEL_KINDS = {"Namespace", "Service"}
-_PATH_SEGMENT_KINDS = {"CertificateSigningRequest"}  # any name that is a valid path segment
+# any name that is a valid path segment
+_PATH_SEGMENT_KINDS = {
+    "CertificateSigningRequest",
+    "Role",
+    "ClusterRole",
+    "RoleBinding",
+    "ClusterRoleBinding",
+}
 
 
 def _key_errors(field: str, key: str) -> list[tuple[str, str, str]]:
@@ -113,34 +120,11 @@ def validate(
         errs += _key_errors("metadata.annotations", str(k))
         if not isinstance(v, str):
             errs.append(("metadata.annotations", "FieldValueInvalid", "values must be strings"))
-    if rt.kind == "CertificateSigningRequest":
-        errs += _csr_errors(obj.get("spec") or {})
     if rt.kind == "CustomResourceDefinition":
         errs += _crd_errors(name, obj.get("spec") or {})
     errs += schema_causes or []
     if errs:
         raise invalid(rt.kind, rt.group, name, errs)
-
-
-def _csr_errors(spec: dict[str, Any]) -> list[tuple[str, str, str]]:
-    errs = []
-    if not spec.get("signerName"):
-        errs.append(("spec.signerName", "FieldValueRequired", "Required value"))
-    try:
-        pem = base64.b64decode(spec.get("request") or "", validate=True)
-        if b"CERTIFICATE REQUEST" not in pem:
-            raise ValueError
-    except ValueError:
-        errs.append(
-            (
-                "spec.request",
-                "FieldValueInvalid",
-                "Invalid value: []byte{...}: PEM block type must be CERTIFICATE REQUEST",
-            )
-        )
-    if not spec.get("usages"):
-        errs.append(("spec.usages", "FieldValueRequired", "Required value"))
-    return errs
 
 
 def _crd_errors(name: str, spec: dict[str, Any]) -> list[tuple[str, str, str]]:

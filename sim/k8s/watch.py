@@ -37,7 +37,7 @@ class Watches:
     async def serve(self, request: web.Request, rt: ResourceType, ns: str) -> web.StreamResponse:
         """Stream watch events for `rt` (in `ns`) until timeoutSeconds or twin shutdown."""
         q = request.query
-        match = request_predicate(q, rt.namespaced, ns)
+        match = request_predicate(q, rt.namespaced, ns, rt.kind)
         gp = (rt.group, rt.plural)
         rv_param = q.get("resourceVersion") or ""
         try:

@@ -7,6 +7,8 @@ official, synchronous `kubernetes` client exactly as the product does.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -131,3 +133,25 @@ def node_body(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]
             ],
         },
     }
+
+
+def run_kubectl(
+    twin: KubeTwin, *args: str, token: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real kubectl against the twin (admin kubeconfig, or `--token` when given)."""
+    env = {**os.environ, "KUBECONFIG": str(twin.kubeconfig_path), "HOME": str(twin.state_dir)}
+    extra = ["--token", token] if token else []
+    return subprocess.run(
+        ["/usr/bin/kubectl", *extra, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def kubectl_ok(twin: KubeTwin, *args: str, token: str | None = None) -> str:
+    done = run_kubectl(twin, *args, token=token)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
