@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from activities.errors import InvalidRequest
+
 DEFAULT_SUPPORTED_BUILDS = ("10.0.17763", "10.0.20348")  # Windows Server 2019, 2022
 
 
@@ -43,17 +45,34 @@ class Settings:
     azure_subnet_id: str | None = None
     # OAuth scope for ARM tokens; None: the public cloud's (as the Azure SDK defaults)
     azure_credential_scope: str | None = None
+    # Payload versions the worker holds, oldest first. With WINFLEET_PAYLOAD_VERSIONS each one
+    # is `payload_dir/<version>/`; without, payload_dir itself is the one version `version`.
+    payload_versions: tuple[str, ...] = ()
+    payload_per_version: bool = False
+
+    def payload_dir_for(self, version: str = "") -> Path:
+        """The directory of a payload version ("" = the default `version`)."""
+        wanted = version or self.version
+        if wanted not in self.payload_versions:
+            raise InvalidRequest(
+                f"payload version {wanted!r} is not on this worker; it has "
+                f"{', '.join(self.payload_versions) or 'none'} (WINFLEET_PAYLOAD_VERSIONS)"
+            )
+        return self.payload_dir / wanted if self.payload_per_version else self.payload_dir
 
     @staticmethod
     def from_env(env: dict[str, str] | None = None) -> Settings:
         e = os.environ if env is None else env
         builds = e.get("WINFLEET_SUPPORTED_BUILDS", ",".join(DEFAULT_SUPPORTED_BUILDS))
+        versions = _split(e.get("WINFLEET_PAYLOAD_VERSIONS", ""))
+        # The default version: WINFLEET_VERSION, else the newest payload version.
+        version = e.get("WINFLEET_VERSION") or (versions[-1] if versions else "0.1.0")
         return Settings(
             kubeconfig=e.get("KUBECONFIG") or None,
             namespace=e.get("WINFLEET_NAMESPACE", "winfleet"),
-            version=e.get("WINFLEET_VERSION", "0.1.0"),
+            version=version,
             payload_dir=Path(e.get("WINFLEET_PAYLOAD_DIR", "payload")),
-            supported_builds=tuple(b.strip() for b in builds.split(",") if b.strip()),
+            supported_builds=_split(builds),
             mcs_url=e.get("WINFLEET_MCS_URL") or None,
             mcs_ca_bundle=e.get("WINFLEET_MCS_CA_BUNDLE") or None,
             service_cidr=e.get("WINFLEET_SERVICE_CIDR", "172.30.0.0/16"),
@@ -72,7 +91,13 @@ class Settings:
             azure_location=e.get("WINFLEET_AZURE_LOCATION") or None,
             azure_subnet_id=e.get("WINFLEET_AZURE_SUBNET_ID") or None,
             azure_credential_scope=e.get("AZURE_CREDENTIAL_SCOPE") or None,
+            payload_versions=versions or (version,),
+            payload_per_version=bool(versions),
         )
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 @cache

@@ -1,10 +1,15 @@
 """The payload (WMCB, kubelet, hybrid-overlay, kube-proxy, CNI plugins, ignition...) and its copy.
 
-Locally, `settings().payload_dir` holds the files plus a `sha256sum` manifest listing them with
-paths relative to `C:\\k`; every file is checked against it before anything is sent
-(`PayloadInvalid` otherwise). The `copy_payload` activity compares each remote file's
-Get-FileHash with the manifest and copies only those that differ, resuming interrupted copies,
-as WMCO's `EnsureFile` does. Called by the onboarding workflow after `wait_for_ssh`.
+The worker holds one or more payload versions (`settings().payload_dir_for(version)`), each a
+directory with the files plus a `sha256sum` manifest listing them with paths relative to
+`C:\\k`; every file is checked against it before anything is sent (`PayloadInvalid`
+otherwise). The `copy_payload` activity compares each remote file's Get-FileHash with the
+manifest and copies only those that differ, resuming interrupted copies, as WMCO's
+`EnsureFile` does. A host moving to another version ends with exactly that version's payload:
+files that another version's manifest lists and this one does not are removed (WMCO gets the
+same by deconfiguring, which deletes `C:\\k`, before it configures a node again); files no
+payload lists (kubeconfig, kubelet.conf, CNI config, markers) are left alone. Called by the
+onboarding workflow after `wait_for_ssh`.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from activities.config import settings
 from activities.errors import PayloadInvalid, boundary
 from activities.ssh import session_for
 from activities.windows.paths import CNI_DIR, K_DIR, WindowsPath, parent, remote_path_for
-from activities.windows.powershell import new_directory, powershell
+from activities.windows.powershell import new_directory, powershell, remove_item
 
 MANIFEST = "sha256sum"
 _LINE = re.compile(r"^(?P<hash>[0-9a-fA-F]{64}) [ *](?P<path>.+)$")
@@ -47,6 +52,7 @@ class CopyPayloadInput:
     address: str
     username: str
     private_key_secret: str  # name of the Secret holding `private-key.pem`, not the key
+    version: str = ""  # payload version to copy; "": the worker's default version
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class CopyPayloadResult:
     files_copied: int
     files_skipped: int
     bytes_copied: int
+    files_removed: int = 0  # files of another payload version this one does not have
 
 
 def parse_manifest(text: str) -> tuple[ManifestEntry, ...]:
@@ -123,7 +130,25 @@ def _verify(payload_dir: Path) -> tuple[PayloadFile, ...]:
 
 async def verified_payload(payload_dir: Path | None = None) -> tuple[PayloadFile, ...]:
     """The payload files, each checked against the manifest (PayloadInvalid if one differs)."""
-    return await asyncio.to_thread(_verify, payload_dir or settings().payload_dir)
+    return await asyncio.to_thread(_verify, payload_dir or settings().payload_dir_for())
+
+
+def _listed(payload_dir: Path) -> tuple[ManifestEntry, ...]:
+    manifest = payload_dir / MANIFEST
+    return parse_manifest(manifest.read_text()) if manifest.is_file() else ()
+
+
+def foreign_paths(version: str, files: tuple[PayloadFile, ...]) -> tuple[WindowsPath, ...]:
+    """Remote paths other payload versions install and `version`'s payload does not."""
+    s = settings()
+    mine = {f.entry.remote.lower() for f in files}
+    others: dict[str, WindowsPath] = {}
+    for other in s.payload_versions:
+        if other != (version or s.version):
+            for entry in _listed(s.payload_dir_for(other)):
+                if entry.remote.lower() not in mine:
+                    others.setdefault(entry.remote.lower(), entry.remote)
+    return tuple(sorted(others.values(), key=str.lower))
 
 
 def remote_directories(files: tuple[PayloadFile, ...]) -> tuple[WindowsPath, ...]:
@@ -135,8 +160,10 @@ def remote_directories(files: tuple[PayloadFile, ...]) -> tuple[WindowsPath, ...
 @activity.defn(name="copy_payload")
 @boundary
 async def copy_payload(inp: CopyPayloadInput) -> CopyPayloadResult:
-    """Make C:\\k on the host match the payload manifest, copying only differing files."""
-    files = await verified_payload()
+    """Make C:\\k on the host match a payload version, copying only differing files."""
+    s = settings()
+    files = await verified_payload(s.payload_dir_for(inp.version))
+    foreign = await asyncio.to_thread(foreign_paths, inp.version, files)
     copied = skipped = sent_total = 0
     async with session_for(inp) as session:
         dirs = remote_directories(files)
@@ -156,11 +183,27 @@ async def copy_payload(inp: CopyPayloadInput) -> CopyPayloadResult:
                 f.local, f.entry.remote, expected_sha256=f.entry.sha256, on_progress=progress
             )
             copied += 1
+        present = [p for p in foreign if await session.remote_size(p) is not None]
+        if present:
+            activity.heartbeat(f"removing {len(present)} files of other payload versions")
+            await session.run(
+                powershell(
+                    *(remove_item(p) for p in present),
+                    display=f"remove {len(present)} files of other payload versions",
+                )
+            )
     activity.logger.info(
-        "payload on %s: %d copied (%d bytes), %d already current",
+        "payload %s on %s: %d copied (%d bytes), %d already current, %d removed",
+        inp.version or s.version,
         inp.node_name,
         copied,
         sent_total,
         skipped,
+        len(present),
     )
-    return CopyPayloadResult(files_copied=copied, files_skipped=skipped, bytes_copied=sent_total)
+    return CopyPayloadResult(
+        files_copied=copied,
+        files_skipped=skipped,
+        bytes_copied=sent_total,
+        files_removed=len(present),
+    )

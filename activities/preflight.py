@@ -44,6 +44,7 @@ async def preflight_node(inp: PreflightInput) -> PreflightResult:
     before = node_before(node) if node is not None else NodeBefore()
     await load_private_key(inp.private_key_secret)  # names the Secret if it is unusable
     version = inp.version or settings().version
+    settings().payload_dir_for(version)  # InvalidRequest naming the versions the worker has
     activity.logger.info(
         "preflight %s: node %s, version %s",
         inp.node_name,

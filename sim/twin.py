@@ -7,8 +7,9 @@ instance or deleted VM, the shutdown taint). `node_monitor_grace_seconds` (40) i
 lifecycle controller's grace period; tests shorten it. It then does what a cluster admin does
 once before installing winfleet: generates the SSH key the operator uses (RSA 2048, OpenSSH
 PEM, like `ssh-keygen -t rsa`) and stores it as Secret `cloud-private-key` (key
-`private-key.pem`) in namespace `winfleet`; builds a sample payload; brings up BYOH hosts that
-already authorize that key and lists them in ConfigMap `windows-instances`. Last, it writes
+`private-key.pem`) in namespace `winfleet`; builds the sample payloads (`payload/<version>/`,
+one per version); brings up BYOH hosts that already authorize that key and lists them in
+ConfigMap `windows-instances`. Last, it writes
 `state_dir/env` (shell `KEY=value` lines, atomically) — everything the product needs to reach
 the twin, exactly as it would reach production. The private key is only in the cluster Secret.
 
@@ -35,7 +36,7 @@ from sim.cloud.aws import AwsTwin
 from sim.cloud.azure import AzureTwin
 from sim.cloud.nodes import CloudNodeLifecycle
 from sim.k8s.server import KubeTwin
-from sim.payload import build_sample_payload
+from sim.payload import PAYLOAD_VERSIONS, build_sample_payloads
 from sim.pki import CertificateAuthority
 from sim.windows.fleet import HostFleet, HostSpec
 
@@ -62,6 +63,8 @@ ENV_KEYS = (
     "WINFLEET_MCS_URL",
     "WINFLEET_MCS_CA_BUNDLE",
     "WINFLEET_PAYLOAD_DIR",
+    "WINFLEET_PAYLOAD_VERSIONS",
+    "WINFLEET_VERSION",
     "WINFLEET_NAMESPACE",
     "WINFLEET_AWS_IMAGE_ID",
     "WINFLEET_AWS_SUBNET_ID",
@@ -138,7 +141,7 @@ class Twin:
             await self.fleet.start()
             self._started.append(self.fleet)
             payload_dir = self.state_dir / "payload"
-            build_sample_payload(payload_dir)
+            build_sample_payloads(payload_dir)  # payload_dir/<version>/ for each version
             private_pem, self.public_key = new_operator_key()
             await self._admin_setup(private_pem)
             del private_pem
@@ -243,6 +246,8 @@ class Twin:
             "WINFLEET_MCS_URL": self.kube.mcs_url,
             "WINFLEET_MCS_CA_BUNDLE": ca_bundle,
             "WINFLEET_PAYLOAD_DIR": str(payload_dir),
+            "WINFLEET_PAYLOAD_VERSIONS": ",".join(PAYLOAD_VERSIONS),  # oldest first
+            "WINFLEET_VERSION": PAYLOAD_VERSIONS[-1],  # the default: the newest
             "WINFLEET_NAMESPACE": NAMESPACE,
             "WINFLEET_AWS_IMAGE_ID": self.aws.image_id,
             "WINFLEET_AWS_SUBNET_ID": self.aws.subnet_id,

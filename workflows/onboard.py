@@ -187,7 +187,9 @@ class OnboardWindowsNode:
 
         self._enter(Phase.COPY_PAYLOAD)
         copied = await steps.run(
-            copy_payload, CopyPayloadInput(**on_host), policies.COPY_PAYLOAD_STEP
+            copy_payload,
+            CopyPayloadInput(**on_host, version=inp.version),
+            policies.COPY_PAYLOAD_STEP,
         )
         self._state.bytes_copied = copied.bytes_copied
 

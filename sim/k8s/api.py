@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sim.k8s import admission, configdata, csr, pods
+from sim.k8s import admission, configdata, csr, custom, pods
 from sim.k8s import apply as applying
 from sim.k8s import patch as patching
 from sim.k8s.auth import INTERNAL, Identity
@@ -100,7 +100,7 @@ class Api:
             raise not_found("", "namespaces", ns)
 
     def _validate(self, rt: ResourceType, obj: Obj, old: Obj | None, sub: str) -> None:
-        validate(rt, obj)
+        validate(rt, obj, self._schema_causes(rt, obj))
         causes = _kind_causes(rt, obj, old, sub)
         if causes:
             raise invalid(rt.kind, rt.group, obj["metadata"].get("name", ""), causes)
@@ -121,9 +121,12 @@ class Api:
         *,
         manager: str | None = None,
         managed: list[Obj] | None = None,
+        field_validation: str = "",
+        warnings: list[str] | None = None,
     ) -> Obj:
         check_type_meta(rt, body)
         obj = copy.deepcopy(body)
+        self._decode(rt, obj, field_validation, warnings)
         entries = base_entries(None, obj)
         configdata.decode(rt.kind, obj)
         meta = obj["metadata"]
@@ -193,6 +196,48 @@ class Api:
             ],
         }
 
+    # -- custom resources (schemas and scale: sim.k8s.custom) -------------------------------
+    @staticmethod
+    def _decode(
+        rt: ResourceType, obj: Obj, field_validation: str, warnings: list[str] | None
+    ) -> None:
+        if rt.custom_version is not None:
+            out = warnings if warnings is not None else []
+            custom.decode(rt.custom_version, obj, field_validation, out)
+
+    @staticmethod
+    def _schema_causes(rt: ResourceType, obj: Obj) -> list[tuple[str, str, str]]:
+        cv = rt.custom_version
+        return custom.schema_causes(cv, obj) if cv is not None else []
+
+    def _scale_version(self, rt: ResourceType) -> custom.CustomVersion:
+        if rt.custom_version is None or rt.custom_version.scale is None:
+            raise ApiError(404, "the server could not find the requested resource")
+        return rt.custom_version
+
+    def read_scale(self, rt: ResourceType, ns: str, name: str) -> Obj:
+        """GET .../<name>/scale: the autoscaling/v1 Scale of a custom resource."""
+        return custom.scale_of(self._scale_version(rt), self._current(rt, ns, name))
+
+    def _write_scale(
+        self, rt: ResourceType, ns: str, name: str, scale: Any, who: Identity, manager: str | None
+    ) -> Obj:
+        cv = self._scale_version(rt)
+        new = custom.apply_scale(cv, self._current(rt, ns, name), scale)
+        return custom.scale_of(cv, self._write(rt, ns, name, new, "", who, manager))
+
+    def _reread_all(self, crd: Obj) -> None:
+        """After a CRD change, stored objects read back pruned and defaulted by the new schema."""
+        spec = crd.get("spec") or {}
+        gp = (spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))
+        for entry in self.store.entries(gp):
+            version = entry.obj.get("apiVersion", "").rpartition("/")[2]
+            rt = self.registry.get(gp[0], version, gp[1])
+            if rt is not None and rt.custom_version is not None:
+                obj = copy.deepcopy(entry.obj)
+                custom.reread(rt.custom_version, obj)
+                self.store.rewrite(gp, obj)
+
     # -- update / patch / apply --------------------------------------------------------------
     def update(
         self,
@@ -204,10 +249,16 @@ class Api:
         *,
         who: Identity = INTERNAL,
         manager: str | None = None,
+        field_validation: str = "",
+        warnings: list[str] | None = None,
     ) -> Obj:
+        if sub == "scale":
+            return self._write_scale(rt, ns, name, body, who, manager)
         check_type_meta(rt, body)
         _check_name(body, name)
-        return self._write(rt, ns, name, copy.deepcopy(body), sub, who, manager)
+        new = copy.deepcopy(body)
+        self._decode(rt, new, field_validation, warnings)
+        return self._write(rt, ns, name, new, sub, who, manager)
 
     def patch(
         self,
@@ -221,14 +272,21 @@ class Api:
         who: Identity = INTERNAL,
         manager: str | None = None,
         force: bool = False,
+        field_validation: str = "",
+        warnings: list[str] | None = None,
     ) -> Obj:
         if content_type.split(";")[0].strip().lower() == patching.APPLY:
             return self.apply(rt, ns, name, body, sub, who=who, manager=manager, force=force)
+        if sub == "scale":
+            current_scale = self.read_scale(rt, ns, name)
+            patched = patching.apply(content_type, current_scale, body, custom=False, merge_keys={})
+            return self._write_scale(rt, ns, name, patched, who, manager)
         current = copy.deepcopy(self._current(rt, ns, name))
         result = patching.apply(
             content_type, current, body, custom=rt.custom, merge_keys=rt.merge_keys
         )
         check_type_meta(rt, result)
+        self._decode(rt, result, field_validation, warnings)
         return self._write(rt, ns, name, result, sub, who, manager)
 
     def apply(
@@ -268,6 +326,7 @@ class Api:
         rv = meta.get("resourceVersion")
         if rv and str(rv) != live["metadata"]["resourceVersion"]:
             raise conflict(rt.group, rt.plural, name)
+        self._decode(rt, merged, "", None)  # a custom resource's schema prunes and defaults
         return self._write(rt, ns, name, merged, sub, who, manager, managed=managed)
 
     def _prepare(self, rt: ResourceType, old: Obj, new: Obj, sub: str) -> Obj:
@@ -340,6 +399,7 @@ class Api:
             self.registry.remove(spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))
             for served in crd_types(stored):
                 self.registry.add(served)
+            self._reread_all(stored)
         return stored
 
     def bind(self, ns: str, name: str, body: Any) -> Obj:

@@ -58,8 +58,11 @@ class Target:
     verb: str
 
 
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=dumps(body), status=status, content_type="application/json")
+def _json(body: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
+    response = web.Response(body=dumps(body), status=status, content_type="application/json")
+    for text in dict.fromkeys(warnings or ()):  # kube-apiserver's `Warning: 299 - "..."` headers
+        response.headers.add("Warning", "299 - " + json.dumps(text))
+    return response
 
 
 def _raw(raw: bytes, status: int = 200) -> web.Response:
@@ -271,6 +274,9 @@ class Handlers:
     # -- verbs -----------------------------------------------------------------------------
     async def _serve(self, request: web.Request, t: Target, who: Identity) -> web.StreamResponse:
         api, rt = self.api, t.rt
+        if t.verb == "get" and t.sub == "scale":
+            scale = api.read_scale(rt, t.ns, t.name)
+            return _json(tables.scale_table(scale) if tables.wants_table(request) else scale)
         if t.verb == "get":
             entry = api.store.entry((rt.group, rt.plural), t.ns, t.name)
             if entry is None:
@@ -288,6 +294,11 @@ class Handlers:
         if t.verb == "watch":
             return await self.watches.serve(request, rt, t.ns)
         body = await self._body(request)
+        # Custom resources: unknown fields per ?fieldValidation=Ignore|Warn|Strict (sim.k8s.custom)
+        checks: dict[str, Any] = {
+            "field_validation": request.query.get("fieldValidation", ""),
+            "warnings": [],
+        }
         if rt.plural in reviews.REVIEW_KINDS:
             answer = reviews.review(rt.plural, t.ns, body, who, self.authz, self.authn)
             return _json(answer, 201)
@@ -309,9 +320,11 @@ class Handlers:
             return _json(api.delete(rt, t.ns, t.name, body, who))
         manager = _field_manager(request, t.verb)
         if t.verb == "create":
-            return _json(api.create(rt, t.ns, body, who, manager=manager), 201)
+            created = api.create(rt, t.ns, body, who, manager=manager, **checks)
+            return _json(created, 201, checks["warnings"])
         if t.verb == "update":
-            return _json(api.update(rt, t.ns, t.name, body, t.sub, who=who, manager=manager))
+            updated = api.update(rt, t.ns, t.name, body, t.sub, who=who, manager=manager, **checks)
+            return _json(updated, 200, checks["warnings"])
         exists = api.store.entry((rt.group, rt.plural), t.ns, t.name) is not None
         force = request.query.get("force") in ("true", "1")
         patched = api.patch(
@@ -324,8 +337,9 @@ class Handlers:
             who=who,
             manager=manager,
             force=force,
+            **checks,
         )
-        return _json(patched, 200 if exists else 201)
+        return _json(patched, 200 if exists else 201, checks["warnings"])
         # deletecollection
         gone = [
             api.delete(

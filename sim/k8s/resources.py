@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sim.k8s.custom import CustomVersion, from_crd_version
+
 
 @dataclass(frozen=True)
 class ResourceType:
@@ -35,6 +37,8 @@ class ResourceType:
     )
     # Strategic-merge list keys for this kind: dotted path -> merge key ("" = set of scalars).
     merge_keys: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    # A CRD-declared type's schema, printer columns and scale paths (sim.k8s.custom).
+    custom_version: CustomVersion | None = field(default=None, compare=False, hash=False)
 
     @property
     def api_version(self) -> str:
@@ -223,6 +227,7 @@ def crd_types(crd: dict[str, Any]) -> list[ResourceType]:
                 tuple(names.get("shortNames", ())),
                 names.get("singular", names["kind"].lower()),
                 custom=True,
+                custom_version=from_crd_version(names["kind"], v),
             )
         )
     return out
@@ -358,6 +363,8 @@ class Registry:
                 if sub in CREATE_SUBRESOURCES:  # kubectl drain / create token read these
                     group, version, kind = CREATE_SUBRESOURCES[sub]
                     entry.update(group=group, version=version, kind=kind, verbs=["create"])
+                if sub == "scale":  # kubectl scale reads the Scale's group and version here
+                    entry.update(group="autoscaling", version="v1", kind="Scale")
                 resources.append(entry)
         return {
             "kind": "APIResourceList",

@@ -106,6 +106,19 @@ class Store:
             self._emit(Event(rv, gp, event_type, obj, old, raw))
             return obj
 
+    def rewrite(self, gp: GroupPlural, obj: Obj) -> None:
+        """Replace a stored object's content, keeping its resourceVersion and emitting nothing.
+
+        What readers see when the decoding changes under stored data (a CRD's new schema
+        prunes and defaults objects read from etcd without writing them).
+        """
+        with self._lock:
+            key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+            entry = self._data.get(gp, {}).get(key)
+            if entry is not None:
+                obj["metadata"]["resourceVersion"] = str(entry.rv)
+                entry.obj, entry.raw = obj, dumps(obj)
+
     def remove(self, gp: GroupPlural, ns: str, name: str) -> Obj | None:
         """Delete an object and emit DELETED (carrying a new resourceVersion)."""
         with self._lock:

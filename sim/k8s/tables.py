@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sim.k8s import custom
 from sim.k8s.resources import ResourceType
 
 Obj = dict[str, Any]
@@ -217,7 +218,37 @@ _COLUMNS: dict[str, list[Column]] = {
 }
 
 
+def _table(definitions: list[Obj], rows: list[tuple[list[Any], Obj]], rv: str) -> Obj:
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": rv},
+        "columnDefinitions": definitions,
+        "rows": [
+            {
+                "cells": cells,
+                "object": {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": meta,
+                },
+            }
+            for cells, meta in rows
+        ],
+    }
+
+
+def scale_table(scale: Obj) -> Obj:
+    """`kubectl get --subresource=scale`: the Scale columns kube-apiserver serves."""
+    rv = scale["metadata"].get("resourceVersion", "")
+    return _table(custom.SCALE_COLUMNS, [(custom.scale_cells(scale), scale["metadata"])], rv)
+
+
 def table(rt: ResourceType, objs: list[Obj], resource_version: str) -> Obj:
+    cv = rt.custom_version
+    if cv is not None and cv.columns:  # a CRD's additionalPrinterColumns
+        rows = [(custom.table_cells(cv, o), o["metadata"]) for o in objs]
+        return _table(custom.table_columns(cv), rows, resource_version)
     columns: list[Column] = [
         ("Name", 0, lambda o: o["metadata"]["name"]),
         *_COLUMNS.get(rt.kind, [("Age", 0, _age)]),

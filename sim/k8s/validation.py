@@ -76,8 +76,14 @@ def _name_errors(kind: str, name: str) -> list[tuple[str, str, str]]:
     return [("metadata.name", "FieldValueInvalid", f'Invalid value: "{name}": {rule}')]
 
 
-def validate(rt: ResourceType, obj: dict[str, Any]) -> None:
-    """Raise 422 Invalid if `obj` (already defaulted) is not acceptable for `rt`."""
+def validate(
+    rt: ResourceType, obj: dict[str, Any], schema_causes: list[tuple[str, str, str]] | None = None
+) -> None:
+    """Raise 422 Invalid if `obj` (already defaulted) is not acceptable for `rt`.
+
+    `schema_causes`: a custom resource's schema violations (sim.k8s.custom), reported after
+    the metadata ones in the same error, as kube-apiserver does.
+    """
     meta = obj.get("metadata")
     name = meta.get("name", "") if isinstance(meta, dict) else ""
     if not isinstance(meta, dict):
@@ -116,6 +122,7 @@ def validate(rt: ResourceType, obj: dict[str, Any]) -> None:
             errs.append(("metadata.annotations", "FieldValueInvalid", "values must be strings"))
     if rt.kind == "CustomResourceDefinition":
         errs += _crd_errors(name, obj.get("spec") or {})
+    errs += schema_causes or []
     if errs:
         raise invalid(rt.kind, rt.group, name, errs)
 

@@ -134,7 +134,18 @@ WIDGET_CRD = {
                 "served": True,
                 "storage": True,
                 "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {"type": "object"}},
+                "schema": {
+                    "openAPIV3Schema": {  # undeclared fields would be pruned, as for real
+                        "type": "object",
+                        "properties": {
+                            "spec": {"type": "object", "properties": {"size": {"type": "integer"}}},
+                            "status": {
+                                "type": "object",
+                                "properties": {"ready": {"type": "boolean"}},
+                            },
+                        },
+                    }
+                },
             }
         ],
     },

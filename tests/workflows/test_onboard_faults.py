@@ -99,7 +99,8 @@ async def test_a_command_failing_twice_is_retried_and_succeeds(world: World) -> 
 async def test_a_dropped_sftp_transfer_is_resumed(world: World) -> None:
     inp = byoh(world, 2, "byoh-dropped")
     host = world.twin.fleet.get(inp.byoh.address)  # type: ignore[union-attr]
-    payload = Path(world.twin.env["WINFLEET_PAYLOAD_DIR"])
+    newest = world.twin.env["WINFLEET_PAYLOAD_VERSIONS"].split(",")[-1]  # the default version
+    payload = Path(world.twin.env["WINFLEET_PAYLOAD_DIR"]) / newest
     total = payload_bytes(payload)
     host.faults.drop_sftp_after(400_000, times=1)
     handle = await start(world, inp)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -10,7 +12,9 @@ from host_lab import KEY_SECRET, Lab
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.config import Settings, use_settings
 from activities.payload import CopyPayloadInput, CopyPayloadResult, copy_payload
+from activities.preflight import PreflightInput, preflight_node
 
 FILES = {
     "wmcb.exe": b"wmcb " * 1000,
@@ -101,3 +105,106 @@ async def test_a_payload_that_does_not_match_its_manifest_is_refused_before_conn
     assert caught.value.type == "PayloadInvalid"
     assert caught.value.non_retryable
     assert not (host.root / "C" / "k").exists()
+
+
+# -- payload versions ---------------------------------------------------------------------------
+OLD = {
+    "wmcb.exe": b"wmcb " * 1000,
+    "kubelet.exe": b"kubelet\nversion: v1.19.0\n" + os.urandom(300_000),
+    "kube-proxy.exe": b"kube-proxy\nversion: v1.19.0\n",
+    "cni/win-bridge.exe": b"win-bridge plugin (dropped in the newer payload)",
+}
+NEW = {
+    "wmcb.exe": OLD["wmcb.exe"],  # unchanged between the versions
+    "kubelet.exe": b"kubelet\nversion: v1.20.0\n" + os.urandom(300_000),
+    "kube-proxy.exe": b"kube-proxy\nversion: v1.20.0\n",
+    "cni/win-overlay.exe": b"win-overlay plugin (new in the newer payload)",
+}
+
+
+def _versioned(lab: Lab) -> None:
+    """Lay out payload/1.0.0 and payload/1.1.0 and point the worker at both, as the twin does."""
+    root = lab.payload_dir
+    for version, files in (("1.0.0", OLD), ("1.1.0", NEW)):
+        lab.payload_dir = root / version
+        lab.write_payload(files)
+    lab.payload_dir = root
+    env = {
+        "KUBECONFIG": str(lab.twin.kubeconfig_path),
+        "WINFLEET_NAMESPACE": "winfleet",
+        "WINFLEET_PAYLOAD_DIR": str(root),
+        "WINFLEET_PAYLOAD_VERSIONS": "1.0.0,1.1.0",
+        "WINFLEET_SSH_PORT": "22",
+        "WINFLEET_SSH_CONNECT_TIMEOUT": "5",
+    }
+    use_settings(Settings.from_env(env))
+
+
+async def _copy_version(address: str, version: str) -> CopyPayloadResult:
+    return await ActivityEnvironment().run(copy_payload, replace(_input(address), version=version))
+
+
+def _host_files(host: Any) -> dict[str, bytes]:
+    k = host.root / "C" / "k"
+    return {p.relative_to(k).as_posix(): p.read_bytes() for p in k.rglob("*") if p.is_file()}
+
+
+async def test_a_host_moved_to_another_version_holds_exactly_that_versions_files(lab: Lab) -> None:
+    _versioned(lab)
+    host = await lab.add_host()
+    first = await _copy_version(host.address, "1.0.0")
+    assert first.files_copied == len(OLD) and first.files_removed == 0
+    assert _host_files(host) == OLD
+    (host.root / "C" / "k" / "kubeconfig").write_bytes(b"written by kubelet, in no payload")
+
+    second = await _copy_version(host.address, "1.1.0")
+    assert second.files_skipped == 1  # wmcb.exe did not change
+    assert second.files_copied == 3 and second.files_removed == 1
+    assert second.bytes_copied == sum(len(NEW[n]) for n in NEW if n != "wmcb.exe")
+    assert _host_files(host) == {**NEW, "kubeconfig": b"written by kubelet, in no payload"}
+    remote_hashes = {
+        n: hashlib.sha256(d).hexdigest() for n, d in _host_files(host).items() if n in NEW
+    }
+    manifest = (lab.payload_dir / "1.1.0" / "sha256sum").read_text()
+    assert remote_hashes == {line.split()[1]: line.split()[0] for line in manifest.splitlines()}
+
+    again = await _copy_version(host.address, "1.1.0")
+    assert (again.files_copied, again.files_removed, again.bytes_copied) == (0, 0, 0)
+
+
+async def test_going_back_to_the_older_version_restores_its_files(lab: Lab) -> None:
+    _versioned(lab)
+    host = await lab.add_host()
+    await _copy_version(host.address, "1.1.0")
+    back = await _copy_version(host.address, "1.0.0")
+    assert back.files_removed == 1  # cni/win-overlay.exe is not in 1.0.0
+    assert _host_files(host) == OLD
+
+
+async def test_no_version_means_the_workers_default_the_newest(lab: Lab) -> None:
+    _versioned(lab)
+    host = await lab.add_host()
+    await _copy_version(host.address, "")
+    assert _host_files(host) == NEW
+
+
+async def test_an_unknown_version_is_refused_before_anything_is_copied(lab: Lab) -> None:
+    _versioned(lab)
+    host = await lab.add_host()
+    with pytest.raises(ApplicationError) as caught:
+        await _copy_version(host.address, "2.0.0")
+    assert caught.value.type == "InvalidRequest" and caught.value.non_retryable
+    assert "'2.0.0'" in caught.value.message and "1.0.0, 1.1.0" in caught.value.message
+    assert not (host.root / "C" / "k").exists()
+
+
+async def test_preflight_refuses_a_version_the_worker_has_no_payload_for(lab: Lab) -> None:
+    _versioned(lab)
+    env = ActivityEnvironment()
+    inp = PreflightInput(node_name="winworker-9", private_key_secret=KEY_SECRET, version="2.0.0")
+    with pytest.raises(ApplicationError) as caught:
+        await env.run(preflight_node, inp)
+    assert caught.value.type == "InvalidRequest"
+    assert "'2.0.0'" in caught.value.message and "1.0.0, 1.1.0" in caught.value.message
+    ok = await env.run(preflight_node, replace(inp, version="1.0.0"))
+    assert ok.version == "1.0.0"
