@@ -14,6 +14,7 @@ from functools import cache
 from pathlib import Path
 
 DEFAULT_SUPPORTED_BUILDS = ("10.0.17763", "10.0.20348")  # Windows Server 2019, 2022
+DEFAULT_BLOCKING_THREADS = 64
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,12 @@ class Settings:
     azure_subnet_id: str | None = None
     # OAuth scope for ARM tokens; None: the public cloud's (as the Azure SDK defaults)
     azure_credential_scope: str | None = None
+    # The cluster's identity in cloud tags; None: the OpenShift infrastructure name, else the
+    # API server's host name (activities/cloud/identity.py)
+    cluster_id: str | None = None
+    # Threads for blocking SDK calls (activities/blocking.py): as many as activities may be
+    # waiting on a synchronous client at once
+    blocking_threads: int = DEFAULT_BLOCKING_THREADS
 
     @staticmethod
     def from_env(env: dict[str, str] | None = None) -> Settings:
@@ -72,6 +79,10 @@ class Settings:
             azure_location=e.get("WINFLEET_AZURE_LOCATION") or None,
             azure_subnet_id=e.get("WINFLEET_AZURE_SUBNET_ID") or None,
             azure_credential_scope=e.get("AZURE_CREDENTIAL_SCOPE") or None,
+            cluster_id=e.get("WINFLEET_CLUSTER_ID") or None,
+            blocking_threads=max(
+                1, int(e.get("WINFLEET_BLOCKING_THREADS") or DEFAULT_BLOCKING_THREADS)
+            ),
         )
 
 

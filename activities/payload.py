@@ -9,7 +9,6 @@ as WMCO's `EnsureFile` does. Called by the onboarding workflow after `wait_for_s
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from temporalio import activity
 
+from activities import blocking
 from activities.config import settings
 from activities.errors import PayloadInvalid, boundary
 from activities.ssh import session_for
@@ -123,7 +123,7 @@ def _verify(payload_dir: Path) -> tuple[PayloadFile, ...]:
 
 async def verified_payload(payload_dir: Path | None = None) -> tuple[PayloadFile, ...]:
     """The payload files, each checked against the manifest (PayloadInvalid if one differs)."""
-    return await asyncio.to_thread(_verify, payload_dir or settings().payload_dir)
+    return await blocking.run(_verify, payload_dir or settings().payload_dir)
 
 
 def remote_directories(files: tuple[PayloadFile, ...]) -> tuple[WindowsPath, ...]:

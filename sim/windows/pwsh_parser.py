@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 __all__ = ["Assignment", "Command", "Exit", "Param", "ParseError", "VarRef", "parse"]
 
 _BARE_STOP = set(" \t\r\n|;,(){}@")
+# PowerShell takes the typographic single quotes for quote characters too, interchangeably.
+_SINGLE_QUOTES = frozenset("'\u2018\u2019\u201a\u201b")
 
 
 class ParseError(ValueError):
@@ -80,14 +82,14 @@ def _tokenize(script: str) -> list[_Tok]:
         elif c == "=" and toks and toks[-1].kind == "var":
             toks.append(_Tok("eq", c))
             i += 1
-        elif c == "'":
+        elif c in _SINGLE_QUOTES:
             buf, i = [], i + 1
             while True:
                 if i >= n:
                     raise ParseError("The string is missing the terminator: '.")
-                if script[i] == "'":
-                    if i + 1 < n and script[i + 1] == "'":
-                        buf.append("'")
+                if script[i] in _SINGLE_QUOTES:
+                    if i + 1 < n and script[i + 1] in _SINGLE_QUOTES:
+                        buf.append(script[i + 1])  # a doubled quote is the second one, literally
                         i += 2
                         continue
                     i += 1
@@ -133,7 +135,7 @@ def _tokenize(script: str) -> list[_Tok]:
             raise ParseError(f"unsupported syntax '{c}' (the simulated host models a subset)")
         else:
             j = i
-            while j < n and script[j] not in _BARE_STOP and script[j] not in "'\"":
+            while j < n and script[j] not in _BARE_STOP and script[j] not in _SINGLE_QUOTES | {'"'}:
                 j += 1
             word = script[i:j]
             if word.startswith("-") and len(word) > 1 and (word[1].isalpha() or word[1] == "_"):
