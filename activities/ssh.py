@@ -226,6 +226,28 @@ class HostSession:
             )
         return str(found["Hash"]).lower()
 
+    async def read_bytes(self, path: WindowsPath, *, limit: int) -> bytes | None:
+        """The whole remote file (at most `limit` bytes), or None if it does not exist.
+
+        Read into memory only; the span records the path, never the content.
+        """
+        sftp = await self._sftp_client()
+        with (
+            span("sftp get", host=self.address, node=self.node_name, path=path),
+            self._translated(f"reading {path}", transfer=True),
+        ):
+            try:
+                async with sftp.open(sftp_path(path), "rb") as f:
+                    data = await f.read(limit + 1)
+            except asyncssh.SFTPNoSuchFile:
+                return None
+        raw = data if isinstance(data, bytes) else data.encode()  # "rb": always bytes
+        if len(raw) > limit:
+            raise RemoteCommandFailed(
+                f"{path} on {self.address} is larger than the {limit} bytes expected of it"
+            )
+        return raw
+
     async def put_bytes(self, data: bytes, remote: WindowsPath) -> None:
         """Write `data` as the whole remote file (its directory must exist)."""
         sftp = await self._sftp_client()

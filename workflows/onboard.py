@@ -202,17 +202,17 @@ class OnboardWindowsNode:
             configure_kubelet,
             ConfigureKubeletInput(
                 **on_host,
-                node_ip=host.address,
+                node_ip=host.ip or host.address,
             ),
             policies.REMOTE_STEP_TIMEOUT,
         )
 
         self._enter(Phase.APPROVE_CSRS)
         csr_input = ApproveCsrsInput(
-            node_name=node,
-            addresses=(host.address,),
+            addresses=(host.ip or host.address,),
             dns_names=(node, facts.hostname),
             timeout_s=policies.CSR_BUDGET.total_seconds(),
+            **on_host,
         )
         await self._step(approve_node_csrs, csr_input, policies.CSR_TIMEOUT)
 
