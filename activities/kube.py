@@ -59,6 +59,10 @@ def certificates() -> client.CertificatesV1Api:
     return client.CertificatesV1Api(api_client())
 
 
+def custom_objects() -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api_client())
+
+
 def translate(exc: Exception, what: str) -> WinfleetError:
     """Map a kubernetes-client exception to a winfleet error (the single place to do so).
 
