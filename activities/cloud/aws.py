@@ -169,9 +169,10 @@ async def _call(region: str, op: str, what: str, **kwargs: Any) -> dict[str, Any
             raise translate(exc, what) from exc
 
 
-def client_token(pool: str, node_name: str, incarnation: str) -> str:
+def client_token(owner: Owner, incarnation: str) -> str:
     """RunInstances idempotency token: the same for retries of one workflow run (≤ 64 chars)."""
-    return hashlib.sha256(f"{pool}\0{node_name}\0{incarnation}".encode()).hexdigest()
+    text = f"{owner.cluster}\0{owner.pool}\0{owner.node}\0{incarnation}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _tags(instance: Mapping[str, Any]) -> dict[str, str]:
@@ -275,7 +276,7 @@ async def _run_instance(
         "InstanceType": spec.instance_type,
         "MinCount": 1,
         "MaxCount": 1,
-        "ClientToken": client_token(owner.pool, node_name, incarnation),
+        "ClientToken": client_token(owner, incarnation),
         "UserData": windows_user_data(public_key),  # boto3 base64-encodes it
         "TagSpecifications": [{"ResourceType": "instance", "Tags": tags}],
         "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
@@ -350,7 +351,7 @@ async def wait_running(
 
 def launched_by(instance: Mapping[str, Any], owner: Owner, incarnation: str) -> bool:
     """Whether the workflow run `incarnation` launched `instance` (its ClientToken says so)."""
-    token = client_token(owner.pool, owner.node, incarnation)
+    token = client_token(owner, incarnation)
     return bool(incarnation) and str(instance.get("ClientToken", "")) == token
 
 
