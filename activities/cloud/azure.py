@@ -387,7 +387,8 @@ async def _create_vm(
     nic_is_new: bool,
 ) -> VirtualMachine:
     """PUT the VM and wait; if Azure rejects it, remove the NIC this call made for it."""
-    what = f"create VM {spec.resource_group}/{owner.node}"
+    image = ":".join((spec.image_publisher, spec.image_offer, spec.image_sku, spec.image_version))
+    what = f"create VM {spec.resource_group}/{owner.node} (image {image} in {spec.location})"
     body = _vm_body(owner.node, spec, nic_id, public_key, tags)
     try:
         poller = await _call(
