@@ -133,20 +133,8 @@ async def forget(address: str, node_name: str | None = None, *, node_ip: str = "
             return
         annotations = _annotations(node)
         if HOST_KEY_ANNOTATION in annotations or HOST_KEY_TYPE_ANNOTATION in annotations:
-            patch = {
-                "metadata": {
-                    "resourceVersion": node["metadata"]["resourceVersion"],
-                    "annotations": {HOST_KEY_ANNOTATION: None, HOST_KEY_TYPE_ANNOTATION: None},
-                }
-            }
             try:
-                await kube.call_json(
-                    f"unpin host key on node {node_name}",
-                    kube.core().patch_node,
-                    node_name,
-                    patch,
-                    _content_type=MERGE_PATCH,
-                )
+                await _annotate(node, {HOST_KEY_ANNOTATION: None, HOST_KEY_TYPE_ANNOTATION: None})
             except kube.NotFound:
                 pass
 
@@ -178,16 +166,21 @@ async def _pin_on_node(address: str, node: dict[str, Any], key: str) -> None:
         return
     if existing:
         raise _mismatch(address, existing, key, f"node {name}'s annotations")
-    # Touches only these two annotations, and only if the Node is still as read (a 409
-    # otherwise: re-read, so a pin written meanwhile is compared, not overwritten).
+    await _annotate(node, {HOST_KEY_ANNOTATION: key, HOST_KEY_TYPE_ANNOTATION: key.split()[0]})
+
+
+async def _annotate(node: dict[str, Any], annotations: dict[str, str | None]) -> None:
+    """Set (None: remove) these annotations only, and only if the Node is still as read: a 409
+    otherwise, so a pin written meanwhile is re-read and compared, not overwritten."""
+    name = node["metadata"]["name"]
     patch = {
         "metadata": {
             "resourceVersion": node["metadata"]["resourceVersion"],
-            "annotations": {HOST_KEY_ANNOTATION: key, HOST_KEY_TYPE_ANNOTATION: key.split()[0]},
+            "annotations": annotations,
         }
     }
     await kube.call_json(
-        f"pin host key on node {name}",
+        f"update host-key annotations of node {name}",
         kube.core().patch_node,
         name,
         patch,
