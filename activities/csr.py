@@ -7,6 +7,13 @@ claims this node with `activities.csr_rules.validate`, approves valid ones throu
 denies: a forged CSR stays pending for an admin to look at. Order follows kubelet: client CSR
 approved -> Node registers -> serving CSR approved. Returns at once when the Node exists and its
 serving CSR is already approved, so a retry after success does nothing.
+
+A client CSR is bound to this host: over SSH (SFTP, into memory) the activity reads the key the
+kubelet bootstraps with (`kubelet-client.key.tmp`, or once issued the certificate in
+`kubelet-client-current.pem`) and approves only a request carrying its public key — the oldest
+one, and only if no matching one is approved already, so a run approves at most one. The key
+material never leaves `_KubeletKey` (no log, span or result). A CSR that cannot be parsed is
+refused like any other, or ignored when not even its CN can be read; it never fails the round.
 """
 
 from __future__ import annotations
