@@ -16,6 +16,7 @@ from pathlib import Path
 from activities.errors import InvalidRequest
 
 DEFAULT_SUPPORTED_BUILDS = ("10.0.17763", "10.0.20348")  # Windows Server 2019, 2022
+DEFAULT_BLOCKING_THREADS = 64
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,13 @@ class Settings:
             )
         return self.payload_dir / wanted if self.payload_per_version else self.payload_dir
 
+    # The cluster's identity in cloud tags; None: the OpenShift infrastructure name, else the
+    # API server's host name (activities/cloud/identity.py)
+    cluster_id: str | None = None
+    # Threads for blocking SDK calls (activities/blocking.py): as many as activities may be
+    # waiting on a synchronous client at once
+    blocking_threads: int = DEFAULT_BLOCKING_THREADS
+
     @staticmethod
     def from_env(env: dict[str, str] | None = None) -> Settings:
         e = os.environ if env is None else env
@@ -93,6 +101,10 @@ class Settings:
             azure_credential_scope=e.get("AZURE_CREDENTIAL_SCOPE") or None,
             payload_versions=versions or (version,),
             payload_per_version=bool(versions),
+            cluster_id=e.get("WINFLEET_CLUSTER_ID") or None,
+            blocking_threads=max(
+                1, int(e.get("WINFLEET_BLOCKING_THREADS") or DEFAULT_BLOCKING_THREADS)
+            ),
         )
 
 

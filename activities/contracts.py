@@ -94,8 +94,16 @@ class HostRef:
     address: HostAddress
     username: str
     instance_id: InstanceId | None = None  # None for BYOH
+    # True only when this very workflow run launched the VM (AWS: its ClientToken; Azure: its
+    # `winfleet-run` tag): compensation deletes nothing else. False for a VM found by its tags
+    # that an earlier run launched, and for BYOH hosts.
     created_by_us: bool = False
     region: str = ""  # AWS: the region the instance lives in (terminate needs it); else empty
+    # The IPv4 address `address` resolved to (once, at vm-create): kubelet's --node-ip and the
+    # serving CSR's IP SAN. `address` stays as given (SSH target, host-key pin key).
+    ip: str = ""
+    pool: str = ""  # the pool and node the VM is tagged for (terminate checks the tags)
+    node_name: str = ""
 
 
 @dataclass(frozen=True)

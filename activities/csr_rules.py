@@ -4,21 +4,29 @@ Pure (no I/O): `validate` takes a raw CSR object (JSON-like dict, as the API ser
 and what winfleet knows about the instance it is onboarding, and returns a `Verdict`. Called by
 `activities/csr.py` for every pending CSR whose common name claims the node.
 
-Stricter than WMCO: besides CN, organization, usages, signer and the Node's existence, a serving
-CSR's SANs must all be addresses/names of this instance, the requester must be the identity that
-kubelet really uses for that kind of CSR, and the request's self-signature must verify.
+Stricter than WMCO: besides CN, organization, usages, signer and the Node's existence, a client
+CSR's public key must be the key the kubelet on this very host bootstraps with (read from its
+disk by `csr.py`), a serving CSR's SANs must all be addresses/names of this instance, the
+requester must be the identity that kubelet really uses for that kind of CSR, and the request's
+self-signature must verify. A request that cannot be parsed is refused, never a crash: the CN
+is read from the raw DER (`csr_der`) so even such a request is recognised as claiming its node.
 """
 
 from __future__ import annotations
 
 import base64
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
+
+from activities import csr_der
+from activities.windows.paths import KUBELET_BOOTSTRAP_KEY
 
 Kind = Literal["client", "serving"]
 
@@ -40,11 +48,14 @@ NOT_OURS = "not ours"
 
 @dataclass(frozen=True)
 class ExpectedNode:
-    """What the onboarding workflow knows about the instance: its node name and addresses."""
+    """What winfleet knows about the instance: node name, addresses, the kubelet's key."""
 
     node_name: str
     addresses: tuple[str, ...] = ()  # IP addresses of the instance
     dns_names: tuple[str, ...] = ()  # its hostname (and any other DNS names it may claim)
+    # SubjectPublicKeyInfo (DER) of the key the kubelet on this host bootstraps with, read
+    # from the host; None: not known (yet), so no client CSR can be approved.
+    client_key: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -52,9 +63,12 @@ class Verdict:
     kind: Kind | None  # None: the CSR is not about this node (or is unreadable)
     approve: bool
     reason: str
-    # True when the only fault is that the Node has not registered yet: a serving CSR that
-    # may pass in a moment (kubelet registers, then asks); not worth a refusal event.
+    # True when the only fault is that something has not happened yet (the Node registering,
+    # the kubelet's key appearing on the host): may pass in a moment; not worth an event.
     too_early: bool = False
+    # True when the verdict rests on the kubelet's key as winfleet last read it (unknown or
+    # different): read it again before acting on the verdict.
+    needs_key: bool = False
 
 
 def decision(csr: Mapping[str, Any]) -> str | None:
@@ -76,34 +90,99 @@ def kind_of(csr: Mapping[str, Any]) -> Kind:
     return "serving" if "server auth" in (spec.get("usages") or ()) else "client"
 
 
-def parse_request(csr: Mapping[str, Any]) -> x509.CertificateSigningRequest | None:
-    """The PKCS#10 request in spec.request (base64 of PEM), or None if it is not one."""
+_PEM = re.compile(
+    rb"-----BEGIN CERTIFICATE REQUEST-----\s*(?P<body>[A-Za-z0-9+/=\s]+?)\s*"
+    rb"-----END CERTIFICATE REQUEST-----"
+)
+
+
+def request_der(csr: Mapping[str, Any]) -> bytes | None:
+    """The DER of the PKCS#10 request in spec.request (base64 of PEM), or None."""
     raw = (csr.get("spec") or {}).get("request")
     if not isinstance(raw, str):
         return None
     try:
-        return x509.load_pem_x509_csr(base64.b64decode(raw, validate=True))
+        pem = base64.b64decode(raw, validate=True)
+    except ValueError:
+        return None
+    m = _PEM.search(pem)
+    if m is None:
+        return None
+    try:
+        return base64.b64decode(b"".join(m["body"].split()), validate=True)
     except ValueError:
         return None
 
 
 def claimed_node(csr: Mapping[str, Any]) -> str | None:
-    """The node name the request's CN claims (`system:node:<name>`), or None."""
-    req = parse_request(csr)
-    if req is None:
+    """The node name the request's CN claims (`system:node:<name>`), or None.
+
+    Read from the raw DER, so a request `cryptography` cannot parse (but the API server
+    accepted) is still recognised as claiming its node, and then refused.
+    """
+    der = request_der(csr)
+    names = csr_der.subject_common_names(der) if der is not None else None
+    if not names or len(names) != 1:
         return None
-    cns = req.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    if len(cns) != 1 or not isinstance(cns[0].value, str):
-        return None
-    cn = cns[0].value
+    cn = names[0]
     return cn[len(NODE_PREFIX) :] if cn.startswith(NODE_PREFIX) else None
 
 
+@dataclass(frozen=True)
+class _Request:
+    """What the rules look at, decoded once; building it is where parsing can fail."""
+
+    subject: tuple[tuple[str, object], ...]  # (OID, value) in order
+    sans: tuple[x509.GeneralName, ...] | None  # None: no SAN extension
+    signature_valid: bool
+    public_key: bytes  # SubjectPublicKeyInfo DER
+
+
+def _read(der: bytes) -> _Request:
+    """Decode the request; _Unreadable (with what could not be read) for anything odd."""
+    try:
+        req = x509.load_der_x509_csr(der)
+    except ValueError as exc:
+        raise _Unreadable("the request is not a well-formed PKCS#10 request") from exc
+    try:
+        subject = tuple((a.oid.dotted_string, a.value) for a in req.subject)
+    except Exception as exc:  # a library that cannot decode it raises whatever it raises
+        raise _Unreadable(f"the request's subject cannot be decoded ({_what(exc)})") from exc
+    try:
+        ext = req.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        sans: tuple[x509.GeneralName, ...] | None = tuple(ext.value)
+    except x509.ExtensionNotFound:
+        sans = None
+    except Exception as exc:
+        raise _Unreadable(f"the request's extensions cannot be parsed ({_what(exc)})") from exc
+    try:
+        signature_valid = req.is_signature_valid
+        public_key = req.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    except Exception as exc:
+        raise _Unreadable(f"the request's key or signature cannot be read ({_what(exc)})") from exc
+    return _Request(subject, sans, signature_valid, public_key)
+
+
+def _what(exc: Exception) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:120]
+
+
+def public_key_of(csr: Mapping[str, Any]) -> bytes | None:
+    """The request's SubjectPublicKeyInfo (DER), or None when it cannot be read."""
+    der = request_der(csr)
+    try:
+        return _read(der).public_key if der is not None else None
+    except _Unreadable:
+        return None
+
+
 def validate(csr: Mapping[str, Any], expected: ExpectedNode, *, node_exists: bool) -> Verdict:
-    """Decide whether winfleet may approve `csr` for the node it is onboarding."""
+    """Decide whether winfleet may approve `csr` for the node it is onboarding. Never raises."""
     name = (csr.get("metadata") or {}).get("name", "?")
-    req = parse_request(csr)
-    if req is None:
+    der = request_der(csr)
+    if der is None:
         return Verdict(None, False, f"CSR {name}: spec.request is not a PEM certificate request")
     if claimed_node(csr) != expected.node_name:
         return Verdict(None, False, NOT_OURS)
@@ -112,6 +191,7 @@ def validate(csr: Mapping[str, Any], expected: ExpectedNode, *, node_exists: boo
     if decided is not None:
         return Verdict(kind, False, f"CSR {name} is already {decided.lower()}")
     try:
+        req = _read(der)
         problem = _common_problem(csr, req, kind) or (
             _client_problem(csr, req, expected, node_exists)
             if kind == "client"
@@ -120,27 +200,26 @@ def validate(csr: Mapping[str, Any], expected: ExpectedNode, *, node_exists: boo
     except _Unreadable as exc:
         problem = str(exc)
     if problem:
-        early = problem == _NO_NODE_YET.format(node=expected.node_name)
-        return Verdict(kind, False, problem, too_early=early)
+        early = problem in (_NO_NODE_YET.format(node=expected.node_name), NO_KEY_YET)
+        needs_key = problem in (NO_KEY_YET, KEY_MISMATCH)
+        return Verdict(kind, False, problem, too_early=early, needs_key=needs_key)
     who = (csr.get("spec") or {}).get("username", "")
     return Verdict(kind, True, f"{kind} CSR for node {expected.node_name} from {who} passed")
 
 
-def _common_problem(csr: Mapping[str, Any], req: x509.CertificateSigningRequest, kind: Kind) -> str:
+def _common_problem(csr: Mapping[str, Any], req: _Request, kind: Kind) -> str:
     spec = csr.get("spec") or {}
     signer = spec.get("signerName")
     want_signer = CLIENT_SIGNER if kind == "client" else SERVING_SIGNER
     if signer != want_signer:
         return f"the signerName is {signer!r}, not {want_signer!r}"
-    if not req.is_signature_valid:
+    if not req.signature_valid:
         return "the request's self-signature does not verify"
-    orgs = [a.value for a in req.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+    orgs = [v for oid, v in req.subject if oid == NameOID.ORGANIZATION_NAME.dotted_string]
     if orgs != [NODES_GROUP]:
         return f"the subject organization is {orgs!r}, not exactly ['{NODES_GROUP}']"
-    others = sorted(
-        {a.oid.dotted_string for a in req.subject}
-        - {NameOID.COMMON_NAME.dotted_string, NameOID.ORGANIZATION_NAME.dotted_string}
-    )
+    known = {NameOID.COMMON_NAME.dotted_string, NameOID.ORGANIZATION_NAME.dotted_string}
+    others = sorted({oid for oid, _ in req.subject} - known)
     if others:
         return f"the subject has attributes other than CN and O ({', '.join(others)})"
     usages = set(spec.get("usages") or ())
@@ -149,14 +228,14 @@ def _common_problem(csr: Mapping[str, Any], req: x509.CertificateSigningRequest,
         return f"the usages include {sorted(usages - allowed)!r}, not allowed for a {kind} CSR"
     if len(usages) < MIN_USAGES:
         return f"the usages {sorted(usages)!r} name fewer than {MIN_USAGES} of {sorted(allowed)!r}"
+    required = "client auth" if kind == "client" else "server auth"
+    if required not in usages:
+        return f"the usages {sorted(usages)!r} lack {required!r}, which a {kind} CSR needs"
     return ""
 
 
 def _client_problem(
-    csr: Mapping[str, Any],
-    req: x509.CertificateSigningRequest,
-    expected: ExpectedNode,
-    node_exists: bool,
+    csr: Mapping[str, Any], req: _Request, expected: ExpectedNode, node_exists: bool
 ) -> str:
     spec = csr.get("spec") or {}
     user = spec.get("username", "")
@@ -164,18 +243,19 @@ def _client_problem(
     bootstrap_user = user.startswith(BOOTSTRAP_USER_PREFIX) and BOOTSTRAPPERS_GROUP in groups
     if user != NODE_BOOTSTRAPPER and not bootstrap_user:
         return f"the requester {user!r} is neither the node-bootstrapper nor a bootstrap token"
-    if _sans(req) is not None:
+    if req.sans is not None:
         return "the client request carries subject alternative names"
     if node_exists:
         return f"a Node named {expected.node_name} already exists"
+    if expected.client_key is None:
+        return NO_KEY_YET
+    if req.public_key != expected.client_key:
+        return KEY_MISMATCH
     return ""
 
 
 def _serving_problem(
-    csr: Mapping[str, Any],
-    req: x509.CertificateSigningRequest,
-    expected: ExpectedNode,
-    node_exists: bool,
+    csr: Mapping[str, Any], req: _Request, expected: ExpectedNode, node_exists: bool
 ) -> str:
     spec = csr.get("spec") or {}
     user = spec.get("username", "")
@@ -185,10 +265,9 @@ def _serving_problem(
     missing = sorted({NODES_GROUP, AUTHENTICATED_GROUP} - groups)
     if missing:
         return f"the requester's groups lack {missing!r}"
-    sans = _sans(req)
-    if sans is None or len(sans) == 0:
+    if not req.sans:
         return "the serving request has no subject alternative names"
-    for general in sans:
+    for general in req.sans:
         if isinstance(general, x509.IPAddress):
             if not _ip_expected(general.value, expected.addresses):
                 return f"the IP SAN {general.value} is not an address of this instance"
@@ -203,15 +282,14 @@ def _serving_problem(
 
 
 _NO_NODE_YET = "no Node named {node} exists yet"
-
-
-def _sans(req: x509.CertificateSigningRequest) -> x509.SubjectAlternativeName | None:
-    try:
-        return req.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return None
-    except (x509.DuplicateExtension, ValueError) as exc:
-        raise _Unreadable("the request's extensions cannot be parsed") from exc
+NO_KEY_YET = (
+    "the kubelet's bootstrap key could not be read from the host yet "
+    f"({KUBELET_BOOTSTRAP_KEY}), so no client CSR can be matched to it"
+)
+KEY_MISMATCH = (
+    "the request's public key is not the one of the kubelet's bootstrap key on this host "
+    f"({KUBELET_BOOTSTRAP_KEY}): another machine asked in this node's name"
+)
 
 
 class _Unreadable(Exception):

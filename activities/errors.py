@@ -147,6 +147,21 @@ def to_application_error(exc: WinfleetError) -> ApplicationError:
     return ApplicationError(exc.message, type=type(exc).__name__, non_retryable=not exc.retryable)
 
 
+UNEXPECTED_EXCERPT = 200
+# Where a library's str() starts dumping the HTTP exchange (kubernetes ApiException, urllib3).
+_DUMP_MARKERS = ("HTTP response headers", "HTTP response body", "Reason:", "Content:")
+
+
+def _unexpected(exc: Exception) -> ApplicationError:
+    """An exception no translator knew: its type and a short, dump-free excerpt; retryable."""
+    text = str(exc)
+    for marker in _DUMP_MARKERS:
+        text = text.split(marker, 1)[0]
+    first = " ".join(text.split())[:UNEXPECTED_EXCERPT]
+    name = type(exc).__name__
+    return ApplicationError(f"unexpected {name}: {first}".rstrip(": "), type=name)
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -154,10 +169,12 @@ R = TypeVar("R")
 def boundary(
     fn: Callable[P, Awaitable[R]],
 ) -> Callable[P, Awaitable[R]]:
-    """Decorate an activity so winfleet errors leave it as `ApplicationError`s.
+    """Decorate an activity so its failures leave it as short `ApplicationError`s.
 
-    Library exceptions must already have been translated (one place per library); anything else
-    escapes unchanged and Temporal treats it as retryable.
+    Library exceptions are translated where they happen (one place per library). What reaches
+    Temporal's history is only the translated message and the stack of frames: the cause chain
+    (a library exception whose str() holds response headers and body) is cut here. Anything
+    untranslated leaves as a retryable error named after its class, with a short excerpt.
     """
 
     @functools.wraps(fn)
@@ -165,6 +182,10 @@ def boundary(
         try:
             return await fn(*args, **kwargs)
         except WinfleetError as exc:
-            raise to_application_error(exc) from exc
+            raise to_application_error(exc).with_traceback(exc.__traceback__) from None
+        except ApplicationError:
+            raise
+        except Exception as exc:
+            raise _unexpected(exc).with_traceback(exc.__traceback__) from None
 
     return wrapper

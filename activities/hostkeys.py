@@ -4,12 +4,17 @@ Before the Node exists the pin lives in ConfigMap `windows-ssh-host-keys` (data 
 address); once the Node exists it moves to the Node's annotations
 `windowsmachineconfig.openshift.io/ssh-host-key` and `ssh-host-key-type`, as WMCO does.
 `activities/ssh.py` reads the pin before connecting and records it after the first successful
-login; deprovisioning calls `forget`. A different key is refused (`HostKeyMismatch`).
+login; terminating a VM (activities/cloud/vm.py) and deprovisioning call `forget`, so a new
+machine at the same address is trusted on first use again. A different key is refused
+(`HostKeyMismatch`). Writes carry the resourceVersion they read: no lost update.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +29,8 @@ from activities.errors import HostKeyMismatch, KubernetesUnavailable, boundary
 CONFIGMAP = "windows-ssh-host-keys"
 HOST_KEY_ANNOTATION = ANNOTATION_PREFIX + "ssh-host-key"
 HOST_KEY_TYPE_ANNOTATION = ANNOTATION_PREFIX + "ssh-host-key-type"
-CONFLICT_ATTEMPTS = 5
+CONFLICT_ATTEMPTS = 12
+CONFLICT_BACKOFF_S = 0.02  # times the attempt number, randomized: writers spread out
 MERGE_PATCH = "application/merge-patch+json"
 
 
@@ -98,46 +104,60 @@ async def pinned(address: str, node_name: str | None) -> str | None:
 async def pin(address: str, node_name: str | None, key: str) -> None:
     """Record `key` for this host (on the Node if it exists); the same key again is a no-op.
 
-    Raises HostKeyMismatch if a different key is already pinned. Retries when another writer
-    creates the ConfigMap at the same moment.
+    Raises HostKeyMismatch if a different key is already pinned. Every write is conditional on
+    the resourceVersion read just before it, so two onboardings pinning at once cannot
+    overwrite each other: the later one re-reads and sees the earlier one's pin.
     """
     key = " ".join(key.split()[:2])
-    for _ in range(CONFLICT_ATTEMPTS):
+
+    async def write() -> None:
+        node = await _node(node_name)
+        if node is not None:
+            await _pin_on_node(address, node, key)
+            await _drop_from_configmap(address)
+        else:
+            await _pin_in_configmap(address, key)
+
+    await _retrying_conflicts(f"pinning the SSH host key of {address}", write)
+
+
+async def forget(address: str, node_name: str | None = None, *, node_ip: str = "") -> None:
+    """Drop the pin for this host: a machine winfleet deprovisioned or terminated; nothing
+    pinned is fine. The Node's annotations are dropped too — when `node_ip` is given, only if
+    that Node is the machine at `node_ip` (a same-named Node of another machine keeps its pin).
+    """
+
+    async def drop() -> None:
+        await _drop_from_configmap(address)
+        node = await _node(node_name)
+        if node is None or (node_ip and node_ip not in _internal_ips(node)):
+            return
+        annotations = _annotations(node)
+        if HOST_KEY_ANNOTATION in annotations or HOST_KEY_TYPE_ANNOTATION in annotations:
+            try:
+                await _annotate(node, {HOST_KEY_ANNOTATION: None, HOST_KEY_TYPE_ANNOTATION: None})
+            except kube.NotFound:
+                pass
+
+    await _retrying_conflicts(f"forgetting the SSH host key of {address}", drop)
+
+
+async def _retrying_conflicts(doing: str, write: Callable[[], Awaitable[None]]) -> None:
+    """Run a read-then-conditional-write until it lands; a 409 means someone wrote between."""
+    for attempt in range(CONFLICT_ATTEMPTS):
         try:
-            node = await _node(node_name)
-            if node is not None:
-                await _pin_on_node(address, node, key)
-                await _drop_from_configmap(address)
-            else:
-                await _pin_in_configmap(address, key)
+            await write()
             return
         except kube.Conflict:
-            continue
+            await asyncio.sleep(random.uniform(0, CONFLICT_BACKOFF_S * (attempt + 1)))
     raise KubernetesUnavailable(
-        f"pinning the SSH host key of {address}: the API server kept reporting conflicts; "
-        "the activity will retry"
+        f"{doing}: the API server kept reporting conflicts; the activity will retry"
     )
 
 
-async def forget(address: str, node_name: str | None = None) -> None:
-    """Drop the pin for this host (deprovisioning); nothing pinned is fine."""
-    await _drop_from_configmap(address)
-    node = await _node(node_name)
-    annotations = _annotations(node)
-    if HOST_KEY_ANNOTATION in annotations or HOST_KEY_TYPE_ANNOTATION in annotations:
-        patch = {
-            "metadata": {"annotations": {HOST_KEY_ANNOTATION: None, HOST_KEY_TYPE_ANNOTATION: None}}
-        }
-        try:
-            await kube.call_json(
-                f"unpin host key on node {node_name}",
-                kube.core().patch_node,
-                node_name,
-                patch,
-                _content_type=MERGE_PATCH,
-            )
-        except kube.NotFound:
-            pass
+def _internal_ips(node: dict[str, Any]) -> set[str]:
+    addresses = (node.get("status") or {}).get("addresses") or ()
+    return {str(a.get("address")) for a in addresses if a.get("type") == "InternalIP"}
 
 
 async def _pin_on_node(address: str, node: dict[str, Any], key: str) -> None:
@@ -147,15 +167,21 @@ async def _pin_on_node(address: str, node: dict[str, Any], key: str) -> None:
         return
     if existing:
         raise _mismatch(address, existing, key, f"node {name}'s annotations")
-    # A merge patch touches only these two annotations, so kubelet's status updates never
-    # conflict with it; the check above already refused a different key.
+    await _annotate(node, {HOST_KEY_ANNOTATION: key, HOST_KEY_TYPE_ANNOTATION: key.split()[0]})
+
+
+async def _annotate(node: dict[str, Any], annotations: dict[str, str | None]) -> None:
+    """Set (None: remove) these annotations only, and only if the Node is still as read: a 409
+    otherwise, so a pin written meanwhile is re-read and compared, not overwritten."""
+    name = node["metadata"]["name"]
     patch = {
         "metadata": {
-            "annotations": {HOST_KEY_ANNOTATION: key, HOST_KEY_TYPE_ANNOTATION: key.split()[0]},
+            "resourceVersion": node["metadata"]["resourceVersion"],
+            "annotations": annotations,
         }
     }
     await kube.call_json(
-        f"pin host key on node {name}",
+        f"update host-key annotations of node {name}",
         kube.core().patch_node,
         name,
         patch,
@@ -183,32 +209,31 @@ async def _pin_in_configmap(address: str, key: str) -> None:
         return
     if existing:
         raise _mismatch(address, existing, key, f"configmap {ns}/{CONFIGMAP}")
-    # A merge patch adds only this host's entry: pins of other hosts, written at the same
-    # time by other onboardings, neither conflict with it nor get overwritten.
+    # A replace carrying the resourceVersion read above: 409 if anyone wrote since.
+    cm.data = {**(cm.data or {}), data_key: key}
     await kube.call(
         f"pin {address} in configmap {ns}/{CONFIGMAP}",
-        kube.core().patch_namespaced_config_map,
+        kube.core().replace_namespaced_config_map,
         CONFIGMAP,
         ns,
-        {"data": {data_key: key}},
-        _content_type=MERGE_PATCH,
+        cm,
     )
 
 
 async def _drop_from_configmap(address: str) -> None:
     ns = settings().namespace
     cm = await _configmap()
-    if cm is None or _data_key(address) not in (cm.data or {}):
+    data_key = _data_key(address)
+    if cm is None or data_key not in (cm.data or {}):
         return
-    patch = {"data": {_data_key(address): None}}
+    cm.data = {k: v for k, v in (cm.data or {}).items() if k != data_key}
     try:
         await kube.call(
             f"unpin {address} in configmap {ns}/{CONFIGMAP}",
-            kube.core().patch_namespaced_config_map,
+            kube.core().replace_namespaced_config_map,
             CONFIGMAP,
             ns,
-            patch,
-            _content_type=MERGE_PATCH,
+            cm,
         )
     except kube.NotFound:
         pass

@@ -1,14 +1,15 @@
 """The one door to the Kubernetes API: client construction and error translation.
 
-Uses the official (synchronous) `kubernetes` client; `call()` runs each request in a thread so
-activities stay async, and translates `ApiException`/transport errors into winfleet errors in
-exactly one place. Other modules (csr, node, hostkeys, events) build on `call()`.
+Uses the official (synchronous) `kubernetes` client; `call()` runs each request on the blocking
+pool (activities/blocking.py) so activities stay async, and translates `ApiException`/transport
+errors into winfleet errors in exactly one place. Other modules (csr, node, hostkeys, events)
+build on `call()`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+import re
 from collections.abc import Callable
 from functools import cache
 from typing import Any, TypeVar
@@ -17,6 +18,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from activities import blocking
 from activities.config import on_settings_change, settings
 from activities.errors import InvalidRequest, KubernetesUnavailable, WinfleetError
 from activities.tracing import span
@@ -63,6 +65,8 @@ def api_client() -> client.ApiClient:
         config.load_kube_config(config_file=path, client_configuration=cfg)  # type: ignore[no-untyped-call]
     else:
         config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    # One pooled connection per thread that may call at once (urllib3 discards the excess).
+    cfg.connection_pool_maxsize = blocking.size()
     return client.ApiClient(cfg)
 
 
@@ -81,29 +85,64 @@ def coordination() -> client.CoordinationV1Api:
     return client.CoordinationV1Api(api_client())
 
 
+def custom_objects() -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api_client())
+
+
 def translate(exc: Exception, what: str) -> WinfleetError:
-    """Map a kubernetes-client exception to a winfleet error (the single place to do so)."""
+    """Map a kubernetes-client exception to a winfleet error (the single place to do so).
+
+    The message carries the status, the API server's reason code and the names of the fields
+    it objected to, never the response headers or body (they hold request ids, audit data and,
+    for some kinds, object content).
+    """
     if isinstance(exc, ApiException):
         status = exc.status or 0
-        reason = (exc.reason or "").strip()
+        said = _status_summary(exc)
         if status == 404:
             return NotFound(f"{what}: not found")
         if status == 409:
-            return Conflict(f"{what}: conflict ({reason})")
+            return Conflict(f"{what}: conflict ({said})")
         if status in (400, 422):
-            return InvalidRequest(f"{what}: rejected by the API server ({status} {reason})")
+            return InvalidRequest(f"{what}: rejected by the API server ({status} {said})")
         if status == 429:
             return TooManyRequests(
-                f"{what}: the API server answered 429 {reason}", _status_causes(exc.body)
+                f"{what}: the API server answered 429 ({said})", _status_causes(exc.body)
             )
         if status in (401, 403):
             return InvalidRequest(
                 f"{what}: not authorized ({status}); check winfleet's kubeconfig/RBAC"
             )
-        return KubernetesUnavailable(f"{what}: API server answered {status} {reason}")
+        return KubernetesUnavailable(f"{what}: API server answered {status} {said}")
     if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
         return KubernetesUnavailable(f"{what}: API server unreachable ({type(exc).__name__})")
     raise exc
+
+
+_WORD = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,39}$")
+_FIELD = re.compile(r"^[A-Za-z0-9_.\[\]/-]{1,80}$")
+
+
+def _status_summary(exc: ApiException) -> str:
+    """`<Reason>` (+ `fields a, b`) from the Status body, or the HTTP reason phrase."""
+    try:
+        body = json.loads(exc.body or "")
+    except (ValueError, TypeError):
+        body = None
+    parts: list[str] = []
+    if isinstance(body, dict):
+        reason = body.get("reason")
+        if isinstance(reason, str) and _WORD.match(reason):
+            parts.append(reason)
+        causes = (body.get("details") or {}).get("causes") or ()
+        named = (str(c.get("field")) for c in causes if isinstance(c, dict))
+        fields = sorted({f for f in named if _FIELD.match(f)})
+        if fields:
+            parts.append("fields " + ", ".join(fields[:5]))
+    if not parts:
+        phrase = (exc.reason or "").strip()
+        parts.append(phrase if _WORD.match(phrase.replace(" ", "")) else "")
+    return "; ".join(p for p in parts if p)
 
 
 def _read_body(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bytes:
@@ -127,7 +166,7 @@ async def call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run one blocking client call in a thread, traced, with errors translated."""
     with span("k8s " + what) as s:
         try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
+            return await blocking.run(fn, *args, **kwargs)
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             error = translate(exc, what)
             if not isinstance(error, NotFound):

@@ -9,7 +9,6 @@ runs from this very ignition. Once kubelet runs it sends the node's client CSR b
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import ssl
@@ -21,7 +20,7 @@ from typing import TypeVar
 
 from temporalio import activity
 
-from activities import kube
+from activities import blocking, kube
 from activities.config import settings
 from activities.errors import (
     InvalidRequest,
@@ -122,7 +121,7 @@ async def fetch_worker_ignition() -> bytes:
     """The worker ignition (Ignition v3 JSON) as served; it holds a token: never log it."""
     url, ca_file = mcs_endpoint()
     with span("mcs get worker ignition"):
-        body = await asyncio.to_thread(_get, url, ca_file)
+        body = await blocking.run(_get, url, ca_file)
     try:
         doc = json.loads(body)
         version = doc["ignition"]["version"]

@@ -14,7 +14,6 @@ onboarding workflow after `wait_for_ssh`.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from temporalio import activity
 
+from activities import blocking
 from activities.config import settings
 from activities.errors import PayloadInvalid, boundary
 from activities.ssh import session_for
@@ -130,7 +130,7 @@ def _verify(payload_dir: Path) -> tuple[PayloadFile, ...]:
 
 async def verified_payload(payload_dir: Path | None = None) -> tuple[PayloadFile, ...]:
     """The payload files, each checked against the manifest (PayloadInvalid if one differs)."""
-    return await asyncio.to_thread(_verify, payload_dir or settings().payload_dir_for())
+    return await blocking.run(_verify, payload_dir or settings().payload_dir_for())
 
 
 def _listed(payload_dir: Path) -> tuple[ManifestEntry, ...]:
@@ -163,7 +163,7 @@ async def copy_payload(inp: CopyPayloadInput) -> CopyPayloadResult:
     """Make C:\\k on the host match a payload version, copying only differing files."""
     s = settings()
     files = await verified_payload(s.payload_dir_for(inp.version))
-    foreign = await asyncio.to_thread(foreign_paths, inp.version, files)
+    foreign = await blocking.run(foreign_paths, inp.version, files)
     copied = skipped = sent_total = 0
     async with session_for(inp) as session:
         dirs = remote_directories(files)

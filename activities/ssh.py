@@ -10,7 +10,6 @@ Used by every activity that touches a host (host, payload, kubelet, network, dec
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -21,7 +20,7 @@ from typing import Any, Protocol
 
 import asyncssh
 
-from activities import hostkeys
+from activities import blocking, hostkeys
 from activities.config import settings
 from activities.errors import (
     HostKeyMismatch,
@@ -228,6 +227,28 @@ class HostSession:
             )
         return str(found["Hash"]).lower()
 
+    async def read_bytes(self, path: WindowsPath, *, limit: int) -> bytes | None:
+        """The whole remote file (at most `limit` bytes), or None if it does not exist.
+
+        Read into memory only; the span records the path, never the content.
+        """
+        sftp = await self._sftp_client()
+        with (
+            span("sftp get", host=self.address, node=self.node_name, path=path),
+            self._translated(f"reading {path}", transfer=True),
+        ):
+            try:
+                async with sftp.open(sftp_path(path), "rb") as f:
+                    data = await f.read(limit + 1)
+            except asyncssh.SFTPNoSuchFile:
+                return None
+        raw = data if isinstance(data, bytes) else data.encode()  # "rb": always bytes
+        if len(raw) > limit:
+            raise RemoteCommandFailed(
+                f"{path} on {self.address} is larger than the {limit} bytes expected of it"
+            )
+        return raw
+
     async def put_bytes(self, data: bytes, remote: WindowsPath) -> None:
         """Write `data` as the whole remote file (its directory must exist)."""
         sftp = await self._sftp_client()
@@ -253,11 +274,11 @@ class HostSession:
         with Get-FileHash; a mismatch raises TransferInterrupted (the next attempt starts over).
         `on_progress` gets the bytes sent so far, after each chunk (e.g. to heartbeat).
         """
-        size = (await asyncio.to_thread(local.stat)).st_size
+        size = (await blocking.run(local.stat)).st_size
         offset = 0
         remote_size = await self.remote_size(remote)
         if remote_size and remote_size <= size:
-            prefix = await asyncio.to_thread(_sha256_of, local, remote_size)
+            prefix = await blocking.run(_sha256_of, local, remote_size)
             if await self.remote_sha256(remote) == prefix:
                 offset = remote_size
         sent = await self._upload(local, remote, offset, size, on_progress)
@@ -296,7 +317,7 @@ class HostSession:
             async with sftp.open(sftp_path(remote), "r+b" if offset else "wb") as f:
                 pos = offset
                 while pos < size:
-                    chunk = await asyncio.to_thread(_read_chunk, local, pos, CHUNK_BYTES)
+                    chunk = await blocking.run(_read_chunk, local, pos, CHUNK_BYTES)
                     if not chunk:
                         break  # the local file shrank; the hash check will tell
                     await f.write(chunk, pos)

@@ -198,16 +198,16 @@ class OnboardWindowsNode:
         self._owned.configured = not (facts.kubelet_installed or pre.node.exists)
         await steps.run(
             configure_kubelet,
-            ConfigureKubeletInput(**on_host, node_ip=host.address),
+            ConfigureKubeletInput(**on_host, node_ip=host.ip or host.address),
             policies.REMOTE_STEP,
         )
 
         self._enter(Phase.APPROVE_CSRS)
         csr_input = ApproveCsrsInput(
-            node_name=node,
-            addresses=(host.address,),
+            addresses=(host.ip or host.address,),
             dns_names=(node, facts.hostname),
             timeout_s=policies.CSR_BUDGET.total_seconds(),
+            **on_host,
         )
         await steps.run(approve_node_csrs, csr_input, policies.CSR_STEP)
 

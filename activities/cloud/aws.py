@@ -1,10 +1,13 @@
 """EC2: create the Windows instance for a node, wait until it runs, terminate it.
 
-Called by `activities/cloud/vm.py` (the `create_vm` / `terminate_vm` activities). Idempotent
-twice over: an instance tagged for the pool and node is reused, and `RunInstances` carries a
-ClientToken derived from pool, node and workflow run, so a retried call never launches a second
-instance. botocore exceptions are translated here and nowhere else (`translate`). boto3 is
-synchronous: each call runs in a thread, inside a span.
+Called by `activities/cloud/vm.py` (the `create_vm` / `terminate_vm` / `release_vm`
+activities). Idempotent twice over: an instance tagged for this cluster, pool and node is
+reused, and `RunInstances` carries a ClientToken derived from pool, node and workflow run, so a
+retried call never launches a second instance. That token, which DescribeInstances shows, also
+tells whether this very run launched an instance (`HostRef.created_by_us`). Terminating checks
+the instance's cluster, pool and node tag values first. botocore exceptions are translated here
+and nowhere else (`translate`). boto3 is synchronous: each call runs on the blocking pool
+(activities/blocking.py), inside a span.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from botocore.exceptions import (
 )
 from temporalio import activity
 
+from activities import blocking
+from activities.cloud.ownership import Owner, TagNames
 from activities.cloud.userdata import windows_user_data
 from activities.config import on_settings_change, settings
 from activities.contracts import AwsMachineSpec, HostAddress, HostRef, InstanceId, Platform
@@ -47,6 +52,8 @@ DEFAULT_IMAGE_NAME = "Windows_Server-2019-English-Full-ContainersLatest-*"
 IMAGE_OWNERS = ("amazon", "self")
 TAG_POOL = "winfleet.io/pool"
 TAG_NODE = "winfleet.io/node"
+TAG_CLUSTER = "winfleet.io/cluster"
+TAGS = TagNames(cluster=TAG_CLUSTER, pool=TAG_POOL, node=TAG_NODE)
 RUNNING_TIMEOUT = 600.0  # s; EC2 starts a Windows instance in 1-3 min, 10 min is WMCO's bound
 POLL_INTERVAL = 5.0  # s between DescribeInstances while waiting for `running`
 _LIVE_STATES = ("pending", "running", "stopping", "stopped")
@@ -128,6 +135,7 @@ def ec2_client(region: str) -> Any:
                 retries={"mode": "standard", "max_attempts": 3},
                 connect_timeout=10,
                 read_timeout=60,
+                max_pool_connections=blocking.size(),
             ),
         )
     return _clients[region]
@@ -151,19 +159,20 @@ def region_for(spec_region: str = "") -> str:
 
 
 async def _call(region: str, op: str, what: str, **kwargs: Any) -> dict[str, Any]:
-    """One EC2 API call in a thread, traced, with errors translated."""
+    """One EC2 API call on the blocking pool, traced, with errors translated."""
     with span("aws " + op, region=region, call=what):
         try:
             client = ec2_client(region)
-            result: dict[str, Any] = await asyncio.to_thread(getattr(client, op), **kwargs)
+            result: dict[str, Any] = await blocking.run(getattr(client, op), **kwargs)
             return result
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, what) from exc
 
 
-def client_token(pool: str, node_name: str, incarnation: str) -> str:
+def client_token(owner: Owner, incarnation: str) -> str:
     """RunInstances idempotency token: the same for retries of one workflow run (≤ 64 chars)."""
-    return hashlib.sha256(f"{pool}\0{node_name}\0{incarnation}".encode()).hexdigest()
+    text = f"{owner.cluster}\0{owner.pool}\0{owner.node}\0{incarnation}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _tags(instance: Mapping[str, Any]) -> dict[str, str]:
@@ -175,24 +184,31 @@ def _heartbeat(*details: Any) -> None:
         activity.heartbeat(*details)
 
 
-async def find_instance(region: str, pool: str, node_name: str) -> dict[str, Any] | None:
-    """The live instance tagged for this pool and node, oldest first if (wrongly) several."""
+async def find_instance(region: str, owner: Owner) -> dict[str, Any] | None:
+    """The live instance tagged for this cluster, pool and node (all three values), oldest
+    first if (wrongly) several."""
     out = await _call(
         region,
         "describe_instances",
-        f"look up the instance of node {node_name}",
+        f"look up the instance of node {owner.node}",
         Filters=[
-            {"Name": f"tag:{TAG_POOL}", "Values": [pool]},
-            {"Name": f"tag:{TAG_NODE}", "Values": [node_name]},
+            *(
+                {"Name": f"tag:{name}", "Values": [value]}
+                for name, value in TAGS.tags(owner).items()
+            ),
             {"Name": "instance-state-name", "Values": list(_LIVE_STATES)},
         ],
     )
-    found = [i for r in out.get("Reservations", ()) for i in r.get("Instances", ())]
+    found = [
+        i
+        for r in out.get("Reservations", ())
+        for i in r.get("Instances", ())
+        if TAGS.owner_of(_tags(i)) == owner
+    ]
     if len(found) > 1:
         log.warning(
-            "several instances are tagged for node %s in pool %s: %s; using the oldest",
-            node_name,
-            pool,
+            "several instances are tagged for %s: %s; using the oldest",
+            owner,
             [i["InstanceId"] for i in found],
         )
     found.sort(key=lambda i: (str(i.get("LaunchTime", "")), str(i["InstanceId"])))
@@ -244,24 +260,23 @@ async def resolve_image(region: str, image_id: str, node_name: str) -> str:
 
 async def _run_instance(
     region: str,
-    pool: str,
-    node_name: str,
+    owner: Owner,
     spec: AwsMachineSpec,
     image_id: str,
     public_key: str,
     incarnation: str,
 ) -> dict[str, Any]:
+    node_name = owner.node
     tags = [
         {"Key": "Name", "Value": node_name},
-        {"Key": TAG_POOL, "Value": pool},
-        {"Key": TAG_NODE, "Value": node_name},
+        *({"Key": name, "Value": value} for name, value in TAGS.tags(owner).items()),
     ]
     params: dict[str, Any] = {
         "ImageId": image_id,
         "InstanceType": spec.instance_type,
         "MinCount": 1,
         "MaxCount": 1,
-        "ClientToken": client_token(pool, node_name, incarnation),
+        "ClientToken": client_token(owner, incarnation),
         "UserData": windows_user_data(public_key),  # boto3 base64-encodes it
         "TagSpecifications": [{"ResourceType": "instance", "Tags": tags}],
         "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
@@ -272,13 +287,7 @@ async def _run_instance(
         params["SecurityGroupIds"] = list(spec.security_group_ids)
     out = await _call(region, "run_instances", f"launch the instance of node {node_name}", **params)
     instance: dict[str, Any] = out["Instances"][0]
-    log.info(
-        "launched instance %s for node %s (pool %s, image %s)",
-        instance["InstanceId"],
-        node_name,
-        pool,
-        image_id,
-    )
+    log.info("launched instance %s for %s (image %s)", instance["InstanceId"], owner, image_id)
     return instance
 
 
@@ -294,9 +303,15 @@ async def _describe_instance(region: str, instance_id: str, what: str) -> dict[s
 
 
 async def wait_running(
-    region: str, instance_id: str, node_name: str, wait_limit: float = RUNNING_TIMEOUT
+    region: str,
+    instance_id: str,
+    owner: Owner,
+    *,
+    created_by_us: bool,
+    wait_limit: float = RUNNING_TIMEOUT,
 ) -> HostRef:
     """Wait (heartbeating) until the instance runs and has a private IP."""
+    node_name = owner.node
     deadline = time.monotonic() + wait_limit
     what = f"wait for instance {instance_id} of node {node_name}"
     started = False
@@ -305,13 +320,17 @@ async def wait_running(
         state = str(((inst or {}).get("State") or {}).get("Name", "pending"))
         _heartbeat(instance_id, state)
         if inst is not None and state == "running" and inst.get("PrivateIpAddress"):
+            address = str(inst["PrivateIpAddress"])
             return HostRef(
                 platform=Platform.AWS,
-                address=HostAddress(str(inst["PrivateIpAddress"])),
+                address=HostAddress(address),
                 username=USERNAME,
                 instance_id=InstanceId(instance_id),
-                created_by_us=True,
+                created_by_us=created_by_us,
                 region=region,
+                ip=address,
+                pool=owner.pool,
+                node_name=node_name,
             )
         if state in _GONE_STATES:
             reason = str(((inst or {}).get("StateReason") or {}).get("Message", ""))[:200]
@@ -330,40 +349,52 @@ async def wait_running(
         await asyncio.sleep(POLL_INTERVAL)
 
 
+def launched_by(instance: Mapping[str, Any], owner: Owner, incarnation: str) -> bool:
+    """Whether the workflow run `incarnation` launched `instance` (its ClientToken says so)."""
+    token = client_token(owner, incarnation)
+    return bool(incarnation) and str(instance.get("ClientToken", "")) == token
+
+
 async def create_aws_instance(
-    pool: str,
-    node_name: str,
+    owner: Owner,
     spec: AwsMachineSpec,
     public_key: str,
     *,
     incarnation: str = "",
     wait_limit: float = RUNNING_TIMEOUT,
 ) -> HostRef:
-    """The running instance for `node_name`: found by its tags, or launched.
+    """The running instance for the node: found by its tags, or launched.
 
     `incarnation` (the workflow run id) goes into the ClientToken, so retries within one run
-    share a token while a later replacement of the same node gets a new instance.
+    share a token while a later replacement of the same node gets a new instance. The HostRef
+    says `created_by_us` only when this run launched the instance.
     """
     windows_user_data(public_key)  # refuse a malformed/private key before anything exists
     region = region_for(spec.region)
-    existing = await find_instance(region, pool, node_name)
+    existing = await find_instance(region, owner)
     if existing is not None:
         instance_id = str(existing["InstanceId"])
-        log.info("node %s already has instance %s; reusing it", node_name, instance_id)
-    else:
-        image_id = await resolve_image(region, spec.image_id, node_name)
-        launched = await _run_instance(
-            region, pool, node_name, spec, image_id, public_key, incarnation
+        ours = launched_by(existing, owner, incarnation)
+        log.info(
+            "%s already has instance %s (%s); reusing it",
+            owner,
+            instance_id,
+            "launched by this run" if ours else "launched earlier",
         )
+    else:
+        image_id = await resolve_image(region, spec.image_id, owner.node)
+        launched = await _run_instance(region, owner, spec, image_id, public_key, incarnation)
         instance_id = str(launched["InstanceId"])
-    return await wait_running(region, instance_id, node_name, wait_limit)
+        ours = True  # launched by this call (or, same token, by an earlier attempt of this run)
+    return await wait_running(region, instance_id, owner, created_by_us=ours, wait_limit=wait_limit)
 
 
-async def terminate_aws_instance(instance_id: str, region: str = "") -> bool:
-    """Terminate an instance winfleet launched; an already terminated/unknown one is fine.
+async def terminate_aws_instance(instance_id: str, region: str, owner: Owner) -> bool:
+    """Terminate an instance winfleet launched for `owner`; a terminated/unknown one is fine.
 
-    Refuses (InvalidRequest) an instance without winfleet's node tag: never someone else's VM.
-    Returns True once the instance is terminated or terminating.
+    Refuses (CloudRequestRejected) an instance whose cluster, pool and node tag values are not
+    exactly `owner`'s: never another cluster's, pool's or anyone else's VM. Returns True once
+    the instance is terminated or terminating.
     """
     reg = region_for(region)
     what = f"terminate instance {instance_id}"
@@ -373,14 +404,14 @@ async def terminate_aws_instance(instance_id: str, region: str = "") -> bool:
         return True
     if str(inst.get("State", {}).get("Name")) in _GONE_STATES:
         return True
-    if TAG_NODE not in _tags(inst):
-        raise InvalidRequest(
-            f"instance {instance_id} has no {TAG_NODE} tag: winfleet did not launch it and "
-            "will not terminate it"
+    if TAGS.owner_of(_tags(inst)) != owner:
+        raise CloudRequestRejected(
+            f"instance {instance_id} is {TAGS.whose(_tags(inst))}, not for {owner}: "
+            "winfleet will not terminate it"
         )
     try:
         await _call(reg, "terminate_instances", what, InstanceIds=[instance_id])
     except InstanceNotFound:
         return True
-    log.info("terminating instance %s (node %s)", instance_id, _tags(inst).get(TAG_NODE))
+    log.info("terminating instance %s (%s)", instance_id, owner)
     return True

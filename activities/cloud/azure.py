@@ -2,13 +2,18 @@
 
 Called by `activities/cloud/vm.py`. Names are deterministic (VM `<node>`, NIC `<node>-nic`) and
 each resource is looked up before it is PUT, so a retried call finds what an earlier attempt
-made. Azure never runs data it is given on a Windows VM, so the first-boot script (public key
-only) travels as `osProfile.customData` (written to `C:\\AzureData\\CustomData.bin`) and, once
-the VM is Succeeded, the CustomScriptExtension `winfleet-bootstrap` runs it; Azure runs an
-extension again only when its settings change, so re-asking runs nothing twice. Windows requires
-an admin password, so a random throwaway one is generated per call and never stored or logged
-(winfleet logs in with its SSH key as `capi`). azure.core exceptions are translated here and
-nowhere else (`translate`). The SDK clients are synchronous: calls run in threads, in spans.
+made. Both carry the cluster, pool and node tags (activities/cloud/ownership.py) and the
+`winfleet-run` tag of the workflow run that created them: a same-named VM or NIC of another
+cluster or pool is refused, never reused or deleted, and deletes check the tag values of the VM
+and the NIC before deleting either. Azure never runs data it is given on a Windows VM, so the
+first-boot script (public key only) travels as `osProfile.customData` (written to
+`C:\\AzureData\\CustomData.bin`) and, once the VM is Succeeded, the CustomScriptExtension
+`winfleet-bootstrap` runs it; Azure runs an extension again only when its settings change, so
+re-asking runs nothing twice. Windows requires an admin password, so a random throwaway one is
+generated per call and never stored or logged (winfleet logs in with its SSH key as `capi`).
+azure.core exceptions are translated here and nowhere else (`translate`). The SDK's async
+clients (aiohttp) are used, so neither a request nor a long-running operation's polling holds a
+thread; each activity opens its own clients.
 """
 
 from __future__ import annotations
@@ -20,26 +25,29 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from azure.core.credentials import TokenCredential
+from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
     HttpResponseError,
     ResourceNotFoundError,
 )
-from azure.core.polling import LROPoller
-from azure.identity import ClientSecretCredential, DefaultAzureCredential
-from azure.mgmt.compute import ComputeManagementClient
+from azure.core.polling import AsyncLROPoller
+from azure.identity.aio import ClientSecretCredential, DefaultAzureCredential
+from azure.mgmt.compute.aio import ComputeManagementClient
 from azure.mgmt.compute.models import VirtualMachine, VirtualMachineExtension
-from azure.mgmt.network import NetworkManagementClient
+from azure.mgmt.network.aio import NetworkManagementClient
 from azure.mgmt.network.models import NetworkInterface
 from temporalio import activity
 
+from activities.cloud.ownership import Owner, TagNames
 from activities.cloud.userdata import azure_bootstrap_command, azure_custom_data
-from activities.config import on_settings_change, settings
+from activities.config import settings
 from activities.contracts import AzureMachineSpec, HostAddress, HostRef, InstanceId, Platform
 from activities.errors import (
     CloudRequestRejected,
@@ -57,6 +65,9 @@ PUBLIC_ARM_SCOPE = "https://management.azure.com/.default"
 USERNAME = "capi"  # the admin (and SSH) user on Azure Windows VMs, as WMCO/CAPZ use
 TAG_POOL = "winfleet-pool"  # ARM tag names may not contain '/'
 TAG_NODE = "winfleet-node"
+TAG_CLUSTER = "winfleet-cluster"
+TAG_RUN = "winfleet-run"  # the workflow run that created the resource
+TAGS = TagNames(cluster=TAG_CLUSTER, pool=TAG_POOL, node=TAG_NODE)
 LRO_TIMEOUT = 600.0  # s; an Azure Windows VM create takes 2-5 min, allow 10
 LRO_POLL_INTERVAL = 5  # s; ARM's Retry-After overrides it
 HEARTBEAT_EVERY = 5.0  # s while waiting on a long-running operation
@@ -116,7 +127,7 @@ def _short(exc: AzureError) -> str:
 
 
 # --- clients ---------------------------------------------------------------------------------
-def credential() -> TokenCredential:
+def credential() -> AsyncTokenCredential:
     """A service principal from AZURE_TENANT_ID/AZURE_CLIENT_ID/AZURE_CLIENT_SECRET, else the
     SDK's default chain (workload identity, managed identity, CLI)."""
     s = settings()
@@ -133,24 +144,22 @@ def credential() -> TokenCredential:
     return DefaultAzureCredential(**transport)
 
 
-_clients: list[tuple[ComputeManagementClient, NetworkManagementClient, TokenCredential]] = []
+@dataclass(frozen=True)
+class Arm:
+    """The compute and network clients of one activity."""
+
+    compute: ComputeManagementClient
+    network: NetworkManagementClient
 
 
-def clients() -> tuple[ComputeManagementClient, NetworkManagementClient]:
-    """Compute and network clients for the configured ARM endpoint (reset on new settings)."""
-    if not _clients:
-        _clients.append(_new_clients())
-    compute, network, _ = _clients[0]
-    return compute, network
-
-
-def _new_clients() -> tuple[ComputeManagementClient, NetworkManagementClient, TokenCredential]:
+@asynccontextmanager
+async def arm() -> AsyncIterator[Arm]:
+    """Async clients for the configured ARM endpoint, closed (with their sessions) on exit."""
     s = settings()
     if not s.azure_subscription_id:
         raise InvalidRequest("AZURE_SUBSCRIPTION_ID is not set on the worker")
-    endpoint = s.azure_arm_endpoint.rstrip("/")
     kwargs: dict[str, Any] = {
-        "base_url": endpoint,
+        "base_url": s.azure_arm_endpoint.rstrip("/"),
         "credential_scopes": [s.azure_credential_scope or PUBLIC_ARM_SCOPE],
         "polling_interval": LRO_POLL_INTERVAL,
         "retry_total": 3,
@@ -158,41 +167,34 @@ def _new_clients() -> tuple[ComputeManagementClient, NetworkManagementClient, To
     if s.azure_ca_bundle:
         kwargs["connection_verify"] = s.azure_ca_bundle
     cred = credential()
-    return (
-        ComputeManagementClient(cred, s.azure_subscription_id, **kwargs),
-        NetworkManagementClient(cred, s.azure_subscription_id, **kwargs),
+    async with (
         cred,
-    )
+        ComputeManagementClient(cred, s.azure_subscription_id, **kwargs) as compute,
+        NetworkManagementClient(cred, s.azure_subscription_id, **kwargs) as network,
+    ):
+        yield Arm(compute, network)
 
 
-def _close_clients() -> None:
-    while _clients:
-        compute, network, cred = _clients.pop()
-        compute.close()
-        network.close()
-        close = getattr(cred, "close", None)
-        if close is not None:
-            close()
-
-
-on_settings_change(_close_clients)
-
-
-async def _call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """One ARM request in a thread, traced, with errors translated."""
+async def _call(what: str, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """One ARM request, traced, with errors translated."""
     with span("azure " + getattr(fn, "__qualname__", "call"), call=what):
         try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
+            return await fn(*args)
         except AzureError as exc:
             raise translate(exc, what) from exc
 
 
-async def _finish(poller: LROPoller[T], what: str, wait_limit: float = LRO_TIMEOUT) -> T:
-    """Wait for a long-running operation, heartbeating; errors translated."""
+async def _finish(poller: AsyncLROPoller[T], what: str, wait_limit: float = LRO_TIMEOUT) -> T:
+    """Wait for a long-running operation, heartbeating; errors translated. The poller sleeps
+    with asyncio between its polls: no thread waits."""
     deadline = time.monotonic() + wait_limit
     with span("azure wait", call=what):
+        task = asyncio.ensure_future(poller.result())
         try:
-            while not poller.done():
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY)
+                if done:
+                    return task.result()
                 if activity.in_activity():
                     activity.heartbeat(what, poller.status())
                 if time.monotonic() >= deadline:
@@ -200,17 +202,31 @@ async def _finish(poller: LROPoller[T], what: str, wait_limit: float = LRO_TIMEO
                         f"{what}: still {poller.status()} after {wait_limit:.0f} s; "
                         "the next attempt picks it up"
                     )
-                await asyncio.to_thread(poller.wait, HEARTBEAT_EVERY)
-            return poller.result()
         except AzureError as exc:
             raise translate(exc, what) from exc
+        finally:
+            task.cancel()
 
 
-async def _get_or_none(what: str, fn: Callable[..., T], *args: Any) -> T | None:
+async def _get_or_none(what: str, fn: Callable[..., Awaitable[T]], *args: Any) -> T | None:
     try:
         return await _call(what, fn, *args)
     except ResourceMissing:
         return None
+
+
+# --- ownership -------------------------------------------------------------------------------
+def _check_ours(kind: str, where: str, owner: Owner, tags: dict[str, str] | None) -> None:
+    """Refuse a resource whose cluster, pool and node tag values are not exactly `owner`'s."""
+    if TAGS.owner_of(tags) != owner:
+        raise CloudRequestRejected(
+            f"{kind} {where} already exists and is {TAGS.whose(tags)}, not for {owner}: "
+            f"winfleet will neither use nor delete it; rename the node or remove the {kind}"
+        )
+
+
+def _created_by(resource: VirtualMachine | NetworkInterface | None, run: str) -> bool:
+    return bool(run) and resource is not None and (resource.tags or {}).get(TAG_RUN) == run
 
 
 # --- create ----------------------------------------------------------------------------------
@@ -219,28 +235,19 @@ def _throwaway_password() -> str:
     return secrets.token_urlsafe(24) + "aA1!"
 
 
-def _check_ours(kind: str, name: str, node_name: str, pool: str, tags: Any) -> None:
-    t = dict(tags or {})
-    if t.get(TAG_NODE) != node_name or t.get(TAG_POOL) != pool:
-        raise CloudRequestRejected(
-            f"{kind} {name} already exists and is not winfleet's for pool {pool} "
-            f"(tags {TAG_POOL}/{TAG_NODE} missing or different); rename the node or remove it"
-        )
-
-
 async def _ensure_nic(
-    pool: str, node_name: str, spec: AzureMachineSpec, tags: dict[str, str]
-) -> NetworkInterface:
-    _, network = clients()
-    name = f"{node_name}-nic"
-    what = f"NIC {spec.resource_group}/{name} of node {node_name}"
+    a: Arm, owner: Owner, spec: AzureMachineSpec, tags: dict[str, str]
+) -> tuple[NetworkInterface, bool]:
+    """The node's NIC, found (if it is ours) or created; and whether this call created it."""
+    name = f"{owner.node}-nic"
+    what = f"NIC {spec.resource_group}/{name} of node {owner.node}"
     nic = await _get_or_none(
-        "get " + what, network.network_interfaces.get, spec.resource_group, name
+        "get " + what, a.network.network_interfaces.get, spec.resource_group, name
     )
     if nic is not None:
-        _check_ours("NIC", name, node_name, pool, nic.tags)
+        _check_ours("NIC", f"{spec.resource_group}/{name}", owner, nic.tags)
         if nic.properties and nic.properties.provisioning_state == "Succeeded":
-            return nic
+            return nic, False
     body = NetworkInterface(
         {
             "location": spec.location,
@@ -261,12 +268,12 @@ async def _ensure_nic(
     )
     poller = await _call(
         "create " + what,
-        network.network_interfaces.begin_create_or_update,
+        a.network.network_interfaces.begin_create_or_update,
         spec.resource_group,
         name,
         body,
     )
-    return await _finish(poller, "create " + what)
+    return await _finish(poller, "create " + what), nic is None
 
 
 def _vm_body(
@@ -312,74 +319,94 @@ def _private_ip(nic: NetworkInterface) -> str:
 
 
 async def create_azure_vm(
-    pool: str, node_name: str, spec: AzureMachineSpec, public_key: str
+    owner: Owner, spec: AzureMachineSpec, public_key: str, *, run: str = ""
 ) -> HostRef:
-    """The VM for `node_name` (with NIC `<node>-nic` in `spec.subnet_id`), found or created."""
+    """The VM for the node (with NIC `<node>-nic` in `spec.subnet_id`), found or created.
+
+    `run` (the workflow run id) is tagged on what this call creates; the HostRef says
+    `created_by_us` only for a VM that carries this run's tag.
+    """
     azure_custom_data(public_key)  # refuse a malformed/private key before anything exists
+    node_name = owner.node
     missing = [f for f in ("resource_group", "location", "subnet_id") if not getattr(spec, f)]
     if missing:
         raise InvalidRequest(f"Azure spec of node {node_name} lacks {', '.join(missing)}")
     if len(node_name) > 15:
         raise InvalidRequest(f"node name {node_name!r} is longer than a Windows computer name (15)")
-    compute, network = clients()
-    tags = {TAG_POOL: pool, TAG_NODE: node_name}
-    what = f"VM {spec.resource_group}/{node_name}"
-    vm = await _get_or_none(
-        "get " + what, compute.virtual_machines.get, spec.resource_group, node_name
-    )
-    if vm is not None:
-        _check_ours("VM", node_name, node_name, pool, vm.tags)
-    nic = await _ensure_nic(pool, node_name, spec, tags)
-    state = vm.properties.provisioning_state if vm is not None and vm.properties else None
-    if vm is None:
-        vm = await _create_vm(node_name, spec, str(nic.id), public_key, tags)
-    elif state == "Failed":
-        raise CloudRequestRejected(
-            f"{what} is in provisioning state Failed; delete it (terminate_vm) and retry"
+    tags = {**TAGS.tags(owner), TAG_RUN: run}
+    where = f"{spec.resource_group}/{node_name}"
+    what = f"VM {where}"
+    async with arm() as a:
+        vm = await _get_or_none(
+            "get " + what, a.compute.virtual_machines.get, spec.resource_group, node_name
         )
-    elif state != "Succeeded":  # an earlier attempt's VM, still Creating/Updating
-        vm = await _wait_vm_provisioned(spec.resource_group, node_name)
-    await _ensure_bootstrap_extension(spec.resource_group, node_name, vm.location or spec.location)
-    nic = await _call(
-        "get " + what + " NIC",
-        network.network_interfaces.get,
-        spec.resource_group,
-        f"{node_name}-nic",
-    )
+        if vm is not None:
+            _check_ours("VM", where, owner, vm.tags)
+        nic, nic_is_new = await _ensure_nic(a, owner, spec, tags)
+        state = vm.properties.provisioning_state if vm is not None and vm.properties else None
+        if vm is None:
+            vm = await _create_vm(a, owner, spec, str(nic.id), public_key, tags, nic_is_new)
+        elif state == "Failed":
+            raise CloudRequestRejected(
+                f"{what} is in provisioning state Failed; delete it (terminate_vm) and retry"
+            )
+        elif state != "Succeeded":  # an earlier attempt's VM, still Creating/Updating
+            vm = await _wait_vm_provisioned(a, spec.resource_group, node_name)
+        await _ensure_bootstrap_extension(
+            a, spec.resource_group, node_name, vm.location or spec.location
+        )
+        nic = await _call(
+            "get " + what + " NIC",
+            a.network.network_interfaces.get,
+            spec.resource_group,
+            f"{node_name}-nic",
+        )
     address = _private_ip(nic)
     if not address:
         raise CloudUnavailable(f"{what}: its NIC has no private IP yet; retrying")
-    log.info("VM %s for node %s is provisioned at %s", vm.id, node_name, address)
+    log.info("VM %s for %s is provisioned at %s", vm.id, owner, address)
     return HostRef(
         platform=Platform.AZURE,
         address=HostAddress(address),
         username=USERNAME,
         instance_id=InstanceId(str(vm.id)),
-        created_by_us=True,
+        created_by_us=_created_by(vm, run),
+        ip=address,
+        pool=owner.pool,
+        node_name=node_name,
     )
 
 
 async def _create_vm(
-    node_name: str, spec: AzureMachineSpec, nic_id: str, public_key: str, tags: dict[str, str]
+    a: Arm,
+    owner: Owner,
+    spec: AzureMachineSpec,
+    nic_id: str,
+    public_key: str,
+    tags: dict[str, str],
+    nic_is_new: bool,
 ) -> VirtualMachine:
-    """PUT the VM and wait; if Azure rejects it, remove the NIC made for it."""
-    compute, _ = clients()
-    what = f"create VM {spec.resource_group}/{node_name}"
-    body = _vm_body(node_name, spec, nic_id, public_key, tags)
+    """PUT the VM and wait; if Azure rejects it, remove the NIC this call made for it."""
+    image = ":".join((spec.image_publisher, spec.image_offer, spec.image_sku, spec.image_version))
+    what = f"create VM {spec.resource_group}/{owner.node} (image {image} in {spec.location})"
+    body = _vm_body(owner.node, spec, nic_id, public_key, tags)
     try:
         poller = await _call(
             what,
-            compute.virtual_machines.begin_create_or_update,
+            a.compute.virtual_machines.begin_create_or_update,
             spec.resource_group,
-            node_name,
+            owner.node,
             body,
         )
         return await _finish(poller, what)
     except CloudRequestRejected:
-        try:
-            await _delete_nic(spec.resource_group, node_name)  # leave nothing behind
-        except WinfleetError as cleanup:
-            log.warning("could not remove NIC %s-nic after a rejected VM: %s", node_name, cleanup)
+        if nic_is_new:
+            try:
+                await _delete_nic(a, spec.resource_group, owner.node)  # leave nothing behind
+            except WinfleetError as cleanup:
+                log.warning(
+                    "could not remove NIC %s-nic after a rejected VM: %s", owner.node, cleanup
+                )
         raise
 
 
@@ -399,12 +426,13 @@ def _bootstrap_extension_body(location: str) -> VirtualMachineExtension:
     )
 
 
-async def _ensure_bootstrap_extension(resource_group: str, vm_name: str, location: str) -> None:
+async def _ensure_bootstrap_extension(
+    a: Arm, resource_group: str, vm_name: str, location: str
+) -> None:
     """Run the custom data on the VM through the CustomScriptExtension, unless it already did.
 
     A Failed extension is permanent: the same settings would not run again.
     """
-    compute, _ = clients()
     what = f"bootstrap extension {BOOTSTRAP_EXTENSION} of VM {resource_group}/{vm_name}"
     failed = CloudRequestRejected(
         f"{what} is in provisioning state Failed: the first-boot script did not run cleanly on "
@@ -414,7 +442,7 @@ async def _ensure_bootstrap_extension(resource_group: str, vm_name: str, locatio
     while True:
         ext = await _get_or_none(
             "get " + what,
-            compute.virtual_machine_extensions.get,
+            a.compute.virtual_machine_extensions.get,
             resource_group,
             vm_name,
             BOOTSTRAP_EXTENSION,
@@ -434,7 +462,7 @@ async def _ensure_bootstrap_extension(resource_group: str, vm_name: str, locatio
         await asyncio.sleep(LRO_POLL_INTERVAL)
     poller = await _call(
         "run " + what,
-        compute.virtual_machine_extensions.begin_create_or_update,
+        a.compute.virtual_machine_extensions.begin_create_or_update,
         resource_group,
         vm_name,
         BOOTSTRAP_EXTENSION,
@@ -446,13 +474,12 @@ async def _ensure_bootstrap_extension(resource_group: str, vm_name: str, locatio
     log.info("%s ran the first-boot script", what)
 
 
-async def _wait_vm_provisioned(resource_group: str, name: str) -> VirtualMachine:
+async def _wait_vm_provisioned(a: Arm, resource_group: str, name: str) -> VirtualMachine:
     """An earlier attempt's VM that is still Creating/Updating: poll until it settles."""
-    compute, _ = clients()
     what = f"VM {resource_group}/{name}"
     deadline = time.monotonic() + LRO_TIMEOUT
     while True:
-        vm = await _call("get " + what, compute.virtual_machines.get, resource_group, name)
+        vm = await _call("get " + what, a.compute.virtual_machines.get, resource_group, name)
         state = vm.properties.provisioning_state if vm.properties else None
         if activity.in_activity():
             activity.heartbeat(what, state)
@@ -474,38 +501,76 @@ def parse_vm_id(vm_id: str) -> tuple[str, str]:
     return m["rg"], m["name"]
 
 
-async def _delete_nic(resource_group: str, node_name: str) -> None:
-    _, network = clients()
+async def _delete_nic(a: Arm, resource_group: str, node_name: str) -> None:
     what = f"delete NIC {resource_group}/{node_name}-nic"
     try:
         poller = await _call(
-            what, network.network_interfaces.begin_delete, resource_group, f"{node_name}-nic"
+            what, a.network.network_interfaces.begin_delete, resource_group, f"{node_name}-nic"
         )
         await _finish(poller, what)
     except ResourceMissing:
         pass
 
 
-async def delete_azure_vm(resource_group: str, node_name: str) -> bool:
+async def _delete_vm(a: Arm, resource_group: str, node_name: str) -> None:
+    what = f"delete VM {resource_group}/{node_name}"
+    try:
+        poller = await _call(
+            what, a.compute.virtual_machines.begin_delete, resource_group, node_name
+        )
+        await _finish(poller, what)
+    except ResourceMissing:
+        pass
+    log.info("deleted VM %s/%s", resource_group, node_name)
+
+
+async def _vm_and_nic(
+    a: Arm, resource_group: str, node_name: str
+) -> tuple[VirtualMachine | None, NetworkInterface | None]:
+    what = f"{resource_group}/{node_name}"
+    vm = await _get_or_none(
+        "get VM " + what, a.compute.virtual_machines.get, resource_group, node_name
+    )
+    nic = await _get_or_none(
+        "get NIC " + what + "-nic",
+        a.network.network_interfaces.get,
+        resource_group,
+        f"{node_name}-nic",
+    )
+    return vm, nic
+
+
+async def delete_azure_vm(resource_group: str, owner: Owner) -> bool:
     """Delete VM `<node>` then NIC `<node>-nic`; missing ones are fine. True when both are gone.
 
-    Refuses (InvalidRequest) a VM without winfleet's tags: never someone else's VM.
+    Both are checked first: if either is not tagged exactly for `owner` (cluster, pool and
+    node values), nothing is deleted (CloudRequestRejected, saying whose it is).
     """
-    compute, _ = clients()
-    what = f"VM {resource_group}/{node_name}"
-    vm = await _get_or_none("get " + what, compute.virtual_machines.get, resource_group, node_name)
-    if vm is not None:
-        if TAG_NODE not in (vm.tags or {}):
-            raise InvalidRequest(
-                f"{what} has no {TAG_NODE} tag: winfleet did not create it and will not delete it"
-            )
-        try:
-            poller = await _call(
-                "delete " + what, compute.virtual_machines.begin_delete, resource_group, node_name
-            )
-            await _finish(poller, "delete " + what)
-        except ResourceMissing:
-            pass
-        log.info("deleted %s", what)
-    await _delete_nic(resource_group, node_name)
+    node = owner.node
+    async with arm() as a:
+        vm, nic = await _vm_and_nic(a, resource_group, node)
+        if vm is not None:
+            _check_ours("VM", f"{resource_group}/{node}", owner, vm.tags)
+        if nic is not None:
+            _check_ours("NIC", f"{resource_group}/{node}-nic", owner, nic.tags)
+        if vm is not None:
+            await _delete_vm(a, resource_group, node)
+        if nic is not None:
+            await _delete_nic(a, resource_group, node)
     return True
+
+
+async def release_azure_vm(resource_group: str, owner: Owner, run: str) -> str | None:
+    """Delete the VM and NIC of `owner` that the workflow run `run` created (nothing an earlier
+    run made). None if there was nothing to delete, else the NIC's private IP ("" if none)."""
+    async with arm() as a:
+        vm, nic = await _vm_and_nic(a, resource_group, owner.node)
+        vm_mine = _created_by(vm, run) and vm is not None and TAGS.owner_of(vm.tags) == owner
+        nic_mine = _created_by(nic, run) and nic is not None and TAGS.owner_of(nic.tags) == owner
+        if vm_mine:
+            await _delete_vm(a, resource_group, owner.node)
+        if nic is not None and nic_mine and (vm is None or vm_mine):
+            await _delete_nic(a, resource_group, owner.node)
+    if not (vm_mine or nic_mine):
+        return None
+    return _private_ip(nic) if nic is not None else ""

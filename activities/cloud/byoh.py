@@ -2,19 +2,22 @@
 
 WMCO's contract: an admin lists each host in ConfigMap `windows-instances` (winfleet's
 namespace) as `<IPv4 or DNS name>: "username=<user>"`. `check_byoh_host` finds the address there
-and takes the SSH user from it. Nothing is created and nothing is ever deleted: the returned
-`HostRef` says `created_by_us=False`. Called by `activities/cloud/vm.py`.
+and takes the SSH user from it; `resolve_ipv4` turns a DNS name into the IPv4 address kubelet
+reports (--node-ip) and its serving certificate names, once, with the system resolver. Nothing
+is created and nothing is ever deleted: the returned `HostRef` says `created_by_us=False`.
+Called by `activities/cloud/vm.py`.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 
-from activities import kube
+from activities import blocking, kube
 from activities.config import settings
 from activities.contracts import ByohHostSpec, HostAddress, HostRef, Platform
-from activities.errors import InvalidRequest
+from activities.errors import HostUnreachable, InvalidRequest
 
 INSTANCES_CONFIGMAP = "windows-instances"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -96,3 +99,33 @@ async def check_byoh_host(spec: ByohHostSpec) -> HostRef:
         instance_id=None,
         created_by_us=False,
     )
+
+
+# getaddrinfo's answers for "this name has no (IPv4) address": permanent, unlike a resolver
+# that cannot be reached (EAI_AGAIN and the rest).
+_NO_SUCH_NAME = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+
+
+async def resolve_ipv4(address: str) -> str:
+    """The IPv4 address of a BYOH host: `address` itself if it is one, else the first IPv4
+    address the system resolver gives for the name."""
+    try:
+        return str(ipaddress.IPv4Address(address))
+    except ValueError:
+        pass
+    try:
+        found = await blocking.run(
+            socket.getaddrinfo, address, None, family=socket.AF_INET, type=socket.SOCK_STREAM
+        )
+    except socket.gaierror as exc:
+        if exc.errno in _NO_SUCH_NAME:
+            raise InvalidRequest(
+                f"BYOH host {address}: the name does not resolve to an IPv4 address "
+                f"({exc.strerror}); fix DNS or list the host by its IPv4 address"
+            ) from exc
+        raise HostUnreachable(
+            f"BYOH host {address}: DNS lookup failed ({exc.strerror}); retrying"
+        ) from exc
+    if not found:
+        raise InvalidRequest(f"BYOH host {address}: the name has no IPv4 address")
+    return str(found[0][4][0])

@@ -1,10 +1,12 @@
-"""The VM activities the onboarding workflow calls: `create_vm` and `terminate_vm`.
+"""The VM activities the onboarding workflow calls: `create_vm`, `terminate_vm`, `release_vm`.
 
 `create_vm` validates its input first (`validate_create_vm_input`, pure, so the workflow can
 refuse bad input before scheduling anything), fills empty spec fields from the worker's
 settings (`WINFLEET_AWS_*`, `WINFLEET_AZURE_*`), reads the SSH key's public half from the
-referenced Secret and dispatches to `aws`, `azure` or `byoh`. `terminate_vm` is the
-compensation: it deletes only VMs winfleet created, never a BYOH host.
+referenced Secret and dispatches to `aws`, `azure` or `byoh` (a BYOH DNS name is resolved once,
+here). `terminate_vm` and `release_vm` are the compensation: they delete only a VM this very
+workflow run launched, tagged for this cluster, pool and node (ownership.py), never a BYOH
+host, and forget the SSH host-key pin of its address.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import TypeVar
 
 from temporalio import activity
 
-from activities.cloud import aws, azure, byoh
+from activities import hostkeys
+from activities.cloud import aws, azure, byoh, ownership
+from activities.cloud.ownership import Owner
 from activities.config import Settings, settings
 from activities.contracts import (
     AwsMachineSpec,
@@ -25,7 +29,7 @@ from activities.contracts import (
     HostRef,
     Platform,
 )
-from activities.errors import InvalidRequest, boundary
+from activities.errors import CloudRequestRejected, InvalidRequest, boundary
 from activities.keys import load_private_key, public_key_openssh
 from activities.polling import heartbeating
 
@@ -209,6 +213,15 @@ def _heartbeating(aw: Awaitable[T]) -> Awaitable[T]:
     return heartbeating(aw, every=HEARTBEAT_EVERY)
 
 
+async def _owner(pool: str, node_name: str) -> Owner:
+    return Owner(cluster=await ownership.cluster_id(), pool=pool, node=node_name)
+
+
+def _run_id() -> str:
+    """The workflow run this activity belongs to: what `created_by_us` is measured against."""
+    return activity.info().workflow_run_id or ""
+
+
 @activity.defn(name="create_vm")
 @boundary
 async def create_vm(inp: CreateVmInput) -> HostRef:
@@ -217,21 +230,18 @@ async def create_vm(inp: CreateVmInput) -> HostRef:
     full = with_defaults(inp, settings())
     _require_complete(full)
     if full.byoh is not None:
-        return await byoh.check_byoh_host(full.byoh)
+        host = await byoh.check_byoh_host(full.byoh)
+        ip = await byoh.resolve_ipv4(host.address)
+        return dataclasses.replace(host, ip=ip, pool=full.pool, node_name=full.node_name)
     public_key = public_key_openssh(await load_private_key(full.private_key_secret))
+    owner = await _owner(full.pool, full.node_name)
     if full.aws is not None:
         return await _heartbeating(
-            aws.create_aws_instance(
-                full.pool,
-                full.node_name,
-                full.aws,
-                public_key,
-                incarnation=activity.info().workflow_run_id or "",
-            )
+            aws.create_aws_instance(owner, full.aws, public_key, incarnation=_run_id())
         )
     if full.azure is not None:
         return await _heartbeating(
-            azure.create_azure_vm(full.pool, full.node_name, full.azure, public_key)
+            azure.create_azure_vm(owner, full.azure, public_key, run=_run_id())
         )
     raise InvalidRequest(f"no machine spec for platform {full.platform}")  # unreachable
 
@@ -239,31 +249,58 @@ async def create_vm(inp: CreateVmInput) -> HostRef:
 @activity.defn(name="terminate_vm")
 @boundary
 async def terminate_vm(host: HostRef) -> bool:
-    """Delete a VM winfleet created; True once it is gone. BYOH hosts are never touched."""
+    """Delete a VM this workflow run created; True once it is gone. BYOH hosts are never
+    touched. The VM's cluster, pool and node tags must match (the NIC's too, on Azure), and the
+    SSH host-key pin of its address is forgotten with it: a new VM there is trusted anew."""
     if host.platform == Platform.BYOH or not host.created_by_us or not host.instance_id:
         return False
-    if host.platform == Platform.AWS:
-        return await _heartbeating(aws.terminate_aws_instance(host.instance_id, host.region))
+    node_name = host.node_name
     if host.platform == Platform.AZURE:
-        resource_group, name = azure.parse_vm_id(host.instance_id)
-        return await _heartbeating(azure.delete_azure_vm(resource_group, name))
-    raise InvalidRequest(f"unknown platform {host.platform!r} of host {host.address}")
+        resource_group, vm_name = azure.parse_vm_id(host.instance_id)
+        node_name = node_name or vm_name
+    if not host.pool or not node_name:
+        raise CloudRequestRejected(
+            f"VM {host.instance_id} at {host.address}: the request does not name its pool and "
+            "node, so winfleet cannot check its tags and will not delete it"
+        )
+    owner = await _owner(host.pool, node_name)
+    if host.platform == Platform.AWS:
+        gone = await _heartbeating(aws.terminate_aws_instance(host.instance_id, host.region, owner))
+    elif host.platform == Platform.AZURE:
+        gone = await _heartbeating(azure.delete_azure_vm(resource_group, owner))
+    else:
+        raise InvalidRequest(f"unknown platform {host.platform!r} of host {host.address}")
+    if gone:
+        await hostkeys.forget(host.address, node_name, node_ip=host.ip or host.address)
+    return gone
 
 
 @activity.defn(name="release_vm")
 @boundary
 async def release_vm(inp: CreateVmInput) -> bool:
-    """Compensation when `create_vm` itself failed for good: a VM it may have launched (found
-    by winfleet's tags, never anyone else's) is deleted. True if one was deleted."""
+    """Compensation when `create_vm` itself failed for good: a VM that this very workflow run
+    launched (found by its tags and its run marker, never an earlier run's or anyone else's)
+    is deleted, and the pin of its address forgotten. True if one was deleted."""
     if inp.platform == Platform.BYOH:
         return False
     full = with_defaults(inp, settings())
+    owner = await _owner(full.pool, full.node_name)
     if full.aws is not None:
         region = aws.region_for(full.aws.region)
-        instance = await aws.find_instance(region, full.pool, full.node_name)
-        if instance is None:
+        instance = await aws.find_instance(region, owner)
+        if instance is None or not aws.launched_by(instance, owner, _run_id()):
             return False
-        return await _heartbeating(aws.terminate_aws_instance(instance["InstanceId"], region))
-    if full.azure is not None and full.azure.resource_group:
-        return await _heartbeating(azure.delete_azure_vm(full.azure.resource_group, full.node_name))
-    return False
+        await _heartbeating(aws.terminate_aws_instance(instance["InstanceId"], region, owner))
+        address = str(instance.get("PrivateIpAddress") or "")
+    elif full.azure is not None and full.azure.resource_group:
+        released = await _heartbeating(
+            azure.release_azure_vm(full.azure.resource_group, owner, _run_id())
+        )
+        if released is None:
+            return False
+        address = released
+    else:
+        return False
+    if address:
+        await hostkeys.forget(address, full.node_name, node_ip=address)
+    return True

@@ -28,6 +28,12 @@ AUTHORIZED_KEYS = WindowsPath(r"C:\ProgramData\ssh\administrators_authorized_key
 # Where Azure writes a Windows VM's decoded `osProfile.customData` (it never runs it).
 AZURE_CUSTOM_DATA = WindowsPath(r"C:\AzureData\CustomData.bin")
 AZURE_BOOTSTRAP_SCRIPT = WindowsPath(r"C:\AzureData\winfleet-bootstrap.ps1")
+# kubelet's --cert-dir (WMCB sets it). Until its client certificate is issued, kubelet keeps the
+# key of its client CSR in `kubelet-client.key.tmp` (reused across restarts); then it writes
+# cert + key to `kubelet-client-current.pem` and removes the .tmp file.
+KUBELET_PKI_DIR = WindowsPath(r"C:\var\lib\kubelet\pki")
+KUBELET_BOOTSTRAP_KEY = WindowsPath(r"C:\var\lib\kubelet\pki\kubelet-client.key.tmp")
+KUBELET_CLIENT_CURRENT = WindowsPath(r"C:\var\lib\kubelet\pki\kubelet-client-current.pem")
 
 
 def win_join(base: WindowsPath, *parts: str) -> WindowsPath:

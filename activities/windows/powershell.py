@@ -1,8 +1,8 @@
 """PowerShell statement builders and the `WindowsCommand` every remote step runs.
 
 A statement builder returns one PowerShell statement (str) with its arguments quoted by
-`ps_quote`; `powershell(...)` joins statements into one `powershell.exe -Command` line for
-cmd.exe. Only the cmdlets and forms listed in `sim/README.md` ("The Windows vocabulary") are
+`ps_quote`; `powershell(...)` joins statements into one `powershell.exe -EncodedCommand` line
+for cmd.exe. Only the cmdlets and forms listed in `sim/README.md` ("The Windows vocabulary") are
 emitted, so whatever runs against the twin also runs on Windows Server.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from activities.windows.paths import HNS_MODULE, WindowsPath
-from activities.windows.quoting import cmd_quote, ps_quote
+from activities.windows.quoting import ps_quote
 
 POWERSHELL = "powershell.exe -NoLogo -NoProfile -NonInteractive"
 # `-File` runs a script file, which the machine's execution policy may refuse: lift it.
@@ -21,6 +21,7 @@ POWERSHELL_SCRIPT = (
     "powershell.exe -ExecutionPolicy Unrestricted -NoLogo -NoProfile -NonInteractive"
 )
 STOP_ON_ERROR = "$ErrorActionPreference = 'Stop'"
+CMD_LINE_MAX = 8191  # cmd.exe's limit; Windows OpenSSH runs exec requests through cmd.exe
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,21 @@ class WindowsCommand:
 
 
 def powershell(*statements: str, display: str) -> WindowsCommand:
-    """One `powershell.exe -Command` line running `statements` in order; an error stops it."""
+    """One `powershell.exe -EncodedCommand` line running `statements` in order; an error stops it.
+
+    The script travels as base64 of its UTF-16LE text, so nothing in it — quotes of any kind,
+    `%VAR%`, `&`, `^`, newlines — reaches cmd.exe's or the argument splitter's parsing: only
+    PowerShell's own parser sees it, where builders quote every value with `ps_quote`.
+    """
     script = "; ".join((STOP_ON_ERROR, *statements))
-    if "%" in script:
-        # cmd.exe expands %NAME% even inside quotes; the encoded form carries no `%` at all.
-        encoded = base64.b64encode(script.encode("utf-16-le")).decode("ascii")
-        return WindowsCommand(line=f"{POWERSHELL} -EncodedCommand {encoded}", display=display)
-    return WindowsCommand(line=f"{POWERSHELL} -Command {cmd_quote(script)}", display=display)
+    encoded = base64.b64encode(script.encode("utf-16-le")).decode("ascii")
+    line = f"{POWERSHELL} -EncodedCommand {encoded}"
+    if len(line) > CMD_LINE_MAX:
+        raise ValueError(
+            f"{display}: the encoded command is {len(line)} characters, more than cmd.exe's "
+            f"{CMD_LINE_MAX}; split it into several commands"
+        )
+    return WindowsCommand(line=line, display=display)
 
 
 def to_json(statement: str) -> str:

@@ -2,15 +2,21 @@
 
 `refuse_ssh(seconds)` closes the SSH port for a while, `drop_sftp_after(bytes, times)` cuts the
 connection mid-upload once a file has received that many bytes, `fail_command(substring, ...)`
-makes matching exec requests fail, `slow(seconds)` delays every command, `change_host_key()`
-re-keys the SSH server (persisted), and `os_build` changes what the host reports as its build.
+makes matching exec requests fail (matched against the line and any `-EncodedCommand`
+script), `slow(seconds)` delays every command, `change_host_key()` re-keys the SSH server
+(persisted), and `os_build` changes what the host reports as its build.
 Used by tests and by `python -m sim` scenarios.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import itertools
 from dataclasses import dataclass
 from typing import Any
+
+from sim.windows import cmdline
 
 
 @dataclass
@@ -63,8 +69,9 @@ class HostFaults:
         self._command_failures.append(_CommandFailure(substring, times, exit_code, stderr))
 
     def take_command_failure(self, line: str) -> tuple[int, str] | None:
+        text = _readable(line).lower()
         for failure in self._command_failures:
-            if failure.times > 0 and failure.substring.lower() in line.lower():
+            if failure.times > 0 and failure.substring.lower() in text:
                 failure.times -= 1
                 stderr = (
                     failure.stderr if failure.stderr.endswith("\n") else failure.stderr + "\r\n"
@@ -85,3 +92,17 @@ class HostFaults:
         self._command_failures.clear()
         self.sftp_drop_bytes = None
         self.sftp_drop_times = 0
+
+
+def _readable(line: str) -> str:
+    """The line, plus the script of a `powershell.exe -EncodedCommand` in it: a fault names
+    what the command does, however it travels."""
+    argv = cmdline.split(line)
+    scripts = []
+    for flag, value in itertools.pairwise(argv):
+        if flag.lower() in ("-encodedcommand", "-e", "-ec"):
+            try:
+                scripts.append(base64.b64decode(value).decode("utf-16-le"))
+            except (binascii.Error, UnicodeDecodeError):
+                continue
+    return "\n".join((line, *scripts))

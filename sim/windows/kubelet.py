@@ -1,7 +1,9 @@
 """The SIMULATED kubelet of a Windows host (runs while the `kubelet` service runs).
 
 Bootstraps like the real one: with the bootstrap kubeconfig's token it sends a client CSR
-(`kubernetes.io/kube-apiserver-client-kubelet`), waits for the certificate, writes
+(`kubernetes.io/kube-apiserver-client-kubelet`, named `node-csr-<digest>`, its key kept in
+`<cert-dir>\\kubelet-client.key.tmp` until the certificate is issued and reused by a restart
+before that), waits for the certificate, writes
 `C:\\k\\kubeconfig` (embedded client cert/key; key material also under the --cert-dir), then, with
 its client certificate (mTLS), registers the Node (labels from --node-labels plus the Windows
 ones, taints from --register-with-taints, addresses, node info with the version read from the
@@ -35,6 +37,7 @@ from sim.windows.nodestatus import NodeReporter, Timings, kubelet_conditions
 
 log = logging.getLogger(__name__)
 OVERLAY_NETWORK = "OVNKubernetesHybridOverlayNetwork"
+BOOTSTRAP_KEY_FILE = "kubelet-client.key.tmp"
 
 
 def _now() -> str:
@@ -107,17 +110,26 @@ async def _bootstrap(host: Any, flags: dict[str, str], node: str, pki: Path) -> 
         except KubeConfigError:
             pass
     boot = read_kubeconfig(_local(host, flags["bootstrap-kubeconfig"]), host.kube_ca_pem)
-    key_pem, csr_pem = certs.new_key_and_csr(node)
+    # As the real kubelet: the key waits in kubelet-client.key.tmp until the certificate is
+    # issued (a restart reuses it), then goes with the certificate into -current.pem.
+    # Small local files on the host's disk, written inline (as the twin does everywhere).
+    bootstrap_key = pki / BOOTSTRAP_KEY_FILE
+    key_pem = certs.load_or_generate_key(bootstrap_key)
+    csr_pem = certs.csr_for(key_pem, node)
     client = KubeClient(boot)
     try:
         cert_pem = await certs.request_certificate(
-            client, csr_pem, certs.CLIENT_SIGNER, certs.CLIENT_USAGES, host.tick_seconds
+            client,
+            csr_pem,
+            certs.CLIENT_SIGNER,
+            certs.CLIENT_USAGES,
+            host.tick_seconds,
+            name=certs.digested_name(key_pem, node, certs.CLIENT_USAGES),
         )
     finally:
         await client.close()
-    # small local files on the host's disk, written inline (as the twin does everywhere)
-    pki.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
     (pki / "kubelet-client-current.pem").write_bytes(cert_pem + key_pem)
+    bootstrap_key.unlink(missing_ok=True)
     kubeconfig.parent.mkdir(parents=True, exist_ok=True)
     kubeconfig.write_text(client_kubeconfig(boot["server"], boot["ca_pem"], cert_pem, key_pem))
     return read_kubeconfig(kubeconfig, host.kube_ca_pem)

@@ -34,6 +34,8 @@ _BARE_STOP = set(" \t\r\n|;,(){}@$")
 _SCOPES = {"env", "global", "script", "local", "private", "using"}
 _VALUE_KINDS = ("str", "expand", "bare", "var", "lparen", "subexpr")
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "0": "\0", "a": "\a", "b": "\b", "e": "\x1b"}
+# PowerShell takes the typographic single quotes for quote characters too, interchangeably.
+_SINGLE_QUOTES = frozenset("'\u2018\u2019\u201a\u201b")
 
 
 class ParseError(ValueError):
@@ -221,14 +223,14 @@ def _tokenize(script: str) -> list[_Tok]:
         elif c == "+" and (i + 1 >= n or script[i + 1] in " \t") and not glued:
             toks.append(_Tok("plus", c))
             i += 1
-        elif c == "'":
+        elif c in _SINGLE_QUOTES:
             buf, i = [], i + 1
             while True:
                 if i >= n:
                     raise ParseError("The string is missing the terminator: '.")
-                if script[i] == "'":
-                    if i + 1 < n and script[i + 1] == "'":
-                        buf.append("'")
+                if script[i] in _SINGLE_QUOTES:
+                    if i + 1 < n and script[i + 1] in _SINGLE_QUOTES:
+                        buf.append(script[i + 1])  # a doubled quote is the second one, literally
                         i += 2
                         continue
                     i += 1
@@ -261,7 +263,7 @@ def _tokenize(script: str) -> list[_Tok]:
             i = j
         else:
             j = i
-            while j < n and script[j] not in _BARE_STOP and script[j] not in "'\"":
+            while j < n and script[j] not in _BARE_STOP and script[j] not in _SINGLE_QUOTES | {'"'}:
                 if script[j] == "`" and j + 1 < n:
                     j += 1
                 j += 1

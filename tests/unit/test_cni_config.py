@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from windows_lines import script_of
 
 from activities.errors import RemoteCommandFailed
 from activities.windows import hns
@@ -111,8 +112,8 @@ def test_unexpected_hns_output_is_a_remote_command_failure(stdout: str) -> None:
 
 
 def test_hns_scripts_import_the_module_first() -> None:
-    line = hns.create_endpoint_command("A1").line
+    line = script_of(hns.create_endpoint_command("A1").line)
     assert line.index(r"Import-Module 'C:\k\hns.psm1'") < line.index("New-HnsEndpoint")
     assert "-NetworkId 'A1' -Name 'VIPEndpoint'" in line
-    removal = hns.remove_network_command("OVNKubernetesHybridOverlayNetwork").line
+    removal = script_of(hns.remove_network_command("OVNKubernetesHybridOverlayNetwork").line)
     assert "Where-Object -Property Name -EQ -Value 'OVNKubernetesHybridOverlayNetwork'" in removal

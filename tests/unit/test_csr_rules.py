@@ -7,6 +7,7 @@ import ipaddress
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import csr_forge as forge
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -25,8 +26,16 @@ from activities.csr_rules import (
 
 NODE = "winworker-1"
 IP = "10.0.5.7"
-EXPECTED = ExpectedNode(NODE, addresses=(IP,), dns_names=(NODE,))
-KEY = ec.generate_private_key(ec.SECP256R1())
+KEY = ec.generate_private_key(ec.SECP256R1())  # the key the kubelet on the host bootstraps with
+OTHER_KEY = ec.generate_private_key(ec.SECP256R1())
+EXPECTED = ExpectedNode(
+    NODE,
+    addresses=(IP,),
+    dns_names=(NODE,),
+    client_key=KEY.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,7 @@ class Req:
     )
     conditions: tuple[dict[str, str], ...] = field(default=())
     request_override: str | None = None
+    key: ec.EllipticCurvePrivateKey = KEY
 
     def obj(self) -> dict[str, Any]:
         attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in self.orgs]
@@ -62,7 +72,7 @@ class Req:
         sans += [x509.UniformResourceIdentifier(u) for u in self.uris]
         if sans:
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        pem = builder.sign(KEY, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+        pem = builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
         request = self.request_override or base64.b64encode(pem).decode()
         return {
             "apiVersion": "certificates.k8s.io/v1",
@@ -93,6 +103,49 @@ SERVING = Req(
 )
 APPROVED = {"type": "Approved", "status": "True", "reason": "Someone"}
 DENIED = {"type": "Denied", "status": "True", "reason": "Someone"}
+
+
+def forged(pem: bytes) -> str:
+    """spec.request for a hand-built PEM request."""
+    return base64.b64encode(pem).decode()
+
+
+T61_ORG = forged(forge.request_pem(KEY, forge.node_subject(NODE, org=forge.t61(b"syst\xe8me"))))
+T61_CN = forge.seq(
+    forge.attribute(forge.ORGANIZATION, forge.utf8("system:nodes")),
+    forge.attribute(forge.COMMON_NAME, forge.t61(f"system:node:{NODE}\xe9".encode("latin-1"))),
+)
+ASCII_T61_CN = forge.seq(
+    forge.attribute(forge.ORGANIZATION, forge.utf8("system:nodes")),
+    forge.attribute(forge.COMMON_NAME, forge.t61(f"system:node:{NODE}".encode())),
+)
+
+
+def _with_sans(*names: bytes) -> str:
+    san = forge.extension(forge.SAN, forge.seq(forge.dns_name(NODE), *names))
+    return forged(forge.request_pem(KEY, forge.node_subject(NODE), (san,)))
+
+
+X400_SAN = _with_sans(forge.x400_address())
+EDI_SAN = _with_sans(forge.edi_party_name())
+BROKEN_KEY_USAGE = forged(
+    forge.request_pem(
+        KEY, forge.node_subject(NODE), (forge.extension(forge.KEY_USAGE, b"\x01\x02junk"),)
+    )
+)
+TWO_SAN_EXTENSIONS = forged(
+    forge.request_pem(
+        KEY,
+        forge.node_subject(NODE),
+        (
+            forge.extension(forge.SAN, forge.seq(forge.dns_name(NODE))),
+            forge.extension(forge.SAN, forge.seq(forge.dns_name(NODE))),
+        ),
+    )
+)
+PEM_OF_GARBAGE = forged(
+    b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
+)
 
 # (sentence, request, node exists, expected kind, approve, words the reason must contain)
 TABLE: list[tuple[str, Req, bool, str | None, bool, str]] = [
@@ -173,6 +226,46 @@ TABLE: list[tuple[str, Req, bool, str | None, bool, str]] = [
     ("a request that is not PEM is unreadable, not ours to judge",
      replace(CLIENT, request_override=base64.b64encode(b"junk").decode()), False, None, False,
      "not a PEM certificate request"),
+    ("a request that is not even base64 is unreadable, not ours to judge",
+     replace(CLIENT, request_override="%%% not base64 %%%"), False, None, False,
+     "not a PEM certificate request"),
+    ("a PEM block of garbage is ignored: not even its CN can be read",
+     replace(CLIENT, request_override=PEM_OF_GARBAGE), False, None, False, NOT_OURS),
+    # bound to the host's own kubelet key
+    ("a client CSR with the right name but another key is refused",
+     replace(CLIENT, key=OTHER_KEY), False, "client", False,
+     "not the one of the kubelet's bootstrap key on this host"),
+    ("a client CSR from a bootstrap token with another key is refused",
+     replace(BOOTSTRAP_TOKEN_CLIENT, key=OTHER_KEY), False, "client", False,
+     "another machine asked"),
+    ("a serving CSR signed with any key is judged by its names only",
+     replace(SERVING, key=OTHER_KEY), True, "serving", True, ""),
+    # usages each kind needs
+    ("a client CSR without client auth is refused",
+     replace(CLIENT, usages=("digital signature", "key encipherment")), False, "client", False,
+     "lack 'client auth'"),
+    ("a serving CSR without server auth is refused",
+     replace(SERVING, usages=("digital signature", "key encipherment")), True, "serving",
+     False, "lack 'server auth'"),
+    # requests the API server accepts but cryptography cannot parse
+    ("a client CSR with a T61String organization of non-ASCII bytes is refused",
+     replace(CLIENT, request_override=T61_ORG), False, "client", False,
+     "subject cannot be decoded"),
+    ("a client CSR whose T61String CN has a non-ASCII byte claims another name",
+     replace(CLIENT, request_override=forged(forge.request_pem(KEY, T61_CN))), False, None,
+     False, NOT_OURS),
+    ("a serving CSR with an x400Address SAN is refused",
+     replace(SERVING, request_override=X400_SAN), True, "serving", False,
+     "extensions cannot be parsed"),
+    ("a serving CSR with an ediPartyName SAN is refused",
+     replace(SERVING, request_override=EDI_SAN), True, "serving", False,
+     "extensions cannot be parsed"),
+    ("a client CSR with an undecodable key usage extension is refused",
+     replace(CLIENT, request_override=BROKEN_KEY_USAGE), False, "client", False,
+     "extensions cannot be parsed"),
+    ("a serving CSR with its SAN extension twice is refused",
+     replace(SERVING, request_override=TWO_SAN_EXTENSIONS), True, "serving", False,
+     "extensions cannot be parsed"),
 ]  # fmt: skip
 
 
@@ -227,3 +320,26 @@ def test_the_claimed_node_is_read_from_the_request_not_from_the_requester() -> N
 def test_reasons_name_the_field_that_failed() -> None:
     verdict = validate(replace(SERVING, ips=("10.9.9.9",)).obj(), EXPECTED, node_exists=True)
     assert verdict.reason == "the IP SAN 10.9.9.9 is not an address of this instance"
+
+
+def test_a_client_csr_before_the_kubelets_key_is_known_is_only_too_early() -> None:
+    unknown = replace(EXPECTED, client_key=None)
+    verdict = validate(CLIENT.obj(), unknown, node_exists=False)
+    assert (verdict.approve, verdict.too_early, verdict.needs_key) == (False, True, True)
+
+
+def test_a_key_mismatch_asks_for_the_key_to_be_read_again_before_refusing() -> None:
+    verdict = validate(replace(CLIENT, key=OTHER_KEY).obj(), EXPECTED, node_exists=False)
+    assert (verdict.approve, verdict.too_early, verdict.needs_key) == (False, False, True)
+
+
+def test_a_t61string_cn_of_ascii_bytes_is_read_like_any_other() -> None:
+    csr = replace(CLIENT, request_override=forged(forge.request_pem(KEY, ASCII_T61_CN))).obj()
+    assert claimed_node(csr) == NODE
+
+
+@pytest.mark.parametrize(
+    "request_b64", [T61_ORG, X400_SAN, EDI_SAN, BROKEN_KEY_USAGE, TWO_SAN_EXTENSIONS]
+)
+def test_an_unparseable_request_still_names_the_node_it_claims(request_b64: str) -> None:
+    assert claimed_node(replace(CLIENT, request_override=request_b64).obj()) == NODE

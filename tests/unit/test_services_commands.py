@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from windows_lines import script_of
 
 from activities.errors import RemoteCommandFailed
 from activities.windows import services
@@ -162,7 +163,7 @@ def test_ensure_service_acts_only_where_the_host_differs(
 
 def test_creating_a_service_passes_its_whole_definition() -> None:
     plan = ensure_service_commands(SPEC, None, False)
-    line = plan.configure[0].line
+    line = script_of(plan.configure[0].line)
     assert "New-Service -Name 'svc'" in line
     assert r"-BinaryPathName 'C:\k\svc.exe --flag=1'" in line
     assert "-Description 'OpenShift managed svc'" in line

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncssh
 import pytest
+from windows_lines import script_of
 
 from activities.cloud.userdata import (
     azure_bootstrap_command,
@@ -111,8 +112,9 @@ def test_the_script_parses_with_the_twins_powershell_parser() -> None:
 
 def test_the_azure_bootstrap_command_copies_the_custom_data_to_a_ps1_and_runs_it() -> None:
     line = azure_bootstrap_command().line
-
     assert line.startswith("powershell.exe ")
+    line = script_of(line)
+
     assert (
         r"Copy-Item -Path 'C:\AzureData\CustomData.bin' "
         r"-Destination 'C:\AzureData\winfleet-bootstrap.ps1' -Force"

@@ -6,6 +6,7 @@ import base64
 from collections.abc import Callable
 
 import pytest
+from windows_lines import script_of
 
 import sim.windows.exec
 import sim.windows.pwsh_capability
@@ -96,24 +97,39 @@ def test_each_statement_builder_emits_exactly_this_text(built: str, expected: st
     assert built == expected
 
 
-def test_powershell_wraps_statements_in_one_quoted_command_that_stops_on_error() -> None:
+def test_powershell_sends_the_statements_encoded_in_one_command_that_stops_on_error() -> None:
     cmd = ps.powershell(ps.test_path(KUBELET), ps.get_service("kubelet"), display="look")
-    assert cmd.line == (
-        "powershell.exe -NoLogo -NoProfile -NonInteractive -Command "
-        "\"$ErrorActionPreference = 'Stop'; Test-Path -Path 'C:\\k\\kubelet.exe'; "
-        "Get-Service -Name 'kubelet'\""
+    argv = cmdline.split(cmd.line)
+    assert argv[:5] == [
+        "powershell.exe",
+        "-NoLogo",
+        "-NoProfile",
+        "-NonInteractive",
+        "-EncodedCommand",
+    ]
+    assert len(argv) == 6
+    assert base64.b64decode(argv[5]).decode("utf-16-le") == (
+        "$ErrorActionPreference = 'Stop'; Test-Path -Path 'C:\\k\\kubelet.exe'; "
+        "Get-Service -Name 'kubelet'"
     )
     assert cmd.display == "look"
     assert cmd.success_line is None
 
 
-def test_a_double_quote_inside_the_script_is_escaped_for_cmd() -> None:
-    cmd = ps.powershell(ps.set_content(WindowsPath(r"C:\k\q.txt"), 'say "hi"'), display="q")
-    argv = cmdline.split(cmd.line)
-    assert argv[-1] == "$ErrorActionPreference = 'Stop'; Set-Content -Path 'C:\\k\\q.txt' " + (
-        "-Value 'say \"hi\"'"
+@pytest.mark.parametrize("value", ['say "hi"', "100%PATH%", "a & b | c > d", "line\nbreak", "^"])
+def test_nothing_cmd_exe_would_act_on_appears_in_the_line(value: str) -> None:
+    cmd = ps.powershell(ps.set_content(WindowsPath(r"C:\k\q.txt"), value), display="q")
+    assert set(cmd.line) <= set(
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/=.- "
     )
-    assert cmdline.unquoted_operator(cmd.line) is None
+    assert script_of(cmd.line).endswith(ps.ps_quote(value))
+    assert value not in cmd.display
+
+
+def test_a_script_longer_than_cmd_exe_takes_is_refused_when_built() -> None:
+    long_value = "x" * 4000  # UTF-16 and base64 make the line about 2.7 times the script
+    with pytest.raises(ValueError, match="8191"):
+        ps.powershell(ps.set_content(WindowsPath(r"C:\k\big.txt"), long_value), display="big")
 
 
 def _cmdlet_params(command: pwsh_parser.Command) -> set[str]:
@@ -125,9 +141,7 @@ def test_each_statement_uses_only_cmdlets_and_parameters_the_twin_knows(
     built: str, _expected: str
 ) -> None:
     script = "; ".join([ps.STOP_ON_ERROR, ps.import_hns(), built])
-    argv = cmdline.split(ps.powershell(ps.import_hns(), built, display="x").line)
-    assert argv[:5] == ["powershell.exe", "-NoLogo", "-NoProfile", "-NonInteractive", "-Command"]
-    assert argv[5:] == [script]
+    assert script_of(ps.powershell(ps.import_hns(), built, display="x").line) == script
     for statement in pwsh_parser.parse(script):
         if isinstance(statement, pwsh_parser.Assignment):
             continue

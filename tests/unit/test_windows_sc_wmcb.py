@@ -29,7 +29,7 @@ TABLE: list[tuple[WindowsCommand, str, str]] = [
     ),
     (
         sc.sc_config("kubelet", r'"C:\Program Files\k\kubelet.exe" --v=2'),
-        r'sc.exe config kubelet binPath= "\"C:\Program Files\k\kubelet.exe\" --v=2" start= auto',
+        r'sc.exe config kubelet binPath= """C:\Program Files\k\kubelet.exe"" --v=2" start= auto',
         "sc config kubelet",
     ),
     (

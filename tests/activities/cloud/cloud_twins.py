@@ -27,6 +27,7 @@ from sim.k8s.server import KubeTwin
 from sim.windows.fleet import HostFleet
 
 REGION = "us-east-1"
+CLUSTER = "test-cluster"
 CIDR = "127.7.0.0/16"
 NAMESPACE = "winfleet"
 IMAGE_NAME = "Windows_Server-2019-English-Full-ContainersLatest-2026.11.01"
@@ -90,7 +91,12 @@ def new_account(endpoint_url: str) -> tuple[str, str]:
 
 def kube_env(twin: KubeTwin, **extra: str) -> dict[str, str]:
     """Settings env for the Kubernetes twin (plus whatever cloud settings a test adds)."""
-    return {"KUBECONFIG": str(twin.kubeconfig_path), "WINFLEET_NAMESPACE": NAMESPACE, **extra}
+    return {
+        "KUBECONFIG": str(twin.kubeconfig_path),
+        "WINFLEET_NAMESPACE": NAMESPACE,
+        "WINFLEET_CLUSTER_ID": CLUSTER,
+        **extra,
+    }
 
 
 async def put_configmap(name: str, data: dict[str, str]) -> None:

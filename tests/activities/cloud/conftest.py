@@ -4,7 +4,8 @@
 (an IAM user's access key selects it, so other tests' instances never show up here), with a VPC
 and subnet in 127.7.0.0/16 and an account-owned Windows Server 2019 "ContainersLatest" image.
 `aws_env` points winfleet's settings and the boto3 credential chain at it for one test.
-`kube_twin` starts `sim.k8s.server.KubeTwin` and points the settings' kubeconfig at it.
+`kube_twin` starts `sim.k8s.server.KubeTwin` and points the settings' kubeconfig at it (with
+WINFLEET_CLUSTER_ID=test-cluster): VM activities tag the cluster and forget host-key pins there.
 `azure` starts `sim.cloud.azure.AzureTwin` (ARM + AAD) whose VMs boot simulated hosts.
 """
 
@@ -73,12 +74,13 @@ def ec2() -> Iterator[Ec2]:
 
 
 @pytest.fixture
-def aws_env(ec2: Ec2, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ec2]:
+def aws_env(ec2: Ec2, kube_twin: KubeTwin, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ec2]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ec2.access_key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", ec2.secret_key)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    use_settings(Settings.from_env({"AWS_ENDPOINT_URL": ec2.endpoint_url, "AWS_REGION": REGION}))
+    env = kube_env(kube_twin, AWS_ENDPOINT_URL=ec2.endpoint_url, AWS_REGION=REGION)
+    use_settings(Settings.from_env(env))
     yield ec2
     use_settings(Settings.from_env({}))
 
@@ -109,7 +111,9 @@ async def kube_twin(tmp_path: Path) -> AsyncIterator[KubeTwin]:
 
 
 @pytest.fixture
-async def azure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Azure]:
+async def azure(
+    tmp_path: Path, kube_twin: KubeTwin, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Azure]:
     """`AzureTwin` (ARM + AAD over HTTPS) with a host fleet; settings and the service
     principal's environment point at it."""
     ca = CertificateAuthority("winfleet-test-azure-ca")
@@ -122,7 +126,7 @@ async def azure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
     monkeypatch.setenv("AZURE_TENANT_ID", twin.tenant_id)
     monkeypatch.setenv("AZURE_CLIENT_ID", twin.client_id)
     monkeypatch.setenv("AZURE_CLIENT_SECRET", twin.client_secret)
-    env = azure_env(twin, bundle)
+    env = {**azure_env(twin, bundle), **kube_env(kube_twin)}
     use_settings(Settings.from_env(env))
     try:
         yield Azure(twin, fleet, env)

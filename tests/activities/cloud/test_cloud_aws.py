@@ -7,15 +7,25 @@ from pathlib import Path
 import asyncssh
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
-from cloud_twins import REGION, Ec2, eventually, free_port, kube_env, opened_ports, put_key_secret
+from cloud_twins import (
+    CLUSTER,
+    REGION,
+    Ec2,
+    eventually,
+    free_port,
+    kube_env,
+    opened_ports,
+    put_key_secret,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.cloud import aws
+from activities.cloud.ownership import Owner
 from activities.cloud.vm import CreateVmInput, create_vm, terminate_vm
 from activities.config import Settings, use_settings
 from activities.contracts import AwsMachineSpec, HostRef, Platform
-from activities.errors import CloudRequestRejected, CloudUnavailable, InvalidRequest
+from activities.errors import CloudRequestRejected, CloudUnavailable
 from sim.cloud.aws import AwsTwin
 from sim.k8s.server import KubeTwin
 from sim.windows.fleet import HostFleet
@@ -26,9 +36,19 @@ def spec(ec2: Ec2, **kw: object) -> AwsMachineSpec:
     return AwsMachineSpec(**{**base, **kw})
 
 
-async def create(pool: str, node: str, s: AwsMachineSpec, public_key: str) -> HostRef:
-    """`create_aws_instance` inside an activity context (it heartbeats)."""
-    return await ActivityEnvironment().run(aws.create_aws_instance, pool, node, s, public_key)
+async def create(
+    pool: str,
+    node: str,
+    s: AwsMachineSpec,
+    public_key: str,
+    *,
+    cluster: str = CLUSTER,
+    run: str = "run-1",
+) -> HostRef:
+    """`create_aws_instance` inside an activity context (it heartbeats), as workflow run `run`."""
+    return await ActivityEnvironment().run(
+        aws.create_aws_instance, Owner(cluster, pool, node), s, public_key, incarnation=run
+    )
 
 
 async def test_creating_twice_launches_one_instance_and_returns_the_same_host(
@@ -57,6 +77,7 @@ async def test_the_instance_is_tagged_for_its_pool_and_node_and_runs_the_chosen_
     tags = {t["Key"]: t["Value"] for t in inst["Tags"]}
     assert tags == {
         "Name": "win-tags",
+        "winfleet.io/cluster": CLUSTER,
         "winfleet.io/pool": "pool-a",
         "winfleet.io/node": "win-tags",
     }
@@ -95,7 +116,7 @@ async def test_a_retried_launch_reuses_the_first_instance_even_if_tags_are_not_v
 
     monkeypatch.setattr(aws, "find_instance", tags_not_yet_visible)
     env = ActivityEnvironment()
-    args = ("pool-a", "win-token", spec(aws_env), public_key)
+    args = (Owner(CLUSTER, "pool-a", "win-token"), spec(aws_env), public_key)
     first = await env.run(aws.create_aws_instance, *args, incarnation="run-1")
     retry = await env.run(aws.create_aws_instance, *args, incarnation="run-1")
 
@@ -117,7 +138,8 @@ async def test_terminating_twice_is_fine_and_leaves_the_instance_terminated(
 
 
 async def test_terminating_an_instance_ec2_no_longer_knows_is_fine(aws_env: Ec2) -> None:
-    assert await aws.terminate_aws_instance("i-0123456789abcdef0") is True
+    owner = Owner(CLUSTER, "pool-a", "win-gone")
+    assert await aws.terminate_aws_instance("i-0123456789abcdef0", REGION, owner) is True
 
 
 async def test_an_instance_winfleet_did_not_tag_is_never_terminated(aws_env: Ec2) -> None:
@@ -126,8 +148,8 @@ async def test_an_instance_winfleet_did_not_tag_is_never_terminated(aws_env: Ec2
         ImageId=aws_env.image_id, MinCount=1, MaxCount=1, SubnetId=aws_env.subnet_id
     )["Instances"][0]["InstanceId"]
 
-    with pytest.raises(InvalidRequest, match="will not terminate"):
-        await aws.terminate_aws_instance(foreign)
+    with pytest.raises(CloudRequestRejected, match=r"not tagged by winfleet.*will not terminate"):
+        await aws.terminate_aws_instance(foreign, REGION, Owner(CLUSTER, "pool-a", "win-x"))
     assert aws_env.state(foreign) == "running"
     c.terminate_instances(InstanceIds=[foreign])
 
@@ -170,7 +192,9 @@ async def test_an_unreachable_ec2_endpoint_is_retryable(
     )
     try:
         with pytest.raises(CloudUnavailable, match="unreachable"):
-            await aws.create_aws_instance("pool-a", "win-down", AwsMachineSpec(), public_key)
+            await aws.create_aws_instance(
+                Owner(CLUSTER, "pool-a", "win-down"), AwsMachineSpec(), public_key
+            )
     finally:
         use_settings(Settings.from_env({}))
 

@@ -16,10 +16,11 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
     ServiceRequestError,
 )
-from cloud_twins import Azure, eventually, kube_env, opened_ports, put_key_secret
+from cloud_twins import CLUSTER, Azure, eventually, kube_env, opened_ports, put_key_secret
 from temporalio.testing import ActivityEnvironment
 
 from activities.cloud import azure as az
+from activities.cloud.ownership import Owner
 from activities.cloud.userdata import azure_bootstrap_command
 from activities.cloud.vm import CreateVmInput, create_vm, terminate_vm
 from activities.config import Settings, use_settings
@@ -37,9 +38,12 @@ def spec(a: Azure, **kw: Any) -> AzureMachineSpec:
     return AzureMachineSpec(**{**base, **kw})
 
 
-async def create(a: Azure, node: str, public_key: str, **kw: Any) -> HostRef:
+async def create(
+    a: Azure, node: str, public_key: str, *, pool: str = "pool-a", run: str = "run-1", **kw: Any
+) -> HostRef:
+    """`create_azure_vm` inside an activity context, as workflow run `run`."""
     return await ActivityEnvironment().run(
-        az.create_azure_vm, "pool-a", node, spec(a, **kw), public_key
+        az.create_azure_vm, Owner(CLUSTER, pool, node), spec(a, **kw), public_key, run=run
     )
 
 
@@ -64,7 +68,14 @@ async def test_creating_makes_a_vm_and_its_nic_and_returns_the_nics_address(
     assert host.created_by_us
     assert host.instance_id == vm["id"]
     assert host.address.startswith("127.7.200.")
-    assert vm["tags"] == {"winfleet-pool": "pool-a", "winfleet-node": "win-az1"}
+    assert vm["tags"] == {
+        "winfleet-cluster": CLUSTER,
+        "winfleet-pool": "pool-a",
+        "winfleet-node": "win-az1",
+        "winfleet-run": "run-1",
+    }
+    nic = azure.twin.network.get_nic(azure.twin.resource_group, "win-az1-nic")
+    assert nic["tags"] == vm["tags"]
     assert vm["properties"]["osProfile"]["computerName"] == "win-az1"
     assert vm["properties"]["osProfile"]["adminUsername"] == "capi"
 
@@ -236,19 +247,19 @@ async def test_a_vm_of_the_same_name_that_winfleet_did_not_create_is_left_alone(
     ]
     vm["tags"] = {"owner": "someone-else"}
 
-    with pytest.raises(CloudRequestRejected, match="not winfleet's"):
+    with pytest.raises(CloudRequestRejected, match="not tagged by winfleet"):
         await create(azure, "win-az9", public_key)
-    with pytest.raises(InvalidRequest, match="will not delete"):
-        await az.delete_azure_vm(azure.twin.resource_group, "win-az9")
+    with pytest.raises(CloudRequestRejected, match="neither use nor delete"):
+        await az.delete_azure_vm(azure.twin.resource_group, Owner(CLUSTER, "pool-a", "win-az9"))
     assert vm_names(azure) == ["win-az9"]
+    assert nic_names(azure) == ["win-az9-nic"]
 
 
 async def test_missing_subscription_is_an_invalid_request(public_key: str) -> None:
     use_settings(Settings.from_env({}))
     with pytest.raises(InvalidRequest, match="AZURE_SUBSCRIPTION_ID"):
         await az.create_azure_vm(
-            "pool-a",
-            "win-nosub",
+            Owner(CLUSTER, "pool-a", "win-nosub"),
             AzureMachineSpec(resource_group="rg", location="eastus", subnet_id="/s"),
             public_key,
         )

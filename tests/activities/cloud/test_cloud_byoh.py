@@ -30,7 +30,16 @@ async def test_a_listed_ip_becomes_a_host_winfleet_did_not_create(kube_twin: Kub
 
     host = await ActivityEnvironment().run(create_vm, byoh_input("10.1.2.3"))
 
-    assert host == HostRef(Platform.BYOH, HostAddress("10.1.2.3"), "Administrator", None, False)
+    assert host == HostRef(
+        Platform.BYOH,
+        HostAddress("10.1.2.3"),
+        "Administrator",
+        None,
+        created_by_us=False,
+        ip="10.1.2.3",
+        pool="pool-b",
+        node_name="win-byoh",
+    )
 
 
 async def test_the_username_comes_from_the_configmap(kube_twin: KubeTwin) -> None:

@@ -19,7 +19,7 @@ from activities.cloud.vm import (
     validate_create_vm_input,
     with_defaults,
 )
-from activities.config import Settings
+from activities.config import Settings, use_settings
 from activities.contracts import (
     AwsMachineSpec,
     AzureMachineSpec,
@@ -192,8 +192,12 @@ async def test_create_vm_keeps_heartbeating_while_a_cloud_call_is_slow(
 
     monkeypatch.setattr(vm, "HEARTBEAT_EVERY", 0.01)
     monkeypatch.setattr(vm, "load_private_key", key)
+    use_settings(Settings.from_env({"WINFLEET_CLUSTER_ID": "test-cluster"}))
     monkeypatch.setattr(aws, "create_aws_instance", slow_create)
     env = ActivityEnvironment()
     env.on_heartbeat = lambda *_: heartbeat_seen.set()
 
-    assert await env.run(create_vm, AWS) == host
+    try:
+        assert await env.run(create_vm, AWS) == host
+    finally:
+        use_settings(Settings.from_env({}))

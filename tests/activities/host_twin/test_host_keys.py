@@ -81,3 +81,68 @@ async def test_a_pin_moves_onto_a_node_whose_status_is_only_partly_filled(lab: L
     assert await hostkeys.pinned("10.0.0.9", "winworker-2") == key
     node = await kube.call_json("read node", kube.core().read_node, "winworker-2")
     assert node["metadata"]["annotations"][hostkeys.HOST_KEY_ANNOTATION] == key
+
+
+async def test_a_pin_written_between_read_and_write_is_compared_not_overwritten(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two onboardings pin one address at once: the later write is conditional, so it fails,
+    re-reads, and sees the earlier pin (no lost update)."""
+    await hostkeys.pin("10.0.0.5", None, new_host_key())  # the ConfigMap exists
+    theirs, ours = new_host_key(), new_host_key()
+    real = hostkeys._configmap
+    raced: list[str] = []
+
+    async def read_then_someone_pins() -> object:
+        cm = await real()
+        if not raced:
+            raced.append("x")
+            await hostkeys.pin("10.0.0.6", None, theirs)  # lands after our read
+        return cm
+
+    monkeypatch.setattr(hostkeys, "_configmap", read_then_someone_pins)
+    with pytest.raises(HostKeyMismatch, match=r"10\.0\.0\.6"):
+        await hostkeys.pin("10.0.0.6", None, ours)
+    assert (await lab.pinned_in_configmap())["10.0.0.6"] == theirs
+
+
+async def test_a_node_pin_written_between_read_and_write_is_compared_not_overwritten(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await lab.create_node("winworker-3")
+    theirs, ours = new_host_key(), new_host_key()
+    real = hostkeys._node
+    raced: list[str] = []
+
+    async def read_then_someone_pins(name: str | None) -> object:
+        node = await real(name)
+        if not raced:
+            raced.append("x")
+            await hostkeys.pin("10.0.0.7", "winworker-3", theirs)
+        return node
+
+    monkeypatch.setattr(hostkeys, "_node", read_then_someone_pins)
+    with pytest.raises(HostKeyMismatch, match="winworker-3"):
+        await hostkeys.pin("10.0.0.7", "winworker-3", ours)
+    assert (await lab.node_annotations("winworker-3"))[hostkeys.HOST_KEY_ANNOTATION] == theirs
+
+
+async def test_forgetting_a_terminated_vms_pin_leaves_a_same_named_node_of_another_machine(
+    lab: Lab,
+) -> None:
+    await lab.create_node("winworker-4")
+    await kube.call_json(
+        "report address",
+        kube.core().patch_node_status,
+        "winworker-4",
+        {"status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.44"}]}},
+        _content_type="application/merge-patch+json",
+    )
+    key = new_host_key()
+    await hostkeys.pin("10.0.0.44", "winworker-4", key)
+
+    await hostkeys.forget("10.0.0.8", "winworker-4", node_ip="10.0.0.8")  # another machine's
+    assert (await lab.node_annotations("winworker-4"))[hostkeys.HOST_KEY_ANNOTATION] == key
+
+    await hostkeys.forget("10.0.0.44", "winworker-4", node_ip="10.0.0.44")  # this one's
+    assert hostkeys.HOST_KEY_ANNOTATION not in await lab.node_annotations("winworker-4")

@@ -2,20 +2,34 @@
 
 `twin` starts `sim.k8s.server.KubeTwin` (which seeds winfleet's namespace) and points winfleet's
 settings at the twin's (admin) kubeconfig; `admin`, `bootstrapper` and `as_node(name)` are the
-identities tests act as.
+identities tests act as. `kubelet_host` is the simulated Windows host the node runs on (SSH on
+KUBELET_IP:22, trusting the key in Secret `cloud-private-key`): the CSR activity reads the
+kubelet's bootstrap key from its disk.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import asyncssh
 import pytest
-from twin_callers import NAMESPACE, OPEN_CLIENTS, Caller
+from kubernetes import client
+from twin_callers import (
+    KUBELET_HOSTNAME,
+    KUBELET_IP,
+    NAMESPACE,
+    OPEN_CLIENTS,
+    Caller,
+    KubeletHost,
+)
 
 from activities import kube
 from activities.config import Settings, use_settings
+from activities.keys import PRIVATE_KEY_FIELD, public_key_openssh
 from sim.k8s.server import KubeTwin
+from sim.windows.fleet import HostFleet, HostSpec
 
 
 @pytest.fixture
@@ -39,6 +53,25 @@ async def twin(tmp_path: Path) -> AsyncIterator[KubeTwin]:
             OPEN_CLIENTS.pop().close()
         use_settings(Settings.from_env({}))
         await t.stop()
+
+
+@pytest.fixture
+async def kubelet_host(twin: KubeTwin, tmp_path: Path) -> AsyncIterator[KubeletHost]:
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    secret = client.V1Secret(
+        metadata=client.V1ObjectMeta(name="cloud-private-key", namespace=NAMESPACE),
+        data={PRIVATE_KEY_FIELD: base64.b64encode(key.export_private_key()).decode()},
+    )
+    await kube.call("create secret", kube.core().create_namespaced_secret, NAMESPACE, secret)
+    fleet = HostFleet(tmp_path / "fleet", ssh_port=22)
+    await fleet.start()
+    try:
+        host = await fleet.add_host(
+            HostSpec(KUBELET_IP, KUBELET_HOSTNAME, authorized_keys=(public_key_openssh(key),))
+        )
+        yield KubeletHost(host)
+    finally:
+        await fleet.stop()
 
 
 @pytest.fixture

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, ClassVar
 
+import csr_forge as forge
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 from twin_callers import (
+    KUBELET_IP,
     SERVING_SIGNER,
     SERVING_USAGES,
     Caller,
+    KubeletHost,
     events_for,
     eventually,
 )
@@ -21,10 +28,13 @@ from twin_callers import (
 from activities import kube
 from activities.csr import ApproveCsrsInput, ApproveCsrsResult, approve_node_csrs
 from sim.k8s.server import KubeTwin
+from sim.pki import new_private_key_pem
 
 NODE = "winworker-7"
-IP = "127.5.0.7"
-INPUT = ApproveCsrsInput(node_name=NODE, addresses=(IP,), dns_names=(NODE,), timeout_s=30.0)
+IP = KUBELET_IP
+INPUT = ApproveCsrsInput(
+    node_name=NODE, addresses=(IP,), dns_names=(NODE,), timeout_s=30.0, address=IP
+)
 
 
 def csr(twin: KubeTwin, name: str) -> dict[str, Any]:
@@ -49,11 +59,16 @@ async def kubelet(
     bootstrapper: Caller,
     admin: Caller,
     as_node: Callable[[str], Caller],
+    host: KubeletHost,
     before_serving: Callable[[], Any] | None = None,
 ) -> None:
-    """What kubelet does: client CSR, wait for its certificate, register, serving CSR."""
-    await bootstrapper.create_csr("csr-client", NODE)
-    await eventually("the client certificate", lambda: certificate(twin, "csr-client"))
+    """What kubelet does: keep its key, client CSR, wait for its certificate, register,
+    serving CSR."""
+    key_pem = new_private_key_pem()
+    host.keep_bootstrap_key(key_pem)
+    await bootstrapper.create_csr("csr-client", NODE, key_pem=key_pem)
+    cert = await eventually("the client certificate", lambda: certificate(twin, "csr-client"))
+    host.certificate_issued(base64.b64decode(cert), key_pem)
     await admin.create_node(NODE, ip=IP)  # kubelet registers (admin stands in for the write)
     if before_serving is not None:
         await before_serving()
@@ -63,11 +78,15 @@ async def kubelet(
 
 
 async def test_kubelets_client_then_serving_csr_are_approved_and_signed(
-    twin: KubeTwin, bootstrapper: Caller, admin: Caller, as_node: Callable[[str], Caller]
+    twin: KubeTwin,
+    bootstrapper: Caller,
+    admin: Caller,
+    as_node: Callable[[str], Caller],
+    kubelet_host: KubeletHost,
 ) -> None:
     result, _ = await asyncio.gather(
         ActivityEnvironment().run(approve_node_csrs, INPUT),
-        kubelet(twin, bootstrapper, admin, as_node),
+        kubelet(twin, bootstrapper, admin, as_node, kubelet_host),
     )
     assert result == ApproveCsrsResult(client_csr="csr-client", serving_csr="csr-serving")
     assert approved_by_winfleet(twin, "csr-client")
@@ -76,7 +95,11 @@ async def test_kubelets_client_then_serving_csr_are_approved_and_signed(
 
 
 async def test_forged_csrs_stay_pending_with_one_csr_refused_event_each(
-    twin: KubeTwin, bootstrapper: Caller, admin: Caller, as_node: Callable[[str], Caller]
+    twin: KubeTwin,
+    bootstrapper: Caller,
+    admin: Caller,
+    as_node: Callable[[str], Caller],
+    kubelet_host: KubeletHost,
 ) -> None:
     # Before kubelet asks: an admin-made client CSR and a CSR for some Linux node.
     await admin.create_csr("csr-forged-by-admin", NODE)
@@ -98,7 +121,7 @@ async def test_forged_csrs_stay_pending_with_one_csr_refused_event_each(
 
     result, _ = await asyncio.gather(
         ActivityEnvironment().run(approve_node_csrs, INPUT),
-        kubelet(twin, bootstrapper, admin, as_node, before_serving=impostors),
+        kubelet(twin, bootstrapper, admin, as_node, kubelet_host, before_serving=impostors),
     )
     assert result == ApproveCsrsResult(client_csr="csr-client", serving_csr="csr-serving")
     rules = {
@@ -142,11 +165,15 @@ async def test_silence_until_the_deadline_is_a_retryable_node_not_ready_yet(
 
 
 async def test_a_retry_after_success_returns_at_once_without_touching_anything(
-    twin: KubeTwin, bootstrapper: Caller, admin: Caller, as_node: Callable[[str], Caller]
+    twin: KubeTwin,
+    bootstrapper: Caller,
+    admin: Caller,
+    as_node: Callable[[str], Caller],
+    kubelet_host: KubeletHost,
 ) -> None:
     first, _ = await asyncio.gather(
         ActivityEnvironment().run(approve_node_csrs, INPUT),
-        kubelet(twin, bootstrapper, admin, as_node),
+        kubelet(twin, bootstrapper, admin, as_node, kubelet_host),
     )
     await eventually("the serving certificate", lambda: certificate(twin, "csr-serving"))
     names = ("csr-client", "csr-serving")
@@ -160,20 +187,22 @@ async def test_a_retry_after_success_returns_at_once_without_touching_anything(
 
 
 async def test_a_briefly_failing_api_server_does_not_fail_the_approval(
-    twin: KubeTwin, bootstrapper: Caller, admin: Caller, as_node: Callable[[str], Caller]
+    twin: KubeTwin,
+    bootstrapper: Caller,
+    admin: Caller,
+    as_node: Callable[[str], Caller],
+    kubelet_host: KubeletHost,
 ) -> None:
     twin.faults.add("list", "certificatesigningrequests", status=500, count=2)
     result, _ = await asyncio.gather(
         ActivityEnvironment().run(approve_node_csrs, INPUT),
-        kubelet(twin, bootstrapper, admin, as_node),
+        kubelet(twin, bootstrapper, admin, as_node, kubelet_host),
     )
     assert result.serving_csr == "csr-serving"
 
 
 def _with_timeout(seconds: float) -> ApproveCsrsInput:
-    return ApproveCsrsInput(
-        node_name=NODE, addresses=INPUT.addresses, dns_names=INPUT.dns_names, timeout_s=seconds
-    )
+    return replace(INPUT, timeout_s=seconds)
 
 
 async def test_an_approval_that_races_another_writer_is_retried_and_lands_once(
@@ -181,6 +210,7 @@ async def test_an_approval_that_races_another_writer_is_retried_and_lands_once(
     bootstrapper: Caller,
     admin: Caller,
     as_node: Callable[[str], Caller],
+    kubelet_host: KubeletHost,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     real = kube.certificates
@@ -213,7 +243,7 @@ async def test_an_approval_that_races_another_writer_is_retried_and_lands_once(
     monkeypatch.setattr(kube, "certificates", RacingWriter)
     result, _ = await asyncio.gather(
         ActivityEnvironment().run(approve_node_csrs, INPUT),
-        kubelet(twin, bootstrapper, admin, as_node),
+        kubelet(twin, bootstrapper, admin, as_node, kubelet_host),
     )
     assert result.client_csr == "csr-client"
     assert RacingWriter.attempts.count("csr-client") == 2  # 409 on the first, then re-read
@@ -223,14 +253,20 @@ async def test_an_approval_that_races_another_writer_is_retried_and_lands_once(
 
 
 async def test_a_serving_csr_seen_before_its_node_is_approved_later_without_a_refusal(
-    twin: KubeTwin, bootstrapper: Caller, admin: Caller, as_node: Callable[[str], Caller]
+    twin: KubeTwin,
+    bootstrapper: Caller,
+    admin: Caller,
+    as_node: Callable[[str], Caller],
+    kubelet_host: KubeletHost,
 ) -> None:
     beats = asyncio.Queue[None]()
     env = ActivityEnvironment()
     env.on_heartbeat = lambda *_: beats.put_nowait(None)
 
     async def kubelet_racing_its_registration() -> None:
-        await bootstrapper.create_csr("csr-client", NODE)
+        key_pem = new_private_key_pem()
+        kubelet_host.keep_bootstrap_key(key_pem)
+        await bootstrapper.create_csr("csr-client", NODE, key_pem=key_pem)
         await eventually("the client certificate", lambda: certificate(twin, "csr-client"))
         await as_node(NODE).create_csr(
             "csr-serving", NODE, signer=SERVING_SIGNER, usages=SERVING_USAGES, ips=(IP,)
@@ -263,3 +299,150 @@ async def test_a_serving_csr_approved_elsewhere_against_the_rules_does_not_count
         await ActivityEnvironment().run(approve_node_csrs, _with_timeout(1.5))
     assert err.value.type == "NodeNotReadyYet"
     assert "serving" in err.value.message
+
+
+async def test_unparseable_csrs_in_the_cluster_are_refused_and_do_not_stop_a_good_one(
+    twin: KubeTwin,
+    bootstrapper: Caller,
+    admin: Caller,
+    as_node: Callable[[str], Caller],
+    kubelet_host: KubeletHost,
+) -> None:
+    """Requests the API server (Go) accepts but `cryptography` cannot parse."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    odd_org = forge.node_subject(NODE, org=forge.t61(b"syst\xe8me"))
+    odd_cn = forge.seq(
+        forge.attribute(forge.ORGANIZATION, forge.utf8("system:nodes")),
+        forge.attribute(forge.COMMON_NAME, forge.t61(f"system:node:{NODE}\xe9".encode("latin-1"))),
+    )
+    x400 = forge.extension(forge.SAN, forge.seq(forge.dns_name(NODE), forge.x400_address()))
+    edi = forge.extension(forge.SAN, forge.seq(forge.dns_name(NODE), forge.edi_party_name()))
+    broken = forge.extension(forge.KEY_USAGE, b"\x01\x02junk")
+    await bootstrapper.create_csr("csr-t61", NODE, request_pem=forge.request_pem(key, odd_org))
+    await bootstrapper.create_csr("csr-no-cn", NODE, request_pem=forge.request_pem(key, odd_cn))
+    await bootstrapper.create_csr(
+        "csr-broken-ext",
+        NODE,
+        request_pem=forge.request_pem(key, forge.node_subject(NODE), (broken,)),
+    )
+    for name, san in (("csr-x400", x400), ("csr-edi", edi)):
+        await as_node(NODE).create_csr(
+            name,
+            NODE,
+            signer=SERVING_SIGNER,
+            usages=SERVING_USAGES,
+            request_pem=forge.request_pem(key, forge.node_subject(NODE), (san,)),
+        )
+
+    result, _ = await asyncio.gather(
+        ActivityEnvironment().run(approve_node_csrs, INPUT),
+        kubelet(twin, bootstrapper, admin, as_node, kubelet_host),
+    )
+
+    assert result == ApproveCsrsResult(client_csr="csr-client", serving_csr="csr-serving")
+    reasons = {
+        "csr-t61": "subject cannot be decoded",
+        "csr-broken-ext": "extensions cannot be parsed",
+        "csr-x400": "extensions cannot be parsed",
+        "csr-edi": "extensions cannot be parsed",
+    }
+    for name, why in reasons.items():
+        assert undecided(twin, name)
+        (event,) = events_for(twin, "CSRRefused", name)
+        assert why in event["message"]
+    assert undecided(twin, "csr-no-cn")  # its CN cannot even be read: not this node's
+    assert events_for(twin, "CSRRefused", "csr-no-cn") == []
+
+
+async def test_a_client_csr_with_the_right_name_but_another_key_is_never_approved(
+    twin: KubeTwin,
+    bootstrapper: Caller,
+    admin: Caller,
+    as_node: Callable[[str], Caller],
+    kubelet_host: KubeletHost,
+) -> None:
+    """An impostor with the bootstrap credentials asks first, in the node's name."""
+    real_key = new_private_key_pem()
+    kubelet_host.keep_bootstrap_key(real_key)
+    await bootstrapper.create_csr("csr-impostor", NODE)  # its own key, same identity
+
+    async def the_real_kubelet() -> None:
+        await eventually(
+            "a refusal of the impostor", lambda: events_for(twin, "CSRRefused", "csr-impostor")
+        )
+        await bootstrapper.create_csr("csr-client", NODE, key_pem=real_key)
+        cert = await eventually("the client certificate", lambda: certificate(twin, "csr-client"))
+        kubelet_host.certificate_issued(base64.b64decode(cert), real_key)
+        await admin.create_node(NODE, ip=IP)
+        await as_node(NODE).create_csr(
+            "csr-serving", NODE, signer=SERVING_SIGNER, usages=SERVING_USAGES, ips=(IP,)
+        )
+
+    result, _ = await asyncio.gather(
+        ActivityEnvironment().run(approve_node_csrs, INPUT), the_real_kubelet()
+    )
+
+    assert result.client_csr == "csr-client"
+    assert undecided(twin, "csr-impostor")
+    assert certificate(twin, "csr-impostor") == ""
+    (event,) = events_for(twin, "CSRRefused", "csr-impostor")
+    assert "not the one of the kubelet's bootstrap key on this host" in event["message"]
+
+
+async def test_at_most_one_client_csr_is_approved_even_when_the_activity_is_retried(
+    twin: KubeTwin, bootstrapper: Caller, kubelet_host: KubeletHost
+) -> None:
+    key_pem = new_private_key_pem()
+    kubelet_host.keep_bootstrap_key(key_pem)
+    await bootstrapper.create_csr("csr-first", NODE, key_pem=key_pem)
+    await eventually("the first CSR", lambda: csr(twin, "csr-first"))
+    await bootstrapper.create_csr("csr-second", NODE, key_pem=key_pem)
+
+    for _attempt in range(2):  # the Node never registers: each attempt runs out of time
+        with pytest.raises(ApplicationError) as err:
+            await ActivityEnvironment().run(approve_node_csrs, _with_timeout(1.5))
+        assert err.value.type == "NodeNotReadyYet"
+
+    assert approved_by_winfleet(twin, "csr-first")
+    assert undecided(twin, "csr-second")
+    (event,) = events_for(twin, "CSRRefused", "csr-second")
+    assert "csr-first of the same kubelet key is already approved" in event["message"]
+
+
+async def test_without_the_kubelets_key_on_the_host_no_client_csr_is_approved(
+    twin: KubeTwin, bootstrapper: Caller, kubelet_host: KubeletHost
+) -> None:
+    await bootstrapper.create_csr("csr-client", NODE)  # the host holds no bootstrap key
+
+    with pytest.raises(ApplicationError) as err:
+        await ActivityEnvironment().run(approve_node_csrs, _with_timeout(1.5))
+
+    assert err.value.type == "NodeNotReadyYet"
+    assert "kubelet-client.key.tmp" in err.value.message and IP in err.value.message
+    assert undecided(twin, "csr-client")
+    assert events_for(twin, "CSRRefused", "csr-client") == []  # too early, not forged
+
+
+async def test_the_kubelets_key_never_reaches_logs_or_the_result(
+    twin: KubeTwin,
+    bootstrapper: Caller,
+    admin: Caller,
+    as_node: Callable[[str], Caller],
+    kubelet_host: KubeletHost,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    result, _ = await asyncio.gather(
+        ActivityEnvironment().run(approve_node_csrs, INPUT),
+        kubelet(twin, bootstrapper, admin, as_node, kubelet_host),
+    )
+    key_pem = (
+        (kubelet_host.pki / "kubelet-client-current.pem")
+        .read_text()
+        .split("-----END CERTIFICATE-----")[-1]
+    )
+    body = "".join(key_pem.strip().splitlines()[1:-1])
+    assert len(body) > 40
+    for line in (body[i : i + 40] for i in range(0, len(body) - 40, 40)):
+        assert line not in caplog.text
+        assert line not in repr(result)

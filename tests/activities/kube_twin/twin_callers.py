@@ -19,8 +19,12 @@ from kubernetes import client
 
 from sim.k8s.server import KubeTwin
 from sim.pki import make_csr, new_private_key_pem
+from sim.windows.host import SimulatedWindowsHost
 
 NAMESPACE = "winfleet"
+KUBELET_IP = "127.5.0.7"
+KUBELET_HOSTNAME = "WINWORKER-7"
+PKI = "C/var/lib/kubelet/pki"
 CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
 SERVING_SIGNER = "kubernetes.io/kubelet-serving"
 CLIENT_USAGES = ("digital signature", "key encipherment", "client auth")
@@ -79,8 +83,14 @@ class Caller:
         dns: tuple[str, ...] = (),
         ips: tuple[str, ...] = (),
         cn: str | None = None,
+        key_pem: bytes | None = None,
+        request_pem: bytes | None = None,
     ) -> str:
-        pem = make_csr(new_private_key_pem(), cn or f"system:node:{node}", orgs, dns, ips)
+        """Create a CSR: made from the arguments (and `key_pem`, else a new key), or exactly
+        `request_pem` (a hand-built request)."""
+        pem = request_pem or make_csr(
+            key_pem or new_private_key_pem(), cn or f"system:node:{node}", orgs, dns, ips
+        )
         body = client.V1CertificateSigningRequest.from_dict(
             {
                 "apiVersion": "certificates.k8s.io/v1",
@@ -146,6 +156,24 @@ class Caller:
             {"metadata": {"annotations": annotations}},
             _content_type="application/merge-patch+json",
         )
+
+
+class KubeletHost:
+    """The simulated host a node runs on; tests play its kubelet's part on its disk."""
+
+    def __init__(self, host: SimulatedWindowsHost) -> None:
+        self.host = host
+        self.pki = host.root / PKI
+
+    def keep_bootstrap_key(self, key_pem: bytes) -> None:
+        """As kubelet does before it sends its client CSR: the key waits in a .tmp file."""
+        self.pki.mkdir(parents=True, exist_ok=True)
+        (self.pki / "kubelet-client.key.tmp").write_bytes(key_pem)
+
+    def certificate_issued(self, cert_pem: bytes, key_pem: bytes) -> None:
+        """As kubelet does once its certificate is issued: -current.pem, and no .tmp key."""
+        (self.pki / "kubelet-client-current.pem").write_bytes(cert_pem + key_pem)
+        (self.pki / "kubelet-client.key.tmp").unlink(missing_ok=True)
 
 
 async def eventually(what: str, check: Callable[[], Any], within: float = 10.0) -> Any:
