@@ -18,6 +18,11 @@ PoolName = NewType("PoolName", str)
 
 TASK_QUEUE = "winfleet"
 ANNOTATION_PREFIX = "windowsmachineconfig.openshift.io/"
+POOL_LABEL = "winfleet.io/pool"  # on every Node of a pool: the pool's name
+# Set by winfleet when it cordons a node (value: the run that did); winfleet only ever
+# uncordons a node that carries it, so a node an admin cordoned stays cordoned.
+CORDONED_BY_ANNOTATION = "winfleet.io/cordoned-by"
+HOST_ANNOTATION = "winfleet.io/host"  # the address a node's host is reached at (BYOH matching)
 
 
 class Platform(StrEnum):
@@ -148,6 +153,18 @@ class Progress:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PoolVm:
+    """A pool's VM, named by what it is tagged for (cluster from the worker, pool, node): what a
+    decommission deletes when the VM was launched by an earlier run (the pool's own)."""
+
+    pool: str
+    node_name: str
+    platform: Platform
+    region: str = ""  # AWS; empty: the worker's
+    resource_group: str = ""  # Azure; empty: the worker's
+
+
 class DecommissionStep(StrEnum):
     """What `DecommissionWindowsNode` does, in this order (each only when asked for)."""
 
@@ -177,6 +194,7 @@ class DecommissionInput:
     node_uid: str = ""  # delete only the Node with this UID...
     node_created_after: str = ""  # ...or, without one, only a Node created since (ISO 8601)
     terminate_vm: bool = False  # the VM in `host` (refused for a BYOH host)
+    retire_vm: PoolVm | None = None  # or: the pool's VM for this node, found by its tags
     forget_pin: bool = False  # the host key pinned for `host.address`
     best_effort: bool = False  # compensation: try every step, report what was left
     claimed_by: str = ""  # the caller holds the node's claim; empty: claim it here

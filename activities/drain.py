@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from temporalio import activity
 
 from activities import events, kube
+from activities.contracts import CORDONED_BY_ANNOTATION
 from activities.errors import DrainTimedOut, InvalidRequest, boundary
 from activities.node import (
-    CORDONED_BY_ANNOTATION,
     OS_LABEL,
     JsonObject,
     call_json,

@@ -23,7 +23,13 @@ from temporalio import activity
 
 from activities import events, kube, polling
 from activities.config import settings
-from activities.contracts import ANNOTATION_PREFIX, NodeBefore
+from activities.contracts import (
+    ANNOTATION_PREFIX,
+    CORDONED_BY_ANNOTATION,
+    HOST_ANNOTATION,
+    POOL_LABEL,
+    NodeBefore,
+)
 from activities.errors import InvalidRequest, KubernetesUnavailable, NodeNotReadyYet, boundary
 
 T = TypeVar("T")
@@ -32,9 +38,6 @@ OS_LABEL = "kubernetes.io/os"
 VERSION_ANNOTATION = ANNOTATION_PREFIX + "version"
 PUB_KEY_HASH_ANNOTATION = ANNOTATION_PREFIX + "pub-key-hash"
 PRIVATE_KEY_FIELD = "private-key.pem"
-# Set by winfleet when it cordons a node (value: the run that did); winfleet only ever
-# uncordons a node that carries it, so a node an admin cordoned stays cordoned.
-CORDONED_BY_ANNOTATION = "winfleet.io/cordoned-by"
 
 JsonObject = dict[str, Any]
 
@@ -67,6 +70,8 @@ class FinalizeNodeInput:
     # Reference to the secret holding the SSH private key; its public key's hash is annotated.
     private_key_secret: str = "cloud-private-key"
     pub_key_hash: str = ""  # given: used as is, the secret is not read
+    pool: str = ""  # labelled winfleet.io/pool=<pool> (a pool's members are found by it)
+    host: str = ""  # annotated winfleet.io/host: the address the host is reached at
 
 
 @dataclass(frozen=True)
@@ -235,11 +240,17 @@ async def finalize_node(inp: FinalizeNodeInput) -> str:
     cordoned = bool((node.get("spec") or {}).get("unschedulable"))
     # Only a cordon winfleet set is lifted; someone else's stays (and is said so).
     ours = cordoned and bool(notes.get(CORDONED_BY_ANNOTATION))
+    if inp.host:
+        wanted[HOST_ANNOTATION] = inp.host
     patch: JsonObject = {"metadata": {"annotations": wanted}}
+    labels = meta.get("labels") or {}
+    if inp.pool and labels.get(POOL_LABEL) != inp.pool:
+        patch["metadata"]["labels"] = {POOL_LABEL: inp.pool}
     if ours or (not cordoned and CORDONED_BY_ANNOTATION in notes):
         wanted[CORDONED_BY_ANNOTATION] = None
         patch["spec"] = {"unschedulable": False}
-    if "spec" in patch or any(notes.get(k) != v for k, v in wanted.items()):
+    changed = "spec" in patch or "labels" in patch["metadata"]
+    if changed or any(notes.get(k) != v for k, v in wanted.items()):
         await call_json(
             f"annotate node {inp.node_name}" + (" and uncordon it" if ours else ""),
             kube.core().patch_node,

@@ -22,9 +22,16 @@ from activities.contracts import (
     Platform,
     PoolName,
 )
+from activities.contracts import (
+    CORDONED_BY_ANNOTATION as CORDONED_BY_ANNOTATION,  # re-exported for the fleet modules
+)
+from activities.contracts import (
+    HOST_ANNOTATION as HOST_ANNOTATION,
+)
+from activities.contracts import (
+    POOL_LABEL as POOL_LABEL,
+)
 
-POOL_LABEL = "winfleet.io/pool"  # on every Node of a pool: the pool's name
-CORDONED_BY_ANNOTATION = "winfleet.io/cordoned-by"  # who cordoned the node (a workflow ID)
 VERSION_ANNOTATION = ANNOTATION_PREFIX + "version"  # the payload version a node runs
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # as in the CRD; Monday = 0
 
@@ -145,3 +152,156 @@ class NodeView:
     def available(self) -> bool:
         """Ready, schedulable and not being deleted."""
         return self.ready == "True" and not self.unschedulable and not self.deleting
+
+
+# --- the pool workflow and its disruption ledger ---------------------------------------------
+POOL_GROUP = "winfleet.io"
+POOL_VERSION = "v1alpha1"
+POOL_PLURAL = "windowsmachinepools"
+POOL_KIND = "WindowsMachinePool"
+POOL_FINALIZER = "winfleet.io/pool-cleanup"  # nodes are taken out before the pool goes away
+
+
+@dataclass(frozen=True)
+class PoolSignal:
+    """`spec_changed`: the watcher saw a new generation of the pool (or its deletion)."""
+
+    generation: int = 0
+    deleted: bool = False
+
+
+class GrantKind(StrEnum):
+    DISRUPT = "disrupt"  # the node is (about to be) taken down: counts against the budget
+    SURGE = "surge"  # a replacement is being added first; the node itself still serves
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One entry of a pool's disruption ledger."""
+
+    node: str
+    holder: str  # the workflow ID of the disruptor (upgrade-<pool>, pool-<pool>, ...)
+    reason: str
+    since: str  # ISO 8601
+    kind: GrantKind = GrantKind.DISRUPT
+    replacement: str = ""  # the node that takes its place, when there is one
+
+
+@dataclass(frozen=True)
+class DisruptionRequest:
+    pool: str
+    holder: str
+    node: str
+    reason: str
+    kind: GrantKind = GrantKind.DISRUPT
+    replacement: str = ""
+    pool_workflow_id: str = ""  # set by the calling workflow (workflows/ids.py)
+
+
+@dataclass(frozen=True)
+class DisruptionDecision:
+    granted: bool
+    why: str = ""  # when not granted: what it waits for
+    max_unavailable: int = 0
+    unavailable: int = 0  # now, counting this grant when given
+
+
+@dataclass(frozen=True)
+class DisruptionRelease:
+    pool: str
+    holder: str
+    node: str
+    pool_workflow_id: str = ""
+
+
+@dataclass(frozen=True)
+class PoolObservation:
+    """A pool's members as the cluster shows them, and (BYOH) the hosts it should have."""
+
+    found: bool  # the WindowsMachinePool exists (and is not being deleted)
+    nodes: tuple[NodeView, ...] = ()
+    byoh_hosts: tuple[ByohHostSpec, ...] = ()
+    generation: int = 0
+
+
+@dataclass(frozen=True)
+class Availability:
+    """How many of a pool's desired replicas serve now (for a grant decision; small)."""
+
+    available: int
+    available_nodes: tuple[str, ...] = ()  # of the nodes asked about: those that serve now
+    unavailable: tuple[str, ...] = ()  # "<node>: <reason>", at most a few
+
+
+@dataclass(frozen=True)
+class RolloutReport:
+    """What `UpgradeWindowsPool` tells its pool, which writes it into the pool's status."""
+
+    target_version: str
+    state: str  # Planning | Progressing | Paused | Waiting | Halted | Completed
+    done: int = 0
+    in_flight: tuple[str, ...] = ()
+    remaining: int = 0
+    waiting_for: str = ""
+    started_at: str = ""
+    message: str = ""  # why it halted, or what it finished
+
+
+@dataclass(frozen=True)
+class PoolCarry:
+    """What a pool workflow hands to its next run (continue-as-new)."""
+
+    ledger: tuple[Grant, ...] = ()
+    generation: int = 0
+    rollout: RolloutReport | None = None
+    failures: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PoolRun:
+    """Start input of `WindowsPool` (workflow ID `pool-<name>`), started by the pool watcher."""
+
+    pool: str
+    carry: PoolCarry | None = None
+
+
+# --- the rolling upgrade -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class RolloutCarry:
+    """What a rollout hands to its next run (continue-as-new): the plan and where it stands."""
+
+    target: str
+    order: tuple[str, ...]
+    done: tuple[str, ...] = ()
+    replaced_by: tuple[tuple[str, str], ...] = ()  # (old node, its replacement)
+    paused: bool = False
+    canary_done: bool = False
+    started_at: str = ""
+
+
+@dataclass(frozen=True)
+class UpgradeInput:
+    """Start input of `UpgradeWindowsPool` (workflow ID `upgrade-<pool>`): plain JSON
+    `{"pool": "<name>", "version": "<v>"}` from the CLI, `temporal` or the Web UI."""
+
+    pool: str
+    version: str = ""  # empty: the pool's spec.version; given: the pool's spec is set to it first
+    carry: RolloutCarry | None = None
+
+
+@dataclass(frozen=True)
+class RolloutProgress:
+    """What the rollout's `progress` query returns (display only)."""
+
+    pool: str
+    target_version: str
+    state: str
+    plan: tuple[str, ...]
+    done: tuple[str, ...]
+    in_flight: tuple[str, ...]
+    remaining: tuple[str, ...]
+    paused: bool
+    budget: str  # maxUnhealthy as set (count or percentage)
+    waiting_for: str = ""
+    message: str = ""
+    started_at: str = ""

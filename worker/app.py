@@ -17,7 +17,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.claims import claim_node, release_node
-from activities.cloud.vm import create_vm, release_vm, terminate_vm
+from activities.cloud.vm import create_vm, release_vm, retire_vm, terminate_vm
 from activities.config import Settings, use_settings
 from activities.contracts import TASK_QUEUE
 from activities.csr import approve_node_csrs
@@ -35,11 +35,28 @@ from activities.node import (
     wait_node_ready,
 )
 from activities.payload import copy_payload
+from activities.pool_client import (
+    release_disruption,
+    request_disruption,
+    running_workflows,
+    start_workflow_once,
+)
+from activities.pool_state import (
+    observe_pool,
+    pool_availability,
+    pool_finalizer,
+    read_pool,
+    set_pool_spec,
+    write_pool_status,
+)
 from activities.preflight import preflight_node
+from worker.pool_watcher import PoolWatcher
 from worker.temporal import task_queue
 from workflows.decoding import data_converter
 from workflows.decommission import DecommissionWindowsNode
 from workflows.onboard import OnboardWindowsNode
+from workflows.pool import WindowsPool
+from workflows.upgrade import UpgradeWindowsPool
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +84,19 @@ ACTIVITIES: Sequence[Callable[..., Any]] = (
     uncordon_node,
     drain_node,
     forget_host_key,
+    retire_vm,
+    read_pool,
+    observe_pool,
+    pool_availability,
+    write_pool_status,
+    set_pool_spec,
+    pool_finalizer,
+    request_disruption,
+    release_disruption,
+    running_workflows,
+    start_workflow_once,
 )
-WORKFLOWS = (OnboardWindowsNode, DecommissionWindowsNode)
+WORKFLOWS = (OnboardWindowsNode, DecommissionWindowsNode, WindowsPool, UpgradeWindowsPool)
 
 # Many nodes onboard in parallel; activities are I/O-bound coroutines.
 MAX_CONCURRENT_ACTIVITIES = 500
@@ -102,6 +130,10 @@ async def run_worker(client: Client, settings: Settings) -> None:
         client.namespace,
         settings.kubeconfig or "in-cluster",
     )
-    async with worker:
-        await stop.wait()
-        log.info("stopping worker")
+    watcher = asyncio.create_task(PoolWatcher(client, task_queue()).run(), name="pool-watcher")
+    try:
+        async with worker:
+            await stop.wait()
+            log.info("stopping worker")
+    finally:
+        watcher.cancel()

@@ -27,7 +27,7 @@ from temporalio.exceptions import ActivityError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.claims import ClaimInput, claim_node, release_node
-    from activities.cloud.vm import terminate_vm
+    from activities.cloud.vm import retire_vm, terminate_vm
     from activities.contracts import (
         DecommissionInput,
         DecommissionResult,
@@ -138,6 +138,11 @@ class DecommissionWindowsNode:
             vm = host
             await self._do(
                 Step.TERMINATE_VM, inp, lambda: steps.run(terminate_vm, vm, policies.UNDO_STEP)
+            )
+        elif inp.retire_vm is not None and inp.retire_vm.platform != Platform.BYOH:
+            pool_vm = inp.retire_vm
+            await self._do(
+                Step.TERMINATE_VM, inp, lambda: steps.run(retire_vm, pool_vm, policies.UNDO_STEP)
             )
         if inp.forget_pin and host is not None:
             await self._do(

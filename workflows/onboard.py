@@ -256,7 +256,11 @@ class OnboardWindowsNode:
         version = await steps.run(
             finalize_node,
             FinalizeNodeInput(
-                node_name=node, version=pre.version, private_key_secret=inp.private_key_secret
+                node_name=node,
+                version=pre.version,
+                private_key_secret=inp.private_key_secret,
+                pool=inp.pool,
+                host=host.address,
             ),
             policies.KUBE_CALL_STEP,
         )

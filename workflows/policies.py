@@ -125,3 +125,14 @@ DECONFIGURE_UNDO_STEP = Step(
 DRAIN_MARGIN = timedelta(minutes=2)
 # A whole decommission: a long drain plus every undo step at its bound; a safety net only.
 DECOMMISSION_TIMEOUT = timedelta(hours=4)
+
+# --- fleet ------------------------------------------------------------------------------------
+# A pool looks at its nodes at least this often (signals wake it sooner).
+POOL_RESYNC = timedelta(seconds=30)
+# After a failed onboarding the pool waits before the next try: doubling, capped.
+POOL_RETRY_FIRST = timedelta(seconds=30)
+POOL_RETRY_MAX = timedelta(minutes=10)
+# A rollout asks again this soon after the pool refused a grant (budget in use).
+ROLLOUT_RETRY = timedelta(seconds=5)
+# A paused (or out-of-window, or canary-waiting) rollout looks again at least this often.
+ROLLOUT_IDLE = timedelta(minutes=1)

@@ -38,3 +38,12 @@ def bounded(step: Step, activity_budget: timedelta, margin: timedelta) -> Step:
     """`step` stretched to hold an activity that itself waits `activity_budget`."""
     attempt = activity_budget + margin
     return Step(attempt=attempt, total=max(step.total, attempt * 2), retry=step.retry)
+
+
+async def wait(condition: Callable[[], bool], limit: timedelta) -> bool:
+    """Wait until `condition()` holds or `limit` passes; True when it holds."""
+    try:
+        await workflow.wait_condition(condition, timeout=limit)
+    except TimeoutError:
+        return False
+    return True

@@ -540,6 +540,16 @@ async def _vm_and_nic(
     return vm, nic
 
 
+async def vm_address(resource_group: str, owner: Owner) -> str | None:
+    """The private IP of `owner`'s VM (through its NIC), or None when there is no such VM."""
+    async with arm() as a:
+        vm, nic = await _vm_and_nic(a, resource_group, owner.node)
+    if vm is None or nic is None:
+        return None
+    _check_ours("NIC", f"{resource_group}/{owner.node}-nic", owner, nic.tags)
+    return _private_ip(nic) or None
+
+
 async def delete_azure_vm(resource_group: str, owner: Owner) -> bool:
     """Delete VM `<node>` then NIC `<node>-nic`; missing ones are fine. True when both are gone.
 

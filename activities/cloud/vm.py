@@ -28,6 +28,7 @@ from activities.contracts import (
     ByohHostSpec,
     HostRef,
     Platform,
+    PoolVm,
 )
 from activities.errors import CloudRequestRejected, InvalidRequest, boundary
 from activities.keys import load_private_key, public_key_openssh
@@ -303,4 +304,35 @@ async def release_vm(inp: CreateVmInput) -> bool:
         return False
     if address:
         await hostkeys.forget(address, full.node_name, node_ip=address)
+    return True
+
+
+@activity.defn(name="retire_vm")
+@boundary
+async def retire_vm(vm: PoolVm) -> bool:
+    """Delete the VM of a pool's node, found by its tags (this cluster, `vm.pool`, `vm.node_name`:
+    all three must match), and forget its host-key pin. For nodes the pool launched in earlier
+    runs (scale-down, rolling replacement). True once it is gone (or was never there)."""
+    if vm.platform == Platform.BYOH:
+        return False
+    owner = await _owner(vm.pool, vm.node_name)
+    address = ""
+    if vm.platform == Platform.AWS:
+        region = aws.region_for(vm.region)
+        instance = await aws.find_instance(region, owner)
+        if instance is None:
+            return True
+        address = str(instance.get("PrivateIpAddress") or "")
+        await _heartbeating(aws.terminate_aws_instance(instance["InstanceId"], region, owner))
+    else:
+        resource_group = vm.resource_group or settings().azure_resource_group or ""
+        if not resource_group:
+            raise InvalidRequest(
+                f"cannot find the VM of node {vm.node_name}: no resource group "
+                "(the pool's azure.resourceGroup or WINFLEET_AZURE_RESOURCE_GROUP)"
+            )
+        address = await azure.vm_address(resource_group, owner) or ""
+        await _heartbeating(azure.delete_azure_vm(resource_group, owner))
+    if address:
+        await hostkeys.forget(address, vm.node_name, node_ip=address)
     return True

@@ -1,0 +1,193 @@
+"""Helpers for the fleet tests: pools as an admin writes them, the watcher, budget samplers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, config
+from onboarding import World
+
+from worker.pool_watcher import PoolWatcher
+
+CRD = (
+    Path(__file__).resolve().parents[2] / "deploy" / "crds" / "winfleet.io_windowsmachinepools.yaml"
+)
+GROUP, VERSION, PLURAL, NS = "winfleet.io", "v1alpha1", "windowsmachinepools", "winfleet"
+POOL_LABEL = "winfleet.io/pool"
+VERSION_ANNOTATION = "windowsmachineconfig.openshift.io/version"
+
+
+def api_client(world: World) -> client.ApiClient:
+    return config.new_client_from_config(str(world.twin.kube.kubeconfig_path))
+
+
+async def install_crd(world: World) -> None:
+    """`kubectl apply -f deploy/crds/` as an admin does once (the twin serves on this loop:
+    every client call runs in a thread)."""
+    ext = client.ApiextensionsV1Api(api_client(world))
+    body = yaml.safe_load(CRD.read_text())
+    try:
+        await asyncio.to_thread(ext.create_custom_resource_definition, body)
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise
+
+
+def custom(world: World) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api_client(world))
+
+
+async def create_pool(world: World, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "WindowsMachinePool",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": spec,
+    }
+    created: dict[str, Any] = await asyncio.to_thread(
+        custom(world).create_namespaced_custom_object, GROUP, VERSION, NS, PLURAL, body
+    )
+    return created
+
+
+async def patch_pool(world: World, name: str, spec: dict[str, Any]) -> None:
+    await asyncio.to_thread(
+        custom(world).patch_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        NS,
+        PLURAL,
+        name,
+        {"spec": spec},
+    )
+
+
+def get_pool(world: World, name: str) -> dict[str, Any] | None:
+    return world.twin.kube.store.get("windowsmachinepools", name, namespace=NS)
+
+
+def pool_nodes(world: World, pool: str) -> list[dict[str, Any]]:
+    return [
+        n
+        for n in world.twin.kube.store.list("nodes")
+        if (n["metadata"].get("labels") or {}).get(POOL_LABEL) == pool
+    ]
+
+
+def ready(node: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (node.get("status") or {}).get("conditions") or ()
+    )
+
+
+def available(node: dict[str, Any]) -> bool:
+    return (
+        ready(node)
+        and not (node.get("spec") or {}).get("unschedulable")
+        and not node["metadata"].get("deletionTimestamp")
+    )
+
+
+def version_of(node: dict[str, Any]) -> str:
+    return str((node["metadata"].get("annotations") or {}).get(VERSION_ANNOTATION, ""))
+
+
+async def until(
+    what: str, probe: Callable[[], Any], within: float = 120.0, world: World | None = None
+) -> Any:
+    """Wait for `probe()`; on timeout, fail saying what the fleet workflows were doing."""
+    deadline = time.monotonic() + within
+    while True:
+        got = probe()
+        if got:
+            return got
+        if time.monotonic() >= deadline:
+            state = await explain(world) if world is not None else ""
+            raise AssertionError(f"timed out waiting for {what}\n{state}")
+        await asyncio.sleep(0.1)
+
+
+async def explain(world: World) -> str:
+    """What every running workflow of the test's task queue is waiting on (for failures)."""
+    lines = []
+    async for wf in world.client.list_workflows(f"TaskQueue = '{world.task_queue}'"):
+        handle = world.client.get_workflow_handle(wf.id, run_id=wf.run_id)
+        desc = await handle.describe()
+        pending = [
+            f"{a.activity_type.name}(attempt {a.attempt}, {a.last_failure.message[:160]})"
+            for a in desc.raw_description.pending_activities
+        ]
+        line = f"{wf.id} {desc.status.name if desc.status else '?'} pending={pending}"
+        if (
+            wf.workflow_type in ("WindowsPool", "UpgradeWindowsPool")
+            and desc.status
+            and desc.status.name == "RUNNING"
+        ):
+            with contextlib.suppress(Exception):
+                line += f" progress={await handle.query('progress')}"
+        if desc.status and desc.status.name == "FAILED":
+            try:
+                await handle.result()
+            except Exception as exc:
+                cause = getattr(exc, "cause", None) or exc
+                line += f" failure={cause!r:.600}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+@contextlib.asynccontextmanager
+async def watching(world: World) -> AsyncIterator[None]:
+    """The worker's pool watcher, for the test's task queue."""
+    task = asyncio.create_task(PoolWatcher(world.client, world.task_queue).run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@dataclass
+class BudgetSampler:
+    """Samples a pool's Nodes every `every` seconds: the most replicas ever unavailable."""
+
+    world: World
+    pool: str
+    desired: int
+    every: float = 0.25
+    worst: int = 0
+    ready_low: int = 10**6
+    samples: int = 0
+    history: list[tuple[int, list[str]]] = field(default_factory=list)
+
+    async def run(self) -> None:
+        while True:
+            nodes = pool_nodes(self.world, self.pool)
+            up = [n["metadata"]["name"] for n in nodes if available(n)]
+            down = max(0, self.desired - len(up))
+            self.worst = max(self.worst, down)
+            self.ready_low = min(self.ready_low, len(up))
+            self.samples += 1
+            if down:
+                self.history.append((down, sorted(up)))
+            await asyncio.sleep(self.every)
+
+
+@contextlib.asynccontextmanager
+async def sampling(world: World, pool: str, desired: int) -> AsyncIterator[BudgetSampler]:
+    sampler = BudgetSampler(world, pool, desired)
+    task = asyncio.create_task(sampler.run())
+    try:
+        yield sampler
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

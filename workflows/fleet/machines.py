@@ -1,0 +1,71 @@
+"""How a pool's settings become the inputs of the node workflows it runs (pure).
+
+Shared by `WindowsPool` (scale up and down) and `UpgradeWindowsPool` (replacements): the
+onboarding input of a new or re-configured node, the host a decommission reaches, the pool VM
+it deletes.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.contracts import (
+        ByohHostSpec,
+        HostAddress,
+        HostRef,
+        OnboardNodeInput,
+        Platform,
+        PoolVm,
+    )
+    from activities.pool_contracts import NodeView, PoolSpec
+
+# The SSH user of each cloud's Windows images (WMCO's); BYOH hosts name theirs.
+USERNAMES = {Platform.AWS: "Administrator", Platform.AZURE: "capi"}
+
+
+def username(spec: PoolSpec, address: str, hosts: tuple[ByohHostSpec, ...] = ()) -> str:
+    if spec.platform == Platform.BYOH:
+        for h in (*hosts, *spec.byoh_hosts):
+            if h.address == address:
+                return h.username
+        return ByohHostSpec().username
+    return USERNAMES[spec.platform]
+
+
+def onboard_input(
+    spec: PoolSpec, name: str, version: str, host: ByohHostSpec | None = None
+) -> OnboardNodeInput:
+    """The onboarding of node `name` for the pool (BYOH: on `host`)."""
+    return OnboardNodeInput(
+        pool=spec.name,
+        node_name=name,
+        platform=spec.platform,
+        aws=spec.aws if spec.platform == Platform.AWS else None,
+        azure=spec.azure if spec.platform == Platform.AZURE else None,
+        byoh=host if spec.platform == Platform.BYOH else None,
+        private_key_secret=spec.private_key_secret,
+        version=version,
+    )
+
+
+def host_of(spec: PoolSpec, node: NodeView, hosts: tuple[ByohHostSpec, ...] = ()) -> HostRef:
+    """Where a member node runs, for a decommission (deconfigure, pin)."""
+    return HostRef(
+        platform=spec.platform,
+        address=HostAddress(node.address),
+        username=username(spec, node.address, hosts),
+        pool=spec.name,
+        node_name=node.name,
+    )
+
+
+def pool_vm(spec: PoolSpec, node_name: str) -> PoolVm:
+    """The pool's VM of `node_name`, found by its tags when it is deleted."""
+    return PoolVm(
+        pool=spec.name,
+        node_name=node_name,
+        platform=spec.platform,
+        region=spec.aws.region if spec.aws else "",
+        resource_group=spec.azure.resource_group if spec.azure else "",
+    )
