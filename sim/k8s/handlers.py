@@ -30,6 +30,7 @@ from sim.k8s.errors import ApiError, invalid, not_found, status_body
 from sim.k8s.faults import Faults
 from sim.k8s.patch import APPLY
 from sim.k8s.rbac import Attributes
+from sim.k8s.requests import RequestCounts
 from sim.k8s.resources import CREATE_SUBRESOURCES, ResourceType
 from sim.k8s.selectors import request_predicate
 from sim.k8s.store import dumps
@@ -120,8 +121,10 @@ class Handlers:
         bookmark_interval: float,
         authz: Authorizer,
         tokens: ServiceAccountTokens,
+        requests: RequestCounts | None = None,
     ) -> None:
         self.api = api
+        self.requests = requests or RequestCounts()
         self.authn = authn
         self.authz = authz
         self.tokens = tokens
@@ -144,12 +147,14 @@ class Handlers:
             who = self._authenticate(request)
             if not _is_resource_path(request.path):
                 verb = request.method.lower()
+                self.requests.count(who.user, verb, "", request.path)
                 self.authz.check(Attributes(who, verb, path=request.path, resource_request=False))
                 discovery = self._discovery(request.path)
                 if discovery is None:
                     raise ApiError(404, "the server could not find the requested resource")
                 return _json(discovery)
             target = self._route(request)
+            self.requests.count(who.user, target.verb, target.rt.plural, target.sub)
             self._authorize(who, target)
             delay = self.faults.delay_for(target.verb, target.rt.plural)
             if delay:

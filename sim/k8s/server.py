@@ -42,6 +42,7 @@ from sim.k8s.mcs import (
     worker_ignition,
 )
 from sim.k8s.policy import default_objects
+from sim.k8s.requests import RequestCounts
 from sim.k8s.resources import Registry, ResourceType, machine_api_crds
 from sim.k8s.serviceaccounts import ServiceAccountController
 from sim.k8s.store import Store
@@ -98,6 +99,7 @@ class KubeTwin:
         self.registry = Registry()
         self.api = Api(self.store, self.registry)
         self.faults = Faults()
+        self.requests = RequestCounts()  # per user, verb and resource (apiserver_request_total)
         self._authn = Authenticator()
         self.admin_token = self._authn.admin_token
         self.bootstrap_token = self._authn.bootstrap_token
@@ -125,6 +127,7 @@ class KubeTwin:
             bookmark_interval,
             self.authz,
             self.tokens,
+            self.requests,
         )
         # what the MCS serves in kubelet.conf: kubelet timings that fit the grace period
         self.kubelet_config = kubelet_timings(node_monitor_grace_seconds)
