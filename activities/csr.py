@@ -1,8 +1,9 @@
 """Phase 5, approve-csrs: approve the kubelet's client and serving CSRs of the node onboarding.
 
-Called by the onboarding workflow right after kubelet was started. Polls the cluster's CSRs
-about every second (heartbeating, bounded by `timeout_s`), validates each pending one that
-claims this node with `activities.csr_rules.validate`, approves valid ones through the
+Called by the onboarding workflow right after kubelet was started. Reads the CSRs that claim
+this node from the worker's watch-fed cache (activities/cache.py) and looks again whenever one
+of them or the Node changes (heartbeating, bounded by `timeout_s`), validates each pending one
+that claims this node with `activities.csr_rules.validate`, approves valid ones through the
 `/approval` subresource and records one `CSRRefused` Warning event per refused CSR. It never
 denies: a forged CSR stays pending for an admin to look at. Order follows kubelet: client CSR
 approved -> Node registers -> serving CSR approved. Returns at once when the Node exists and its
@@ -19,6 +20,7 @@ refused like any other, or ignored when not even its CN can be read; it never fa
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -28,9 +30,9 @@ from cryptography.hazmat.primitives import serialization
 from kubernetes.client import V1CertificateSigningRequest
 from temporalio import activity
 
-from activities import csr_rules, events, kube
+from activities import cache, csr_rules, events, kube
 from activities.errors import CsrRejected, NodeNotReadyYet, boundary
-from activities.node import JsonObject, call_json, get_node, poll
+from activities.node import JsonObject, call_json, get_node
 from activities.ssh import HostSession, session_for
 from activities.windows import paths
 
@@ -83,7 +85,7 @@ async def approve_node_csrs(inp: ApproveCsrsInput) -> ApproveCsrsResult:
         async def one_round() -> ApproveCsrsResult | None:
             node = await get_node(inp.node_name)
             seen.node_exists = node is not None
-            ours = [c for c in await _list_csrs() if csr_rules.claimed_node(c) == inp.node_name]
+            ours = await cache.csrs_claiming(inp.node_name)
             expected = await _expected(inp, kubelet, ours, seen)
             # Approved ones first: an approved client CSR of this kubelet means no other is.
             for csr in sorted(ours, key=lambda c: (not _approved(c), _created(c))):
@@ -92,7 +94,13 @@ async def approve_node_csrs(inp: ApproveCsrsInput) -> ApproveCsrsResult:
                 return ApproveCsrsResult(client_csr=seen.client_csr, serving_csr=seen.serving_csr)
             return None
 
-        done = await poll(f"approving CSRs of node {inp.node_name}", one_round, inp.timeout_s)
+        done = await cache.wait_until(
+            f"approving CSRs of node {inp.node_name}",
+            one_round,
+            inp.timeout_s,
+            nodes=(inp.node_name,),
+            csrs_of=(inp.node_name,),
+        )
     if done is None:
         raise _timeout_error(inp, seen)
     return done
@@ -256,6 +264,7 @@ async def _approve(csr: JsonObject, why: str) -> bool:
     """Add the Approved condition; on conflict re-read and retry. False if someone decided."""
     name = csr["metadata"]["name"]
     api = kube.certificates()
+    csr = copy.deepcopy(csr)  # the cache's object is shared
     for _ in range(APPROVE_ATTEMPTS):
         status = csr.setdefault("status", {})
         status["conditions"] = [
@@ -270,9 +279,10 @@ async def _approve(csr: JsonObject, why: str) -> bool:
         ]
         body = V1CertificateSigningRequest.from_dict(csr)
         try:
-            await call_json(
+            approved = await call_json(
                 f"approve CSR {name}", api.replace_certificate_signing_request_approval, name, body
             )
+            cache.observe_csr(approved)
             activity.logger.info("approved CSR %s: %s", name, why)
             return True
         except kube.Conflict:
@@ -281,11 +291,6 @@ async def _approve(csr: JsonObject, why: str) -> bool:
             if decided is not None:
                 return decided == "Approved"
     raise kube.Conflict(f"approve CSR {name}: still conflicting after {APPROVE_ATTEMPTS} tries")
-
-
-async def _list_csrs() -> list[JsonObject]:
-    listing = await call_json("list CSRs", kube.certificates().list_certificate_signing_request)
-    return [item for item in listing.get("items") or () if isinstance(item, dict)]
 
 
 def _created(csr: JsonObject) -> tuple[str, str]:

@@ -103,6 +103,7 @@ async def rename_and_restart(session: HostSession, node_name: str) -> None:
     """Rename the host to `node_name` and reboot it; the connection drops."""
     require_computer_name(node_name, session.address)
     await session.run(powershell(rename_computer(node_name), display=f"rename to {node_name}"))
+    session.discard()  # the reboot ends this connection: later sessions dial anew
     try:
         result = await session.run(powershell(restart_computer(), display="restart"), check=False)
     except HostUnreachable:

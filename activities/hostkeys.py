@@ -6,7 +6,9 @@ address); once the Node exists it moves to the Node's annotations
 `activities/ssh.py` reads the pin before connecting and records it after the first successful
 login; terminating a VM (activities/cloud/vm.py) and deprovisioning call `forget`, so a new
 machine at the same address is trusted on first use again. A different key is refused
-(`HostKeyMismatch`). Writes carry the resourceVersion they read: no lost update.
+(`HostKeyMismatch`). Reads come from the worker's watch-fed cache (activities/cache.py); writes
+carry the resourceVersion they read: no lost update. A write that conflicts is retried on a
+fresh read from the API, and so is a mismatch found on cached data (`lookup(fresh=True)`).
 """
 
 from __future__ import annotations
@@ -18,10 +20,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes import client
 from temporalio import activity
 
-from activities import kube
+from activities import cache, kube
 from activities.config import settings
 from activities.contracts import ANNOTATION_PREFIX
 from activities.errors import HostKeyMismatch, KubernetesUnavailable, boundary
@@ -54,46 +55,41 @@ def _mismatch(address: str, pinned: str, presented: str, where: str) -> HostKeyM
     )
 
 
-async def _node(node_name: str | None) -> dict[str, Any] | None:
-    """The Node as JSON (the typed model rejects Nodes with partial status), or None."""
+async def _node(node_name: str | None, fresh: bool = False) -> dict[str, Any] | None:
+    """The Node as JSON (do not change it), or None."""
     if not node_name:
         return None
-    try:
-        node: dict[str, Any] = await kube.call_json(
-            f"read node {node_name}", kube.core().read_node, node_name
-        )
-    except kube.NotFound:
-        return None
-    return node
+    return await cache.node(node_name, fresh=fresh)
 
 
 def _annotations(node: dict[str, Any] | None) -> dict[str, str]:
     return (node or {}).get("metadata", {}).get("annotations") or {}
 
 
-async def _configmap() -> Any | None:
-    ns = settings().namespace
-    try:
-        return await kube.call(
-            f"read configmap {ns}/{CONFIGMAP}",
-            kube.core().read_namespaced_config_map,
-            CONFIGMAP,
-            ns,
-        )
-    except kube.NotFound:
-        return None
+async def _configmap(fresh: bool = False) -> dict[str, Any] | None:
+    """The pin ConfigMap as JSON (do not change it), or None."""
+    return await cache.config_map(CONFIGMAP, fresh=fresh)
 
 
-async def lookup(address: str, node_name: str | None) -> Pin:
-    """The pinned key for this host: the Node's annotation first, else the ConfigMap's entry."""
-    node = await _node(node_name)
+def _data(cm: dict[str, Any] | None) -> dict[str, str]:
+    return dict((cm or {}).get("data") or {})
+
+
+async def lookup(address: str, node_name: str | None, *, fresh: bool = False) -> Pin:
+    """The pinned key for this host: the Node's annotation first, else the ConfigMap's entry
+    (from the cache; with `fresh` from the API)."""
+    node = await _node(node_name, fresh)
     if node is not None:
         key = _annotations(node).get(HOST_KEY_ANNOTATION)
         if key:
             return Pin(key=key, on_node=True, node_exists=True)
-    cm = await _configmap()
-    key = (cm.data or {}).get(_data_key(address)) if cm else None
+    key = _data(await _configmap(fresh)).get(_data_key(address))
     return Pin(key=key, on_node=False, node_exists=node is not None)
+
+
+async def node_exists(node_name: str) -> bool:
+    """Whether the Node exists, as the API says now (not the cache)."""
+    return await _node(node_name, fresh=True) is not None
 
 
 async def pinned(address: str, node_name: str | None) -> str | None:
@@ -110,13 +106,13 @@ async def pin(address: str, node_name: str | None, key: str) -> None:
     """
     key = " ".join(key.split()[:2])
 
-    async def write() -> None:
-        node = await _node(node_name)
+    async def write(fresh: bool) -> None:
+        node = await _node(node_name, fresh)
         if node is not None:
             await _pin_on_node(address, node, key)
-            await _drop_from_configmap(address)
+            await _drop_from_configmap(address, fresh)
         else:
-            await _pin_in_configmap(address, key)
+            await _pin_in_configmap(address, key, fresh)
 
     await _retrying_conflicts(f"pinning the SSH host key of {address}", write)
 
@@ -127,9 +123,9 @@ async def forget(address: str, node_name: str | None = None, *, node_ip: str = "
     that Node is the machine at `node_ip` (a same-named Node of another machine keeps its pin).
     """
 
-    async def drop() -> None:
-        await _drop_from_configmap(address)
-        node = await _node(node_name)
+    async def drop(fresh: bool) -> None:
+        await _drop_from_configmap(address, fresh)
+        node = await _node(node_name, fresh)
         if node is None or (node_ip and node_ip not in _internal_ips(node)):
             return
         annotations = _annotations(node)
@@ -142,11 +138,12 @@ async def forget(address: str, node_name: str | None = None, *, node_ip: str = "
     await _retrying_conflicts(f"forgetting the SSH host key of {address}", drop)
 
 
-async def _retrying_conflicts(doing: str, write: Callable[[], Awaitable[None]]) -> None:
-    """Run a read-then-conditional-write until it lands; a 409 means someone wrote between."""
+async def _retrying_conflicts(doing: str, write: Callable[[bool], Awaitable[None]]) -> None:
+    """Run a read-then-conditional-write until it lands; a 409 means someone wrote between (or
+    the cache was behind): the next attempt reads from the API (`write(fresh=True)`)."""
     for attempt in range(CONFLICT_ATTEMPTS):
         try:
-            await write()
+            await write(attempt > 0)
             return
         except kube.Conflict:
             await asyncio.sleep(random.uniform(0, CONFLICT_BACKOFF_S * (attempt + 1)))
@@ -180,63 +177,63 @@ async def _annotate(node: dict[str, Any], annotations: dict[str, str | None]) ->
             "annotations": annotations,
         }
     }
-    await kube.call_json(
+    written = await kube.call_json(
         f"update host-key annotations of node {name}",
         kube.core().patch_node,
         name,
         patch,
         _content_type=MERGE_PATCH,
     )
+    cache.observe_node(written)
 
 
-async def _pin_in_configmap(address: str, key: str) -> None:
+async def _pin_in_configmap(address: str, key: str, fresh: bool) -> None:
     ns = settings().namespace
     data_key = _data_key(address)
-    cm = await _configmap()
+    cm = await _configmap(fresh)
     if cm is None:
-        body = client.V1ConfigMap(
-            metadata=client.V1ObjectMeta(name=CONFIGMAP, namespace=ns), data={data_key: key}
-        )
-        await kube.call(
+        body = {"metadata": {"name": CONFIGMAP, "namespace": ns}, "data": {data_key: key}}
+        written = await kube.call_json(
             f"create configmap {ns}/{CONFIGMAP}",
             kube.core().create_namespaced_config_map,
             ns,
             body,
         )
+        cache.observe_config_map(written)
         return
-    existing = (cm.data or {}).get(data_key)
+    existing = _data(cm).get(data_key)
     if existing == key:
         return
     if existing:
         raise _mismatch(address, existing, key, f"configmap {ns}/{CONFIGMAP}")
     # A replace carrying the resourceVersion read above: 409 if anyone wrote since.
-    cm.data = {**(cm.data or {}), data_key: key}
-    await kube.call(
-        f"pin {address} in configmap {ns}/{CONFIGMAP}",
+    await _replace_configmap(f"pin {address} in", cm, {**_data(cm), data_key: key})
+
+
+async def _drop_from_configmap(address: str, fresh: bool) -> None:
+    cm = await _configmap(fresh)
+    data_key = _data_key(address)
+    if cm is None or data_key not in _data(cm):
+        return
+    try:
+        data = {k: v for k, v in _data(cm).items() if k != data_key}
+        await _replace_configmap(f"unpin {address} in", cm, data)
+    except kube.NotFound:
+        pass
+
+
+async def _replace_configmap(doing: str, cm: dict[str, Any], data: dict[str, str]) -> None:
+    """Replace the ConfigMap's data, conditional on the resourceVersion `cm` was read at."""
+    ns = settings().namespace
+    body = {**cm, "data": data}
+    written = await kube.call_json(
+        f"{doing} configmap {ns}/{CONFIGMAP}",
         kube.core().replace_namespaced_config_map,
         CONFIGMAP,
         ns,
-        cm,
+        body,
     )
-
-
-async def _drop_from_configmap(address: str) -> None:
-    ns = settings().namespace
-    cm = await _configmap()
-    data_key = _data_key(address)
-    if cm is None or data_key not in (cm.data or {}):
-        return
-    cm.data = {k: v for k, v in (cm.data or {}).items() if k != data_key}
-    try:
-        await kube.call(
-            f"unpin {address} in configmap {ns}/{CONFIGMAP}",
-            kube.core().replace_namespaced_config_map,
-            CONFIGMAP,
-            ns,
-            cm,
-        )
-    except kube.NotFound:
-        pass
+    cache.observe_config_map(written)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """The SSH key winfleet logs in with: read from a Kubernetes Secret, never passed around.
 
 Workflows carry only the secret's name; `load_private_key` reads `private-key.pem` from that
-Secret in winfleet's namespace when an SSH session opens (activities/ssh.py). The public half
+Secret in winfleet's namespace when an SSH session opens (activities/ssh.py), through the
+worker's watch-fed cache (activities/cache.py): a rotated key is seen as soon as its watch event
+arrives, and `fresh=True` reads it from the API. The public half
 and its hash (WMCO's `pub-key-hash` node annotation) are safe to share. asyncssh's key-parsing
 errors are translated here and only here (connection errors: activities/ssh.py).
 """
@@ -15,14 +17,14 @@ import hashlib
 
 import asyncssh
 
-from activities import kube
+from activities import cache, kube
 from activities.config import settings
 from activities.errors import HostKeyMismatch, InvalidRequest
 
 PRIVATE_KEY_FIELD = "private-key.pem"
 
 
-async def load_private_key(secret_name: str) -> asyncssh.SSHKey:
+async def load_private_key(secret_name: str, *, fresh: bool = False) -> asyncssh.SSHKey:
     """The private key in Secret `secret_name` (field `private-key.pem`)."""
     ns = settings().namespace
     create_hint = (
@@ -30,15 +32,10 @@ async def load_private_key(secret_name: str) -> asyncssh.SSHKey:
         f"--from-file={PRIVATE_KEY_FIELD}=<path to the SSH private key>"
     )
     try:
-        secret = await kube.call(
-            f"read secret {ns}/{secret_name}",
-            kube.core().read_namespaced_secret,
-            secret_name,
-            ns,
-        )
+        secret = await cache.existing_secret(secret_name, fresh=fresh)
     except kube.NotFound as exc:
         raise InvalidRequest(f"secret {ns}/{secret_name} does not exist; {create_hint}") from exc
-    encoded = (secret.data or {}).get(PRIVATE_KEY_FIELD)
+    encoded = (secret.get("data") or {}).get(PRIVATE_KEY_FIELD)
     if not encoded:
         raise InvalidRequest(
             f"secret {ns}/{secret_name} has no field {PRIVATE_KEY_FIELD}; {create_hint}"
@@ -57,7 +54,7 @@ async def load_private_key(secret_name: str) -> asyncssh.SSHKey:
 def _parse_private_key(encoded: str) -> asyncssh.SSHKey:
     """Parse once per distinct secret content: RSA key construction validates the key, which
     costs tens of milliseconds of CPU, and every SSH step needs the key. The secret is still
-    read every time, so a rotated key is picked up at once."""
+    looked up every time (in the cache), so a rotated key is picked up at once."""
     return asyncssh.import_private_key(base64.b64decode(encoded, validate=True))
 
 

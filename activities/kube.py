@@ -3,14 +3,17 @@
 Uses the official (synchronous) `kubernetes` client; `call()` runs each request on the blocking
 pool (activities/blocking.py) so activities stay async, and translates `ApiException`/transport
 errors into winfleet errors in exactly one place. Other modules (csr, node, hostkeys, events)
-build on `call()`.
+build on `call()`. `list_page` and `watch_stream` are the blocking list and watch of the
+informers (activities/cache_informer.py), which run in threads of their own: raw JSON, not the
+client's typed models, and a watch read line by line as the server streams it.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Any, TypeVar
 
@@ -32,6 +35,10 @@ class NotFound(WinfleetError):
 
 class Conflict(WinfleetError):
     """409: stale resourceVersion or the object already exists."""
+
+
+class Expired(KubernetesUnavailable):
+    """410 Gone: the resourceVersion asked for is older than the server keeps (list again)."""
 
 
 class TooManyRequests(KubernetesUnavailable):
@@ -103,6 +110,8 @@ def translate(exc: Exception, what: str) -> WinfleetError:
             return NotFound(f"{what}: not found")
         if status == 409:
             return Conflict(f"{what}: conflict ({said})")
+        if status == 410:
+            return Expired(f"{what}: resource version too old ({said})")
         if status in (400, 422):
             return InvalidRequest(f"{what}: rejected by the API server ({status} {said})")
         if status == 429:
@@ -175,3 +184,69 @@ async def call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
             s.set_attribute("winfleet.outcome", "not found")
             cause = exc
     raise error from cause
+
+
+# --- list and watch, for the informers' threads (blocking) ------------------------------------
+JsonObject = dict[str, Any]
+
+
+def list_page(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> JsonObject:
+    """One page of a `list_*` call as parsed JSON (blocking; errors translated)."""
+    try:
+        data = json.loads(_read_body(fn, *args, **kwargs) or b"{}")
+    except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise translate(exc, what) from exc
+    except ValueError as exc:
+        raise KubernetesUnavailable(
+            f"{what}: the API server sent something other than JSON"
+        ) from exc
+    return data if isinstance(data, dict) else {}
+
+
+@contextmanager
+def watch_stream(
+    what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Iterator[tuple[Any, Iterator[JsonObject]]]:
+    """Start a watch (`fn(..., watch=True)`) and yield the response (to interrupt it from
+    another thread: `response.shutdown()`) and its events, decoded; blocking. Errors, also
+    those while reading, come out translated; the connection is closed at the end."""
+    try:
+        response = fn(*args, watch=True, _preload_content=False, **kwargs)
+    except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise translate(exc, what) from exc
+    try:
+        yield response, _events(what, response)
+    finally:
+        response.close()
+        response.release_conn()
+
+
+def _events(what: str, response: Any) -> Iterator[JsonObject]:
+    try:
+        for line in iter_lines(response.stream(amt=None, decode_content=False)):
+            event = json.loads(line)
+            if isinstance(event, dict):
+                yield event
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise translate(exc, what) from exc
+    except ValueError as exc:
+        raise KubernetesUnavailable(f"{what}: the API server sent a line that is not JSON") from exc
+
+
+def iter_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The non-empty newline-delimited lines of a streamed body, however chunks cut them."""
+    rest = b""
+    for chunk in chunks:
+        rest += chunk
+        *lines, rest = rest.split(b"\n")
+        yield from (line for line in lines if line.strip())
+    if rest.strip():
+        yield rest
+
+
+def status_error(what: str, status: JsonObject) -> WinfleetError:
+    """The winfleet error for a Status object, e.g. the ERROR event of a watch (410 Expired)."""
+    code = status.get("code")
+    exc = ApiException(status=code if isinstance(code, int) else 500, reason=status.get("reason"))
+    exc.body = json.dumps(status)
+    return translate(exc, what)

@@ -3,25 +3,25 @@
 Activities called by the onboarding workflow: `wait_node_annotation` (hybrid-overlay phase waits
 for the OVN subnet and gateway-MAC annotations), `wait_node_ready` (last phase), `finalize_node`
 (version and pub-key-hash annotations, uncordon, `MachineSetup` event), and, on compensation,
-`delete_node` and `record_setup_failure`. Waits poll the API, heartbeat and are bounded by their
-input's `timeout_s`; every activity can be repeated without harm.
+`delete_node` and `record_setup_failure`. Nodes are read from the worker's watch-fed cache
+(activities/cache.py): waits wake when the Node changes instead of polling the API, heartbeat
+and are bounded by their input's `timeout_s`. Writes carry the resourceVersion they were based
+on; a conflict re-reads from the API. Every activity can be repeated without harm.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from temporalio import activity
 
-from activities import events, kube, polling
+from activities import cache, events, kube
 from activities.config import settings
 from activities.contracts import (
     ANNOTATION_PREFIX,
@@ -30,14 +30,13 @@ from activities.contracts import (
     POOL_LABEL,
     NodeBefore,
 )
-from activities.errors import InvalidRequest, KubernetesUnavailable, NodeNotReadyYet, boundary
-
-T = TypeVar("T")
+from activities.errors import InvalidRequest, NodeNotReadyYet, boundary
 
 OS_LABEL = "kubernetes.io/os"
 VERSION_ANNOTATION = ANNOTATION_PREFIX + "version"
 PUB_KEY_HASH_ANNOTATION = ANNOTATION_PREFIX + "pub-key-hash"
 PRIVATE_KEY_FIELD = "private-key.pem"
+WRITE_ATTEMPTS = 5  # a conditional write that conflicts is re-read (from the API) and retried
 
 JsonObject = dict[str, Any]
 
@@ -100,12 +99,10 @@ async def call_json(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
     return data if isinstance(data, dict) else {}
 
 
-async def get_node(name: str) -> JsonObject | None:
-    """The Node as JSON, or None when it does not exist."""
-    try:
-        return await call_json(f"read node {name}", kube.core().read_node, name)
-    except kube.NotFound:
-        return None
+async def get_node(name: str, *, fresh: bool = False) -> JsonObject | None:
+    """The Node as JSON (do not change it), or None when it does not exist; from the cache,
+    or with `fresh` from the API."""
+    return await cache.node(name, fresh=fresh)
 
 
 def is_ready(node: JsonObject) -> bool:
@@ -138,33 +135,6 @@ def facts(node: JsonObject) -> NodeFacts:
     )
 
 
-async def poll(what: str, probe: Callable[[], Awaitable[T | None]], timeout_s: float) -> T | None:
-    """Call `probe` (quickly at first, then every second) until it returns a value or
-    `timeout_s` has passed.
-
-    A briefly unavailable API server does not end the wait; if it is still unavailable at the
-    deadline, that (retryable) error is raised instead of returning None.
-    """
-    deadline = time.monotonic() + timeout_s
-    pauses = polling.delays()
-    while True:
-        activity.heartbeat(what)
-        try:
-            found = await probe()
-            failure: KubernetesUnavailable | None = None
-        except KubernetesUnavailable as exc:
-            activity.logger.warning("%s: %s; still waiting", what, exc.message)
-            found, failure = None, exc
-        if found is not None:
-            return found
-        left = deadline - time.monotonic()
-        if left <= 0:
-            if failure is not None:
-                raise failure
-            return None
-        await asyncio.sleep(min(next(pauses), left))
-
-
 # --- activities ------------------------------------------------------------------------------
 @activity.defn(name="wait_node_ready")
 @boundary
@@ -179,7 +149,12 @@ async def wait_node_ready(inp: WaitNodeInput) -> NodeFacts:
         last[:] = [node]
         return facts(node) if is_ready(node) else None
 
-    found = await poll(f"waiting for node {inp.node_name} to be Ready", probe, inp.timeout_s)
+    found = await cache.wait_until(
+        f"waiting for node {inp.node_name} to be Ready",
+        probe,
+        inp.timeout_s,
+        nodes=(inp.node_name,),
+    )
     if found is not None:
         return found
     if not last:
@@ -206,7 +181,9 @@ async def wait_node_annotation(inp: WaitNodeAnnotationInput) -> dict[str, str]:
         return None
 
     keys = ", ".join(inp.keys)
-    found = await poll(f"waiting for {keys} on node {inp.node_name}", probe, inp.timeout_s)
+    found = await cache.wait_until(
+        f"waiting for {keys} on node {inp.node_name}", probe, inp.timeout_s, nodes=(inp.node_name,)
+    )
     if found is None:
         raise NodeNotReadyYet(
             f"node {inp.node_name} still lacks annotation(s) {keys} after {inp.timeout_s:.0f}s; "
@@ -222,41 +199,42 @@ async def finalize_node(inp: FinalizeNodeInput) -> str:
 
     Returns the version annotated (the input's, or the worker's configured version).
     """
-    node = await get_node(inp.node_name)
-    if node is None:
-        raise NodeNotReadyYet(f"node {inp.node_name} does not exist; it cannot be finalized yet")
-    meta = node["metadata"]
-    os_label = (meta.get("labels") or {}).get(OS_LABEL)
-    if os_label != "windows":
-        raise InvalidRequest(
-            f"node {inp.node_name} has label {OS_LABEL}={os_label!r}, not 'windows'; "
-            "refusing to mark it as a winfleet Windows node"
-        )
     version = inp.version or settings().version
     run_id = activity.info().workflow_run_id or ""
-    key_hash = inp.pub_key_hash or await public_key_hash(inp.private_key_secret)
-    wanted: dict[str, str | None] = {VERSION_ANNOTATION: version, PUB_KEY_HASH_ANNOTATION: key_hash}
-    notes = meta.get("annotations") or {}
-    cordoned = bool((node.get("spec") or {}).get("unschedulable"))
-    # Only a cordon winfleet set is lifted; someone else's stays (and is said so).
-    ours = cordoned and bool(notes.get(CORDONED_BY_ANNOTATION))
-    if inp.host:
-        wanted[HOST_ANNOTATION] = inp.host
-    patch: JsonObject = {"metadata": {"annotations": wanted}}
-    labels = meta.get("labels") or {}
-    if inp.pool and labels.get(POOL_LABEL) != inp.pool:
-        patch["metadata"]["labels"] = {POOL_LABEL: inp.pool}
-    if ours or (not cordoned and CORDONED_BY_ANNOTATION in notes):
-        wanted[CORDONED_BY_ANNOTATION] = None
-        patch["spec"] = {"unschedulable": False}
-    changed = "spec" in patch or "labels" in patch["metadata"]
-    if changed or any(notes.get(k) != v for k, v in wanted.items()):
-        await call_json(
-            f"annotate node {inp.node_name}" + (" and uncordon it" if ours else ""),
-            kube.core().patch_node,
-            inp.node_name,
-            patch,
-            _content_type="application/merge-patch+json",
+    key_hash = ""
+    for attempt in range(WRITE_ATTEMPTS):
+        # The cache first; after a conflict the API (the cache may not have the news yet).
+        node = await get_node(inp.node_name, fresh=attempt > 0)
+        if node is None:
+            raise NodeNotReadyYet(
+                f"node {inp.node_name} does not exist; it cannot be finalized yet"
+            )
+        meta = node["metadata"]
+        os_label = (meta.get("labels") or {}).get(OS_LABEL)
+        if os_label != "windows":
+            raise InvalidRequest(
+                f"node {inp.node_name} has label {OS_LABEL}={os_label!r}, not 'windows'; "
+                "refusing to mark it as a winfleet Windows node"
+            )
+        key_hash = key_hash or inp.pub_key_hash or await public_key_hash(inp.private_key_secret)
+        patch, cordoned, ours = _finalize_patch(node, inp, version, key_hash)
+        if patch is None:
+            break
+        try:
+            written = await call_json(
+                f"annotate node {inp.node_name}" + (" and uncordon it" if ours else ""),
+                kube.core().patch_node,
+                inp.node_name,
+                patch,
+                _content_type="application/merge-patch+json",
+            )
+        except kube.Conflict:
+            continue  # the Node changed since it was read (a cordon, say): judge it again
+        cache.observe_node(written)
+        break
+    else:
+        raise kube.Conflict(
+            f"annotate node {inp.node_name}: still conflicting after {WRITE_ATTEMPTS} tries"
         )
     state = (
         "left cordoned (someone other than winfleet cordoned it)"
@@ -271,6 +249,34 @@ async def finalize_node(inp: FinalizeNodeInput) -> str:
         name=f"{inp.node_name}.{_slug(meta.get('uid', '') + run_id)}.machinesetup",
     )
     return version
+
+
+def _finalize_patch(
+    node: JsonObject, inp: FinalizeNodeInput, version: str, key_hash: str
+) -> tuple[JsonObject | None, bool, bool]:
+    """The merge patch that finalizes `node` (None: nothing to change), carrying the Node's
+    resourceVersion; whether it is cordoned, and whether by winfleet (then it is uncordoned)."""
+    meta = node["metadata"]
+    wanted: dict[str, str | None] = {VERSION_ANNOTATION: version, PUB_KEY_HASH_ANNOTATION: key_hash}
+    notes = meta.get("annotations") or {}
+    cordoned = bool((node.get("spec") or {}).get("unschedulable"))
+    # Only a cordon winfleet set is lifted; someone else's stays (and is said so).
+    ours = cordoned and bool(notes.get(CORDONED_BY_ANNOTATION))
+    if inp.host:
+        wanted[HOST_ANNOTATION] = inp.host
+    patch: JsonObject = {
+        "metadata": {"annotations": wanted, "resourceVersion": meta.get("resourceVersion")}
+    }
+    labels = meta.get("labels") or {}
+    if inp.pool and labels.get(POOL_LABEL) != inp.pool:
+        patch["metadata"]["labels"] = {POOL_LABEL: inp.pool}
+    if ours or (not cordoned and CORDONED_BY_ANNOTATION in notes):
+        wanted[CORDONED_BY_ANNOTATION] = None
+        patch["spec"] = {"unschedulable": False}
+    changed = "spec" in patch or "labels" in patch["metadata"]
+    if changed or any(notes.get(k) != v for k, v in wanted.items()):
+        return patch, cordoned, ours
+    return None, cordoned, ours
 
 
 @activity.defn(name="delete_node")
@@ -331,12 +337,7 @@ async def public_key_hash(secret_name: str) -> str:
     """sha256 (hex) of the OpenSSH public key of the private key in `secret_name` (as WMCO)."""
     namespace = settings().namespace
     try:
-        secret = await call_json(
-            f"read secret {namespace}/{secret_name}",
-            kube.core().read_namespaced_secret,
-            secret_name,
-            namespace,
-        )
+        secret = await cache.existing_secret(secret_name)
     except kube.NotFound as exc:
         raise InvalidRequest(
             f"secret {namespace}/{secret_name} does not exist; create it with {PRIVATE_KEY_FIELD}"

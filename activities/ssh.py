@@ -1,10 +1,14 @@
 """SSH and SFTP sessions to Windows hosts: the only place that talks asyncssh.
 
 `open_session` logs in with the key from a Kubernetes Secret (activities/keys.py), pins the
-host key on first use and refuses a changed one (activities/hostkeys.py). A `HostSession` runs
-`WindowsCommand`s built by `activities/windows/` and copies files, resuming partial copies.
-Every asyncssh/socket exception of a connection, command or transfer is translated here, in
-`_translate`, into a winfleet error (key parsing errors: activities/keys.py).
+host key on first use and refuses a changed one (activities/hostkeys.py). Sessions of all
+activities on this worker share one connection per host, login and key (activities/ssh_pool.py):
+the host key is checked against the pin when the connection is made, and the pin is compared
+with it again at each checkout; a broken connection is dropped and the next session dials anew.
+A `HostSession` runs `WindowsCommand`s built by `activities/windows/` (each in a channel of its
+own) and copies files, resuming partial copies. Every asyncssh/socket exception of a
+connection, command or transfer is translated here, in `_translate`, into a winfleet error (key
+parsing errors: activities/keys.py); one that means the connection broke also drops it.
 Used by every activity that touches a host (host, payload, kubelet, network, deconfigure).
 """
 
@@ -13,14 +17,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import asyncssh
 
-from activities import blocking, hostkeys
+from activities import blocking, hostkeys, ssh_pool
 from activities.config import settings
 from activities.errors import (
     HostKeyMismatch,
@@ -119,37 +123,60 @@ def _translate(
 _SSH_ERRORS = (asyncssh.Error, OSError)  # OSError covers refused, reset, timeouts, no route
 
 
+def _refused_by_sftp_server(exc: BaseException) -> bool:
+    """An SFTP status answer (no such file, permission denied): the channel is fine."""
+    return isinstance(exc, asyncssh.SFTPError) and not isinstance(
+        exc, asyncssh.SFTPConnectionLost | asyncssh.SFTPFailure
+    )
+
+
+def _host_key_of(conn: asyncssh.SSHClientConnection) -> asyncssh.SSHKey:
+    host_key = conn.get_server_host_key()
+    assert host_key is not None  # public-key exchange always has one
+    return host_key
+
+
+def _openssh(key: asyncssh.SSHKey) -> str:
+    """`<type> <base64>` of a public key."""
+    algorithm, blob = key.export_public_key("openssh").decode().split()[:2]
+    return f"{algorithm} {blob}"
+
+
 class HostSession:
-    """An authenticated SSH connection to one Windows host (open it with `open_session`)."""
+    """An authenticated SSH session to one Windows host (open it with `open_session`), on a
+    connection it may share with other sessions to the same host."""
 
     def __init__(
-        self, conn: asyncssh.SSHClientConnection, address: str, node_name: str | None
+        self, shared: ssh_pool.SharedConnection, address: str, node_name: str | None
     ) -> None:
-        self._conn = conn
-        self._sftp: asyncssh.SFTPClient | None = None
+        self._shared = shared
+        self._conn = shared.conn
         self.address = address
         self.node_name = node_name
         self.pinned_now = False  # this session pinned the host key (first contact)
-        host_key = conn.get_server_host_key()
-        assert host_key is not None  # public-key exchange always has one
-        self._host_key = host_key
+        self._host_key = _host_key_of(shared.conn)
 
     @property
     def presented_host_key(self) -> str:
         """The host's SSH key, OpenSSH `<type> <base64>`."""
-        algorithm, blob = self._host_key.export_public_key("openssh").decode().split()[:2]
-        return f"{algorithm} {blob}"
+        return _openssh(self._host_key)
 
     @property
     def host_key_fingerprint(self) -> str:
         """`SHA256:...`, as `ssh-keygen -l` prints it."""
         return self._host_key.get_fingerprint("sha256")
 
+    def discard(self) -> None:
+        """The connection is going away (the host reboots): no later session may use it."""
+        self._shared.broken = True
+
     @contextmanager
     def _translated(self, doing: str, *, transfer: bool = False) -> Iterator[None]:
         try:
             yield
         except _SSH_ERRORS as exc:
+            if not _refused_by_sftp_server(exc):
+                self.discard()  # the connection (or its SFTP channel) broke: dial anew
             raise _translate(exc, self.address, doing, transfer=transfer) from exc
 
     # --- commands ----------------------------------------------------------------------------
@@ -199,10 +226,13 @@ class HostSession:
 
     # --- files -------------------------------------------------------------------------------
     async def _sftp_client(self) -> asyncssh.SFTPClient:
-        if self._sftp is None:
-            with self._translated("starting SFTP", transfer=True):
-                self._sftp = await self._conn.start_sftp_client()
-        return self._sftp
+        """The connection's SFTP client, started by the first session that needs one."""
+        shared = self._shared
+        async with shared.sftp_lock:
+            if shared.sftp is None:
+                with self._translated("starting SFTP", transfer=True):
+                    shared.sftp = await self._conn.start_sftp_client()
+        return shared.sftp
 
     async def remote_size(self, path: WindowsPath) -> int | None:
         """Size of a remote file in bytes, or None if it does not exist."""
@@ -326,12 +356,10 @@ class HostSession:
                         on_progress(pos - offset)
         return pos - offset
 
-    async def close(self) -> None:
-        if self._sftp is not None:
-            self._sftp.exit()
-        self._conn.close()
-        with suppress(*_SSH_ERRORS):
-            await self._conn.wait_closed()
+    def close(self) -> None:
+        """Done with the session; its connection stays for the next one (or is dropped if
+        it broke)."""
+        ssh_pool.pool().release(self._shared)
 
 
 def _read_chunk(path: Path, offset: int, size: int) -> bytes:
@@ -390,17 +418,89 @@ async def open_session(
 
     Raises SshAuthenticationFailed / HostKeyMismatch (permanent) or HostUnreachable.
     """
-    cfg = settings()
+    port = port or settings().ssh_port
     client_key = await load_private_key(private_key_secret)
-    pin = await hostkeys.lookup(address, node_name)
-    policy = _PinningPolicy(import_host_key(address, pin.key) if pin.key else None)
+    try:
+        session = await _checkout(address, port, username, client_key, node_name)
+    except SshAuthenticationFailed:
+        # The Secret may have changed since the cache saw it: once more with the API's copy.
+        current = await load_private_key(private_key_secret, fresh=True)
+        if current.get_fingerprint() == client_key.get_fingerprint():
+            raise
+        session = await _checkout(address, port, username, current, node_name)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+async def _checkout(
+    address: str, port: int, username: str, client_key: asyncssh.SSHKey, node_name: str | None
+) -> HostSession:
+    """A session on the shared connection for this host, login and key (dialled if there is
+    none, or if its host key is no longer the pinned one), with the pin recorded."""
+    pool = ssh_pool.pool()
+    key = ssh_pool.ConnectionKey(address, port, username, client_key.get_fingerprint())
+    async with pool.lock(key):
+        pin = await hostkeys.lookup(address, node_name)
+        shared = pool.take(key)
+        if (
+            shared is not None
+            and pin.key
+            and _normal(pin.key) != _openssh(_host_key_of(shared.conn))
+        ):
+            pool.release(shared)
+            pool.drop(shared)  # the pin changed: check the host against it on a new connection
+            shared = None
+        if shared is None:
+            try:
+                conn = await _dial(address, port, username, client_key, node_name, pin.key)
+            except HostKeyMismatch:
+                # Judged on the cache: confirm against the pin as the API has it.
+                fresh = await hostkeys.lookup(address, node_name, fresh=True)
+                if fresh.key == pin.key:
+                    raise
+                pin = fresh
+                conn = await _dial(address, port, username, client_key, node_name, pin.key)
+            shared = pool.add(ssh_pool.SharedConnection(key, conn))
+    session = HostSession(shared, address, node_name)
+    try:
+        if pin.key and not pin.on_node and not pin.node_exists and node_name:
+            # "No Node yet" from the cache: it may have registered a moment ago (then the pin
+            # moves onto it now, not at the next session).
+            pin = replace(pin, node_exists=await hostkeys.node_exists(node_name))
+        if pin.key is None or (pin.node_exists and not pin.on_node):
+            await hostkeys.pin(address, node_name, session.presented_host_key)
+            session.pinned_now = pin.key is None
+    except BaseException:
+        session.discard()  # a host whose key could not be pinned is not used again
+        session.close()
+        raise
+    return session
+
+
+def _normal(openssh: str) -> str:
+    return " ".join(openssh.split()[:2])
+
+
+async def _dial(
+    address: str,
+    port: int,
+    username: str,
+    client_key: asyncssh.SSHKey,
+    node_name: str | None,
+    pinned: str | None,
+) -> asyncssh.SSHClientConnection:
+    """A new authenticated connection whose host key is `pinned` (any key when None)."""
+    cfg = settings()
+    policy = _PinningPolicy(import_host_key(address, pinned) if pinned else None)
     trusted = [policy.pinned] if policy.pinned is not None else []
     doing = f"SSH login as {username}"
     with span("ssh connect", host=address, node=node_name):
         try:
-            conn = await asyncssh.connect(
+            return await asyncssh.connect(
                 address,
-                port=port or cfg.ssh_port,
+                port=port,
                 username=username,
                 client_keys=[client_key],
                 known_hosts=(trusted, [], []),
@@ -414,11 +514,3 @@ async def open_session(
             )
         except _SSH_ERRORS as exc:
             raise _translate(exc, address, doing, policy=policy) from exc
-    session = HostSession(conn, address, node_name)
-    try:
-        if pin.key is None or (pin.node_exists and not pin.on_node):
-            await hostkeys.pin(address, node_name, session.presented_host_key)
-            session.pinned_now = pin.key is None
-        yield session
-    finally:
-        await session.close()

@@ -7,7 +7,8 @@ retried call never launches a second instance. That token, which DescribeInstanc
 tells whether this very run launched an instance (`HostRef.created_by_us`). Terminating checks
 the instance's cluster, pool and node tag values first. botocore exceptions are translated here
 and nowhere else (`translate`). boto3 is synchronous: each call runs on the blocking pool
-(activities/blocking.py), inside a span.
+(activities/blocking.py), inside a span. Instances being waited on share one DescribeInstances
+loop per region (activities/cloud/instance_states.py) rather than each polling on its own.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from botocore.exceptions import (
 from temporalio import activity
 
 from activities import blocking
+from activities.cloud.instance_states import InstanceStates
 from activities.cloud.ownership import Owner, TagNames
 from activities.cloud.userdata import windows_user_data
 from activities.config import on_settings_change, settings
@@ -56,6 +58,7 @@ TAG_CLUSTER = "winfleet.io/cluster"
 TAGS = TagNames(cluster=TAG_CLUSTER, pool=TAG_POOL, node=TAG_NODE)
 RUNNING_TIMEOUT = 600.0  # s; EC2 starts a Windows instance in 1-3 min, 10 min is WMCO's bound
 POLL_INTERVAL = 5.0  # s between DescribeInstances while waiting for `running`
+DESCRIBE_IDS = 100  # instance ids per DescribeInstances call of the shared loop
 _LIVE_STATES = ("pending", "running", "stopping", "stopped")
 _GONE_STATES = ("shutting-down", "terminated")
 
@@ -141,9 +144,14 @@ def ec2_client(region: str) -> Any:
     return _clients[region]
 
 
+_states: dict[str, InstanceStates] = {}  # region -> the shared describe loop
+_states_loop: list[asyncio.AbstractEventLoop] = []
+
+
 def _close_clients() -> None:
     while _clients:
         _clients.popitem()[1].close()
+    _states.clear()
 
 
 on_settings_change(_close_clients)
@@ -302,6 +310,45 @@ async def _describe_instance(region: str, instance_id: str, what: str) -> dict[s
     return None
 
 
+def _instance_states(region: str) -> InstanceStates:
+    """The shared describe loop of `region` (for the running event loop)."""
+    loop = asyncio.get_running_loop()
+    if _states_loop != [loop]:
+        _states.clear()
+        _states_loop[:] = [loop]
+    if region not in _states:
+
+        async def describe(ids: list[str]) -> dict[str, dict[str, Any]]:
+            return await _describe_instances(region, ids)
+
+        _states[region] = InstanceStates(describe, POLL_INTERVAL)
+    return _states[region]
+
+
+async def _describe_instances(region: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The instances among `ids` that EC2 knows, by id (an `instance-id` filter, unlike
+    InstanceIds, does not fail the whole call for an id not visible yet)."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), DESCRIBE_IDS):
+        chunk = ids[start : start + DESCRIBE_IDS]
+        token = ""
+        while True:
+            out = await _call(
+                region,
+                "describe_instances",
+                f"wait for {len(chunk)} instance(s) to run",
+                Filters=[{"Name": "instance-id", "Values": chunk}],
+                **({"NextToken": token} if token else {}),
+            )
+            for r in out.get("Reservations", ()):
+                for i in r.get("Instances", ()):
+                    found[str(i["InstanceId"])] = dict(i)
+            token = str(out.get("NextToken") or "")
+            if not token:
+                break
+    return found
+
+
 async def wait_running(
     region: str,
     instance_id: str,
@@ -310,13 +357,15 @@ async def wait_running(
     created_by_us: bool,
     wait_limit: float = RUNNING_TIMEOUT,
 ) -> HostRef:
-    """Wait (heartbeating) until the instance runs and has a private IP."""
+    """Wait (heartbeating) until the instance runs and has a private IP; its state comes from
+    the region's shared describe loop."""
     node_name = owner.node
     deadline = time.monotonic() + wait_limit
     what = f"wait for instance {instance_id} of node {node_name}"
     started = False
+    states = _instance_states(region)
     while True:
-        inst = await _describe_instance(region, instance_id, what)
+        inst = await states.next_state(instance_id)
         state = str(((inst or {}).get("State") or {}).get("Name", "pending"))
         _heartbeat(instance_id, state)
         if inst is not None and state == "running" and inst.get("PrivateIpAddress"):
@@ -346,7 +395,6 @@ async def wait_running(
                 f"instance {instance_id} of node {node_name} is still {state} after "
                 f"{wait_limit:.0f} s; the next attempt keeps waiting for the same instance"
             )
-        await asyncio.sleep(POLL_INTERVAL)
 
 
 def launched_by(instance: Mapping[str, Any], owner: Owner, incarnation: str) -> bool:

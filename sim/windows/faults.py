@@ -84,7 +84,8 @@ class HostFaults:
         self.slow_seconds = seconds
 
     def change_host_key(self) -> None:
-        """Generate a new SSH host key (as a re-imaged machine at the same address would)."""
+        """Generate a new SSH host key (as a re-imaged machine at the same address would);
+        open SSH sessions drop, as the re-install restarted the machine."""
         self._host.rotate_host_key()
 
     def clear(self) -> None:

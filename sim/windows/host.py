@@ -154,9 +154,14 @@ class SimulatedWindowsHost:
         return key
 
     def rotate_host_key(self) -> None:
+        """A new SSH host key, as a re-imaged machine at this address has: the re-install
+        restarted it, so the SSH sessions to the old system are gone too."""
         self._host_key = self._new_host_key()
         if self._acceptor is not None:
             self._acceptor.update(server_host_keys=[self._host_key])
+        for conn in list(self._conns):
+            conn.abort()
+        self._conns.clear()
 
     @property
     def firewall_rules(self) -> list[dict[str, Any]]:

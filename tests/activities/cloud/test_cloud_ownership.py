@@ -26,6 +26,7 @@ from cloud_twins import (
     put_key_secret,
 )
 from kubernetes import client
+from reimaged import until_connections_dropped
 from temporalio.testing import ActivityEnvironment
 
 from activities import hostkeys, kube
@@ -333,5 +334,6 @@ async def test_a_new_vm_at_a_terminated_vms_address_is_trusted_while_a_live_host
 
     # A live host whose key changes is still refused.
     fleet.get(old.address).faults.change_host_key()
+    await until_connections_dropped(old.address)
     with pytest.raises(HostKeyMismatch, match=old.address):
         await session_to(old.address, "win-reuse2")

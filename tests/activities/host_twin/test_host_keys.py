@@ -93,8 +93,8 @@ async def test_a_pin_written_between_read_and_write_is_compared_not_overwritten(
     real = hostkeys._configmap
     raced: list[str] = []
 
-    async def read_then_someone_pins() -> object:
-        cm = await real()
+    async def read_then_someone_pins(fresh: bool = False) -> object:
+        cm = await real(fresh)
         if not raced:
             raced.append("x")
             await hostkeys.pin("10.0.0.6", None, theirs)  # lands after our read
@@ -114,8 +114,8 @@ async def test_a_node_pin_written_between_read_and_write_is_compared_not_overwri
     real = hostkeys._node
     raced: list[str] = []
 
-    async def read_then_someone_pins(name: str | None) -> object:
-        node = await real(name)
+    async def read_then_someone_pins(name: str | None, fresh: bool = False) -> object:
+        node = await real(name, fresh)
         if not raced:
             raced.append("x")
             await hostkeys.pin("10.0.0.7", "winworker-3", theirs)

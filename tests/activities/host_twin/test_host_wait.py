@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from host_lab import KEY_SECRET, Lab, fresh_address
+from reimaged import until_connections_dropped
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -101,6 +102,7 @@ async def test_a_host_whose_key_changed_is_refused_permanently(lab: Lab) -> None
     host = await lab.add_host()
     await _wait(_input(host.address))
     host.faults.change_host_key()
+    await until_connections_dropped(host.address)
     with pytest.raises(ApplicationError) as caught:
         await _wait(_input(host.address))
     assert caught.value.type == "HostKeyMismatch"

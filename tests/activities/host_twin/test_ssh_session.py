@@ -14,6 +14,7 @@ from kubernetes import client
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from reimaged import until_connections_dropped
 
 from activities import kube, tracing
 from activities.errors import (
@@ -65,6 +66,7 @@ async def test_a_changed_host_key_is_refused_as_permanent(lab: Lab) -> None:
         pass
     original = host.host_key_public
     host.faults.change_host_key()
+    await until_connections_dropped(host.address)
     with pytest.raises(HostKeyMismatch, match=host.address) as caught:
         async with session_to(host.address):
             pass
@@ -78,6 +80,7 @@ async def test_a_changed_host_key_is_refused_after_the_pin_moved_to_the_node(lab
     async with session_to(host.address):
         pass
     host.faults.change_host_key()
+    await until_connections_dropped(host.address)
     with pytest.raises(HostKeyMismatch, match="possible impersonation"):
         async with session_to(host.address):
             pass

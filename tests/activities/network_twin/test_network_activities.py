@@ -102,6 +102,7 @@ async def test_kube_proxy_gets_a_new_vip_when_a_reboot_dropped_the_overlay(
     old_network = host.hns_networks[OVERLAY]["Id"]
 
     await host.reboot()
+    await host.wait_up()  # the activity is not retried here, as Temporal would while it boots
     await env.run(start_hybrid_overlay, hybrid)
     assert host.hns_networks[OVERLAY]["Id"] != old_network
     vip = await env.run(start_kube_proxy, proxy)
