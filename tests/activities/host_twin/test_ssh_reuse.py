@@ -17,8 +17,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from activities import kube, ssh_pool, tracing
-from activities.errors import HostUnreachable
+from activities import hostkeys, kube, ssh_pool, tracing
+from activities.errors import HostKeyMismatch, HostUnreachable
 from activities.keys import public_key_openssh
 from activities.ssh import open_session
 from activities.windows import powershell as ps
@@ -129,3 +129,24 @@ async def test_an_unused_connection_is_closed(
     await eventually("the idle connection to close", closed)
     assert await hostname(host.address) == "winidle-1"
     assert count(logins) == 2
+
+
+async def test_an_open_connection_is_not_reused_once_the_pin_names_another_key(
+    lab: Lab, logins: InMemorySpanExporter
+) -> None:
+    host = await lab.add_host("winpin-1")
+    await hostname(host.address)  # pins the host's key; the connection stays open
+    # The admin pins another key for this address (the machine was replaced, say).
+    other = public_key_openssh(asyncssh.generate_private_key("ssh-ed25519"))
+    pins = {"data": {host.address: other}}
+    await kube.call_json(
+        "re-pin", kube.core().patch_namespaced_config_map, hostkeys.CONFIGMAP, NAMESPACE, pins
+    )
+
+    async def pin_seen() -> bool:
+        return await hostkeys.pinned(host.address, "winworker-1") == other
+
+    await eventually("the worker to see the new pin", pin_seen)
+    with pytest.raises(HostKeyMismatch, match=host.address):
+        await hostname(host.address)
+    assert count(logins) == 2  # the host was checked on a new connection, not the open one

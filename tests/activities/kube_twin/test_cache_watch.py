@@ -151,6 +151,29 @@ async def test_a_dropped_watch_resumes_where_it_was_without_listing_again(
     assert made(cluster, "list") == lists  # ... from its resourceVersion, without a new list
 
 
+async def test_a_watch_down_longer_than_the_staleness_bound_sends_reads_to_the_api(
+    cluster: KubeTwin, admin: Caller
+) -> None:
+    await cache.node("win-s1")
+    await watched_node(admin, "win-s1")
+    # The API server ends every watch and refuses new ones: the cache hears nothing more ...
+    cluster.faults.add("watch", "nodes", 503, count=1_000_000)
+    cluster.handlers.close_watches()
+    await admin.annotate_node("win-s1", {"example.com/changed": "unheard"})
+    # ... and after STALE_AFTER_S it no longer answers from memory.
+    await eventually("the cache to count itself stale", lambda: not nodes_live())
+    gets = made(cluster, "get")
+    node = await cache.node("win-s1")
+    assert node is not None and node["metadata"]["annotations"]["example.com/changed"] == "unheard"
+    assert made(cluster, "get") == gets + 1  # read through the API
+
+    cluster.faults.clear()
+    await eventually("the cache to watch again", nodes_live, within=30)
+    gets = made(cluster, "get")
+    assert await cache.node("win-s1") is not None
+    assert made(cluster, "get") == gets  # from memory again
+
+
 async def test_a_restarted_worker_lists_afresh_and_sees_what_changed_while_it_was_away(
     cluster: KubeTwin, admin: Caller
 ) -> None:
