@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -107,6 +108,8 @@ async def until(
     deadline = time.monotonic() + within
     while True:
         got = probe()
+        if inspect.isawaitable(got):
+            got = await got
         if got:
             return got
         if time.monotonic() >= deadline:
@@ -191,3 +194,9 @@ async def sampling(world: World, pool: str, desired: int) -> AsyncIterator[Budge
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def started(world: World, workflow_type: str, prefix: str) -> list[str]:
+    """IDs of the `workflow_type` executions of the test's task queue starting with `prefix`."""
+    query = f"WorkflowType = '{workflow_type}' AND TaskQueue = '{world.task_queue}'"
+    return [wf.id async for wf in world.client.list_workflows(query) if wf.id.startswith(prefix)]
