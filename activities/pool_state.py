@@ -238,6 +238,24 @@ async def observe_pool(inp: ObserveInput) -> PoolObservation:
     )
 
 
+@dataclass(frozen=True)
+class PoolNodeInput:
+    pool: str
+    node: str
+
+
+@activity.defn(name="read_pool_node")
+@boundary
+async def read_pool_node(inp: PoolNodeInput) -> NodeView | None:
+    """One node of the pool as it is now; None when it is gone or no longer the pool's."""
+    try:
+        node = await kube.call_json(f"read node {inp.node}", kube.core().read_node, inp.node)
+    except kube.NotFound:
+        return None
+    view = node_view(node)
+    return view if view.pool == inp.pool else None
+
+
 @activity.defn(name="pool_availability")
 @boundary
 async def pool_availability(inp: AvailabilityInput) -> Availability:

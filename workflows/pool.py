@@ -194,11 +194,12 @@ class WindowsPool:
                 ]
             self._wake = False
             await steps.wait(lambda: self._wake, policies.POOL_RESYNC)
-            if (
-                workflow.info().is_continue_as_new_suggested()
-                and not self._children
-                and workflow.all_handlers_finished()
-            ):
+            info = workflow.info()
+            full = (
+                info.is_continue_as_new_suggested()
+                or info.get_current_history_length() > policies.HISTORY_EVENTS_LIMIT
+            )
+            if full and not self._children and workflow.all_handlers_finished():
                 workflow.continue_as_new(PoolRun(pool=self._pool, carry=self._carry()))
 
     async def _pass(self) -> bool:

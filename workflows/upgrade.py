@@ -61,10 +61,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.pool_state import (
         ObserveInput,
+        PoolNodeInput,
         PoolRef,
         SetPoolSpec,
         observe_pool,
         read_pool,
+        read_pool_node,
         set_pool_spec,
     )
     from workflows import ids, policies, steps
@@ -239,7 +241,7 @@ class UpgradeWindowsPool:
                 s.state = "Completed"
                 return
             wait = policies.ROLLOUT_RETRY
-            if todo and not s.halted:
+            if todo and not s.halted and not self._history_full():
                 blocked, wait = self._held(wait)
                 if not blocked and len(s.in_flight) < self._cap():
                     if await self._try_start(todo[0]):
@@ -248,11 +250,7 @@ class UpgradeWindowsPool:
             await self._report()
             self._kick = False
             await steps.wait(lambda: self._kick, wait)
-            if (
-                workflow.info().is_continue_as_new_suggested()
-                and not s.in_flight
-                and workflow.all_handlers_finished()
-            ):
+            if self._history_full() and not s.in_flight and workflow.all_handlers_finished():
                 workflow.continue_as_new(UpgradeInput(pool=self._pool, carry=self._carry()))
 
     def _held(self, wait: timedelta) -> tuple[bool, timedelta]:
@@ -289,7 +287,9 @@ class UpgradeWindowsPool:
         """Ask the pool for `node` and start its replacement; False when it must wait."""
         s, spec = self._s, self._spec
         assert spec is not None
-        view = self._nodes.get(node)
+        view = await steps.run(
+            read_pool_node, PoolNodeInput(self._pool, node), policies.KUBE_CALL_STEP
+        )
         if view is None or view.version == s.target:
             s.done.append(node)  # gone meanwhile, or already upgraded by someone else
             return True
@@ -338,7 +338,6 @@ class UpgradeWindowsPool:
             s.in_flight.pop(node, None)
             self._tasks.pop(node, None)
             self._kick = True
-            await self._observe()
 
     async def _wait_for_grant(self, node: str, new: str) -> None:
         """Surge: once the replacement serves, wait for leave to take the old node down."""
@@ -480,6 +479,14 @@ class UpgradeWindowsPool:
         if s.waiting_for and not s.in_flight:
             return "Waiting"
         return "Progressing"
+
+    def _history_full(self) -> bool:
+        """Time to continue as new (the plan carried): nothing new starts until then."""
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() > policies.HISTORY_EVENTS_LIMIT
+        )
 
     def _taken(self) -> set[str]:
         return set(self._nodes) | set(self._s.replaced_by.values()) | set(self._s.in_flight)
