@@ -17,13 +17,14 @@ Read-only ones change nothing; writes are idempotent.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import activity
 
-from activities import kube
+from activities import events, kube
 from activities.cloud.byoh import INSTANCES_CONFIGMAP, parse_instance_entry
 from activities.config import settings
 from activities.contracts import ByohHostSpec, NodeName, Platform
@@ -34,6 +35,7 @@ from activities.pool_contracts import (
     HOST_ANNOTATION,
     POOL_FINALIZER,
     POOL_GROUP,
+    POOL_KIND,
     POOL_LABEL,
     POOL_PLURAL,
     POOL_VERSION,
@@ -363,6 +365,36 @@ def _same(old: JsonObject, new: JsonObject) -> bool:
         return {**s, "conditions": conds}
 
     return strip(old) == strip(new)
+
+
+@dataclass(frozen=True)
+class PoolEventInput:
+    pool: str
+    reason: str  # RolloutHalted, OnboardingFailed, ...
+    message: str
+    key: str  # one Event per key: a retry records nothing twice
+    warning: bool = True
+
+
+@activity.defn(name="record_pool_event")
+@boundary
+async def record_pool_event(inp: PoolEventInput) -> None:
+    """An Event on the WindowsMachinePool (`kubectl describe wmp` shows it)."""
+    obj = await _get(inp.pool)
+    meta = (obj or {}).get("metadata") or {}
+    await events.record_event(
+        reason=inp.reason,
+        message=inp.message,
+        involved={
+            "apiVersion": f"{POOL_GROUP}/{POOL_VERSION}",
+            "kind": POOL_KIND,
+            "name": inp.pool,
+            "namespace": settings().namespace,
+            "uid": str(meta.get("uid", "")),
+        },
+        type_="Warning" if inp.warning else "Normal",
+        name=f"{inp.pool}.{inp.reason.lower()}.{hashlib.sha256(inp.key.encode()).hexdigest()[:12]}",
+    )
 
 
 @activity.defn(name="set_pool_spec")

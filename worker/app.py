@@ -47,6 +47,7 @@ from activities.pool_state import (
     pool_finalizer,
     read_pool,
     read_pool_node,
+    record_pool_event,
     set_pool_spec,
     write_pool_status,
 )
@@ -88,6 +89,7 @@ ACTIVITIES: Sequence[Callable[..., Any]] = (
     retire_vm,
     read_pool,
     read_pool_node,
+    record_pool_event,
     observe_pool,
     pool_availability,
     write_pool_status,

@@ -66,12 +66,14 @@ with workflow.unsafe.imports_passed_through():
         Condition,
         FinalizerInput,
         ObserveInput,
+        PoolEventInput,
         PoolRef,
         PoolStatus,
         observe_pool,
         pool_availability,
         pool_finalizer,
         read_pool,
+        record_pool_event,
         write_pool_status,
     )
     from workflows import ids, policies, steps
@@ -115,6 +117,7 @@ class WindowsPool:
         self._rollout: RolloutReport | None = None
         self._nodes: tuple[NodeView, ...] = ()
         self._last_status: PoolStatus | None = None
+        self._told: set[str] = set()  # keys of the Events already recorded
         self._read_once = False
 
     # --- messages ----------------------------------------------------------------------------
@@ -217,7 +220,25 @@ class WindowsPool:
         if self._spec is not None:
             await self._scale(self._spec, obs, children)
         await self._write_status(obs)
+        await self._tell()
         return True
+
+    async def _tell(self) -> None:
+        """Events on the pool for what an admin must see: a halted rollout, failed work."""
+        news: list[tuple[str, str, str]] = []
+        r = self._rollout
+        if r is not None and r.state == "Halted":
+            news.append(("RolloutHalted", r.message, f"halt {r.started_at}"))
+        news += [("PoolWorkFailed", f, f"failure {f}") for f in self._failures]
+        for reason, message, key in news:
+            if key in self._told:
+                continue
+            await steps.run(
+                record_pool_event,
+                PoolEventInput(self._pool, reason, message, key),
+                policies.KUBE_CALL_STEP,
+            )
+            self._told.add(key)
 
     async def _read(self) -> bool:
         """Read the pool; False when it is gone or being deleted."""

@@ -275,6 +275,18 @@ async def test_a_canary_on_an_unsupported_build_halts_the_rollout_keeping_the_ol
     condition = await until("the pool to show Degraded", degraded, within=40)
     assert condition["reason"] == "RolloutHalted" and "10.0.14393" in condition["message"]
 
+    def halted_event() -> list[dict[str, Any]]:
+        return [
+            e
+            for e in world.twin.kube.store.list("events")
+            if e.get("reason") == "RolloutHalted"
+            and e["involvedObject"].get("kind") == "WindowsMachinePool"
+            and e["involvedObject"].get("name") == "ph"
+        ]
+
+    (event,) = await until("a RolloutHalted event on the pool", halted_event, within=40)
+    assert event["type"] == "Warning" and "10.0.14393" in event["message"]
+
 
 async def taken_down(world: World, pool: str) -> list[str]:
     return await started(world, "DecommissionWindowsNode", f"decommission-{pool}-")
