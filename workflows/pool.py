@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -256,6 +256,8 @@ class WindowsPool:
         if read.spec is not None:
             self._spec = read.spec
             self._check_rollout = old is None or old.version != read.spec.version
+            if old is not None and self._rollout_running():
+                await self._tell_rollout()
         self._read_once = True
         return True
 
@@ -494,6 +496,18 @@ class WindowsPool:
         return {"maxUnavailable": budget, "inUse": len(holders), "holders": holders}
 
     # --- rollouts and status -----------------------------------------------------------------
+    def _rollout_running(self) -> bool:
+        r = self._rollout
+        return r is not None and r.state not in ("Completed", "Halted")
+
+    async def _tell_rollout(self) -> None:
+        """A running rollout takes the pool's new settings (budget, window...) at once."""
+        rollout = workflow.get_external_workflow_handle(ids.upgrade(self._pool))
+        try:
+            await rollout.signal("spec_changed")
+        except ApplicationError as err:  # it ended meanwhile
+            workflow.logger.info("pool %s: rollout not told: %s", self._pool, err)
+
     async def _ensure_rollout(self, spec: PoolSpec) -> None:
         """Start (or join) the pool's rollout when a node is not on `spec.version`."""
         self._check_rollout = False

@@ -109,8 +109,15 @@ class UpgradeWindowsPool:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._hosts: tuple[ByohHostSpec, ...] = ()
         self._reported: RolloutReport | None = None
+        self._spec_stale = False
 
     # --- control ------------------------------------------------------------------------------
+    @workflow.signal(name="spec_changed")
+    def spec_changed(self) -> None:
+        """The pool's spec changed: its settings (not the target version) apply from now."""
+        self._spec_stale = True
+        self._kick = True
+
     @workflow.signal(name="pause")
     def pause(self) -> None:
         self._s.paused = True
@@ -233,6 +240,8 @@ class UpgradeWindowsPool:
     async def _roll(self) -> None:
         s = self._s
         while True:
+            if self._spec_stale:
+                await self._reread_settings()
             if s.halted and not s.in_flight:
                 s.state = "Halted"
                 return
@@ -252,6 +261,13 @@ class UpgradeWindowsPool:
             await steps.wait(lambda: self._kick, wait)
             if self._history_full() and not s.in_flight and workflow.all_handlers_finished():
                 workflow.continue_as_new(UpgradeInput(pool=self._pool, carry=self._carry()))
+
+    async def _reread_settings(self) -> None:
+        self._spec_stale = False
+        read = await steps.run(read_pool, PoolRef(self._pool), policies.KUBE_CALL_STEP)
+        if read.spec is not None and self._spec is not None:
+            # The plan and its target stay frozen; budget, window, canary, timeouts follow.
+            self._spec = replace(read.spec, version=self._spec.version)
 
     def _held(self, wait: timedelta) -> tuple[bool, timedelta]:
         """Whether new replacements are held (paused, outside the window) and how long to wait."""

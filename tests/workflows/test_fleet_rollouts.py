@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -290,3 +291,48 @@ async def test_a_canary_on_an_unsupported_build_halts_the_rollout_keeping_the_ol
 
 async def taken_down(world: World, pool: str) -> list[str]:
     return await started(world, "DecommissionWindowsNode", f"decommission-{pool}-")
+
+
+def window(open_now: bool) -> dict[str, Any]:
+    """A weekly window (UTC) that is open now, or opens only the day after tomorrow."""
+    now = datetime.now(UTC)
+    start = (now - timedelta(hours=1)) if open_now else now + timedelta(days=2)
+    return {
+        "days": [start.strftime("%a")],
+        "start": start.strftime("%H:00"),
+        "duration": "3h",
+        "timeZone": "UTC",
+    }
+
+
+async def test_outside_its_maintenance_window_a_rollout_holds_until_the_window_opens(
+    world: World,
+) -> None:
+    spec = {
+        "platform": "aws",
+        "replicas": 2,
+        "version": OLD,
+        "maxUnhealthy": 1,
+        "upgrade": {"maintenanceWindow": window(open_now=False)},
+    }
+    async with watching(world):
+        first = await make_pool(world, "pw", spec, 2)
+        await patch_pool(world, "pw", {"version": NEW})
+        await until(
+            "upgrade-pw to start", lambda: started(world, "UpgradeWindowsPool", "upgrade-pw")
+        )
+        upgrade = world.client.get_workflow_handle("upgrade-pw")
+
+        async def waiting() -> bool:
+            p = await upgrade.query("progress", result_type=RolloutProgress)
+            return "maintenance window" in p.waiting_for
+
+        await until("the rollout to wait for its window", waiting, within=60)
+        await asyncio.sleep(5)
+        assert await taken_down(world, "pw") == []
+        assert {n["metadata"]["name"] for n in pool_nodes(world, "pw")} == first
+        await patch_pool(world, "pw", {"upgrade": {"maintenanceWindow": window(open_now=True)}})
+        await until(
+            "2 nodes on 1.1.0", lambda: on_version(world, "pw", NEW, 2), within=180, world=world
+        )
+        await upgrade.result()
