@@ -176,8 +176,12 @@ class UpgradeWindowsPool:
         await self._start(inp)
         try:
             await self._roll()
-        finally:
+        except GeneratorExit:
+            raise  # evicted from the worker's cache, not ended: a replay resumes the run
+        except BaseException:
             await self._report()
+            raise
+        await self._report()
         if self._s.halted:
             raise ApplicationError(
                 f"rollout of pool {self._pool} to {self._s.target} halted: {self._s.halted}. "
@@ -349,11 +353,19 @@ class UpgradeWindowsPool:
         except Halt as why:
             s.halted = s.halted or str(why)
             workflow.logger.warning("pool %s: rollout halted: %s", self._pool, why)
-        finally:
-            await self._release(node)
-            s.in_flight.pop(node, None)
-            self._tasks.pop(node, None)
-            self._kick = True
+        except GeneratorExit:
+            raise  # evicted from the worker's cache, not ended: a replay resumes the run
+        except BaseException:
+            await self._finish(node)
+            raise
+        await self._finish(node)
+
+    async def _finish(self, node: str) -> None:
+        s = self._s
+        await self._release(node)
+        s.in_flight.pop(node, None)
+        self._tasks.pop(node, None)
+        self._kick = True
 
     async def _wait_for_grant(self, node: str, new: str) -> None:
         """Surge: once the replacement serves, wait for leave to take the old node down."""
