@@ -11,7 +11,6 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -23,8 +22,11 @@ from fleet import (
     available,
     create_pool,
     custom,
+    fleet_twin,
     get_pool,
     install_crd,
+    make_pool,
+    on_version,
     patch_pool,
     pool_nodes,
     sampling,
@@ -49,35 +51,8 @@ BIN = Path(sys.executable).parent
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def twin(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Twin]:
-    t = Twin(
-        tmp_path_factory.mktemp("pools-twin"),
-        boot_seconds=1.0,
-        byoh_hosts=3,
-        aws_cidr="127.28.0.0/16",
-        azure_cidr="127.29.0.0/16",
-        byoh_cidr="127.32.0.0/16",
-        node_monitor_grace_seconds=6.0,
-    )
-    async with t:
+    async with fleet_twin(tmp_path_factory.mktemp("pools-twin"), 28) as t:
         yield t
-
-
-def on_version(world: World, pool: str, version: str, count: int) -> bool:
-    nodes = pool_nodes(world, pool)
-    good = [n for n in nodes if available(n) and version_of(n) == version]
-    return len(good) == count and len(nodes) == count
-
-
-async def make_pool(world: World, name: str, spec: dict[str, Any], count: int) -> set[str]:
-    await install_crd(world)
-    await create_pool(world, name, spec)
-    await until(
-        f"{count} nodes of {name} Ready at {spec['version']}",
-        lambda: on_version(world, name, spec["version"], count),
-        within=180,
-        world=world,
-    )
-    return {n["metadata"]["name"] for n in pool_nodes(world, name)}
 
 
 def hosts_of(world: World, pool: str) -> dict[str, str]:

@@ -13,9 +13,10 @@ import pytest
 import pytest_asyncio
 from fleet import (
     available,
-    create_pool,
+    fleet_twin,
     get_pool,
-    install_crd,
+    make_pool,
+    on_version,
     patch_pool,
     pool_nodes,
     sampling,
@@ -38,36 +39,8 @@ NEW, OLD = "1.1.0", "1.0.0"
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def twin(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Twin]:
-    """A twin of its own: a short node-monitor grace, so a silent kubelet shows in seconds."""
-    t = Twin(
-        tmp_path_factory.mktemp("fleet-twin"),
-        boot_seconds=1.0,
-        byoh_hosts=3,
-        aws_cidr="127.18.0.0/16",
-        azure_cidr="127.19.0.0/16",
-        byoh_cidr="127.22.0.0/16",
-        node_monitor_grace_seconds=6.0,
-    )
-    async with t:
+    async with fleet_twin(tmp_path_factory.mktemp("fleet-twin"), 18) as t:
         yield t
-
-
-def on_version(world: World, pool: str, version: str, count: int) -> bool:
-    nodes = pool_nodes(world, pool)
-    good = [n for n in nodes if available(n) and version_of(n) == version]
-    return len(good) == count and len(nodes) == count
-
-
-async def make_pool(world: World, name: str, spec: dict[str, Any], count: int) -> set[str]:
-    await install_crd(world)
-    await create_pool(world, name, spec)
-    await until(
-        f"{count} nodes of {name} Ready at {spec['version']}",
-        lambda: on_version(world, name, spec["version"], count),
-        within=180,
-        world=world,
-    )
-    return {n["metadata"]["name"] for n in pool_nodes(world, name)}
 
 
 def payload_hashes(world: World, version: str) -> dict[str, str]:
