@@ -14,8 +14,9 @@ table-tested; `dry_run` does the reading.
   says which.
 - Blocking budgets: PodDisruptionBudgets with `status.disruptionsAllowed` 0 whose selector
   (policy/v1: a null selector selects nothing, `{}` every pod of its namespace) picks a Running
-  pod on a planned node that a drain would evict (DaemonSet and mirror pods stay, as in
-  activities/drain.py).
+  pod on a planned node that a drain would evict: the pods are listed, skipped (DaemonSet,
+  mirror) and left (finished) by the drain's own functions (activities/drain.py), so the plan
+  cannot disagree with the drain it predicts.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from temporalio.client import Client
 
 from activities import kube
 from activities.contracts import Platform
-from activities.drain import _finished as drain_leaves_finished  # one rule for what drains
+from activities.drain import _finished as drain_leaves_finished
+from activities.drain import _pods_on as pods_on
 from activities.drain import _skipped as drain_skips
 from activities.pool_contracts import NodeView, PoolSpec, UpgradeStrategy
 from activities.pool_state import node_view, pool_nodes
@@ -201,15 +203,6 @@ async def _budgets() -> list[JsonObject]:
     return [b for b in (listing or {}).get("items") or () if isinstance(b, dict)]
 
 
-async def _pods_on(node: str) -> list[JsonObject]:
-    listing = await kube.call_json(
-        f"list pods on node {node}",
-        kube.core().list_pod_for_all_namespaces,
-        field_selector=f"spec.nodeName={node}",
-    )
-    return [p for p in (listing or {}).get("items") or () if isinstance(p, dict)]
-
-
 async def dry_run(temporal: Client, pool: str, version: str) -> list[str]:
     """Read the pool, its Nodes, the budgets and T; the lines to print."""
     read = await cluster_access.read(pool)
@@ -221,7 +214,7 @@ async def dry_run(temporal: Client, pool: str, version: str) -> list[str]:
     t = await replacement_time(temporal, pool)
     pods: list[JsonObject] = []
     if rollout.order:
-        for found in await asyncio.gather(*(_pods_on(n) for n in rollout.order)):
+        for found in await asyncio.gather(*(pods_on(n) for n in rollout.order)):
             pods += found
     blockers = blocking_budgets(await _budgets(), pods) if pods else []
     return render(rollout, t, blockers)
