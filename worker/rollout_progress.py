@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 from temporalio.client import (
@@ -31,6 +31,7 @@ from workflows.failures import describe
 from workflows.fleet.plan import format_duration
 
 BAR_WIDTH = 24
+QUERY_TIMEOUT = timedelta(seconds=10)  # a closed rollout's query replays its history first
 SHOWN_IN_FLIGHT = 6
 
 
@@ -91,7 +92,7 @@ def change_key(p: RolloutProgress) -> tuple[object, ...]:
 async def _query(client: Client, workflow_id: str) -> RolloutProgress | None:
     try:
         got: RolloutProgress = await client.get_workflow_handle(workflow_id).query(
-            "progress", result_type=RolloutProgress
+            "progress", result_type=RolloutProgress, rpc_timeout=QUERY_TIMEOUT
         )
     except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
         return None  # between runs (continue-as-new) or racing a task: the next tick tells
@@ -123,7 +124,9 @@ async def watch(
     printed: tuple[object, ...] | None = None
     while True:
         outcome = await _ended(client, workflow_id)
-        p = await _query(client, workflow_id) if outcome is None else None
+        # Asked after `_ended`: once the rollout has ended, this is its final state (a closed
+        # workflow answers queries too), so the last line drawn is the end, not the step before.
+        p = await _query(client, workflow_id)
         last = p or last
         if p is not None:
             lines = render(p, datetime.now(UTC))
