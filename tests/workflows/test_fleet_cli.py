@@ -176,6 +176,14 @@ async def test_a_cli_rollout_outlives_ctrl_c_and_is_paused_inspected_resumed_and
         text = out_b.decode()
         assert joined.returncode == 0, err_b.decode() + text
 
+        # `winfleet status <workflow-id>...` still prints each one's progress query.
+        code, out, err = await winfleet(world, temporal, "status", "upgrade-cup", "pool-cup")
+        assert code == 0, err
+        rollout_line, pool_line = (json.loads(line) for line in out.splitlines())
+        assert rollout_line["workflow_id"] == "upgrade-cup"
+        assert (rollout_line["state"], rollout_line["target_version"]) == ("Completed", "1.1.0")
+        assert pool_line["workflow_id"] == "pool-cup" and len(pool_line["nodes"]) == 2
+
     assert "rollout upgrade-cup of pool cup started (or joined)" in text
     assert "pool cup -> 1.1.0 [########################] 2/2 Completed" in text
     assert text.rstrip().endswith("every planned node runs 1.1.0")
