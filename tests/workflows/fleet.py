@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import os
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from typing import Any
 import yaml
 from kubernetes import client, config
 from onboarding import World
+from temporalio.testing import WorkflowEnvironment
 
 from sim.twin import Twin
 from worker.pool_watcher import PoolWatcher
@@ -235,3 +238,40 @@ def fleet_twin(state: Path, cidr_base: int) -> Twin:
         byoh_cidr=f"127.{cidr_base + 4}.0.0/16",
         node_monitor_grace_seconds=6.0,
     )
+
+
+WINFLEET = str(Path(sys.executable).parent / "winfleet")
+
+
+def cli_env(world: World, temporal: WorkflowEnvironment) -> dict[str, str]:
+    """The environment a user's shell has after `. .state/env`, aimed at the test's queue."""
+    return {
+        **os.environ,
+        **world.twin.env,
+        "TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": "default",
+        "WINFLEET_TASK_QUEUE": world.task_queue,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+async def spawn_winfleet(
+    world: World, temporal: WorkflowEnvironment, *args: str
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        WINFLEET,
+        *args,
+        env=cli_env(world, temporal),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def winfleet(
+    world: World, temporal: WorkflowEnvironment, *args: str, within: float = 120.0
+) -> tuple[int, str, str]:
+    """Run `winfleet ARGS` to its end: (exit code, stdout, stderr)."""
+    proc = await spawn_winfleet(world, temporal, *args)
+    out, err = await asyncio.wait_for(proc.communicate(), within)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
