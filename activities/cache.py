@@ -26,7 +26,7 @@ from typing import TypeVar
 from temporalio import activity
 
 from activities import csr_rules, kube, polling
-from activities.cache_informer import Informer, JsonObject, Waker
+from activities.cache_informer import Informer, JsonObject, Lister, Waker
 from activities.config import on_settings_change, settings
 from activities.errors import KubernetesUnavailable
 
@@ -92,26 +92,22 @@ def _csrs() -> Informer:
 
 def _config_map(name: str) -> Informer:
     c = _cache()
-    if name not in c.config_maps:
-        c.config_maps[name] = Informer(
-            f"configmap {c.namespace}/{name}",
-            kube.core().list_namespaced_config_map,
-            c.namespace,
-            field_selector=f"metadata.name={name}",
-        ).start()
-    return c.config_maps[name]
+    return _named(c.config_maps, "configmap", kube.core().list_namespaced_config_map, name)
 
 
 def _secret(name: str) -> Informer:
     c = _cache()
-    if name not in c.secrets:
-        c.secrets[name] = Informer(
-            f"secret {c.namespace}/{name}",
-            kube.core().list_namespaced_secret,
-            c.namespace,
-            field_selector=f"metadata.name={name}",
+    return _named(c.secrets, "secret", kube.core().list_namespaced_secret, name)
+
+
+def _named(informers: dict[str, Informer], kind: str, lister: Lister, name: str) -> Informer:
+    """The informer of one object `name` in winfleet's namespace (a field selector on it)."""
+    if name not in informers:
+        ns = _cache().namespace
+        informers[name] = Informer(
+            f"{kind} {ns}/{name}", lister, ns, field_selector=f"metadata.name={name}"
         ).start()
-    return c.secrets[name]
+    return informers[name]
 
 
 def watching() -> dict[str, bool]:

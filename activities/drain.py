@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from temporalio import activity
 
-from activities import events, kube
+from activities import cache, events, kube
 from activities.contracts import CORDONED_BY_ANNOTATION
 from activities.errors import DrainTimedOut, InvalidRequest, boundary
 from activities.node import (
@@ -71,15 +71,17 @@ async def cordon_node(inp: CordonInput) -> bool:
     """Mark the Node unschedulable; True if this run's cordon is in place (False: no Node).
 
     A node that is already cordoned by someone else is left as it is (and not marked ours).
+    The Node is read from the API, not the worker's cache: a cordon judged "already ours" on a
+    stale copy would let a drain start on a schedulable node.
     """
-    node = await get_node(inp.node_name)
+    node = await get_node(inp.node_name, fresh=True)
     if node is None:
         return False
     _windows(node)
     notes = node["metadata"].get("annotations") or {}
     if (node.get("spec") or {}).get("unschedulable"):
         return notes.get(CORDONED_BY_ANNOTATION) == inp.holder
-    await call_json(
+    cordoned = await call_json(
         f"cordon node {inp.node_name}",
         kube.core().patch_node,
         inp.node_name,
@@ -92,21 +94,23 @@ async def cordon_node(inp: CordonInput) -> bool:
         },
         _content_type=MERGE_PATCH,
     )
+    cache.observe_node(cordoned)
     return True
 
 
 @activity.defn(name="uncordon_node")
 @boundary
 async def uncordon_node(inp: CordonInput) -> bool:
-    """Lift a cordon winfleet set (any winfleet run's); someone else's stays. True if lifted."""
-    node = await get_node(inp.node_name)
+    """Lift a cordon winfleet set (any winfleet run's); someone else's stays. True if lifted.
+    Read from the API (as `cordon_node`): a cordon set a moment ago must not be missed."""
+    node = await get_node(inp.node_name, fresh=True)
     if node is None:
         return False
     notes = node["metadata"].get("annotations") or {}
     if CORDONED_BY_ANNOTATION not in notes:
         return False
     _windows(node)
-    await call_json(
+    uncordoned = await call_json(
         f"uncordon node {inp.node_name}",
         kube.core().patch_node,
         inp.node_name,
@@ -116,6 +120,7 @@ async def uncordon_node(inp: CordonInput) -> bool:
         },
         _content_type=MERGE_PATCH,
     )
+    cache.observe_node(uncordoned)
     return True
 
 

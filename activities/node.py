@@ -286,9 +286,10 @@ async def delete_node(inp: DeleteNodeInput) -> bool:
 
     The delete carries the UID of the Node meant as a precondition: `inp.uid`, or, with
     `inp.created_after`, the UID of a Node registered since then (an older Node of the same
-    name is never deleted).
+    name is never deleted). The Node is read from the API, not the cache: a Node registered a
+    moment ago is one compensation must see.
     """
-    node = await get_node(inp.node_name)
+    node = await get_node(inp.node_name, fresh=True)
     if node is None:
         return False
     meta = node["metadata"]

@@ -31,8 +31,10 @@ class PreflightInput:
 @activity.defn(name="preflight_node")
 @boundary
 async def preflight_node(inp: PreflightInput) -> PreflightResult:
-    """The Node as found (refusing a non-Windows one), after checking key and version."""
-    node = await get_node(inp.node_name)
+    """The Node as found (refusing a non-Windows one), after checking key and version. Read
+    from the API, not the worker's cache: what is found here decides what compensation may
+    undo, so a Node registered a moment ago must not be taken for absent."""
+    node = await get_node(inp.node_name, fresh=True)
     if node is not None:
         labels = node["metadata"].get("labels") or {}
         if labels.get(OS_LABEL) != "windows":
