@@ -6,9 +6,11 @@ address); once the Node exists it moves to the Node's annotations
 `activities/ssh.py` reads the pin before connecting and records it after the first successful
 login; terminating a VM (activities/cloud/vm.py) and deprovisioning call `forget`, so a new
 machine at the same address is trusted on first use again. A different key is refused
-(`HostKeyMismatch`). Reads come from the worker's watch-fed cache (activities/cache.py); writes
-carry the resourceVersion they read: no lost update. A write that conflicts is retried on a
-fresh read from the API, and so is a mismatch found on cached data (`lookup(fresh=True)`).
+(`HostKeyMismatch`). Reads come from the worker's watch-fed cache (activities/cache.py), so a
+pin moves onto a Node at the first session after the worker has seen the Node. Writes carry the
+resourceVersion they read (an entry's removal instead tests the entry's value): no lost update.
+A write that conflicts is retried on a fresh read from the API, and so is a mismatch found on
+cached data (`lookup(fresh=True)`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from temporalio import activity
 from activities import cache, kube
 from activities.config import settings
 from activities.contracts import ANNOTATION_PREFIX
-from activities.errors import HostKeyMismatch, KubernetesUnavailable, boundary
+from activities.errors import HostKeyMismatch, InvalidRequest, KubernetesUnavailable, boundary
 
 CONFIGMAP = "windows-ssh-host-keys"
 HOST_KEY_ANNOTATION = ANNOTATION_PREFIX + "ssh-host-key"
@@ -33,6 +35,7 @@ HOST_KEY_TYPE_ANNOTATION = ANNOTATION_PREFIX + "ssh-host-key-type"
 CONFLICT_ATTEMPTS = 12
 CONFLICT_BACKOFF_S = 0.02  # times the attempt number, randomized: writers spread out
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 
 
 @dataclass(frozen=True)
@@ -85,11 +88,6 @@ async def lookup(address: str, node_name: str | None, *, fresh: bool = False) ->
             return Pin(key=key, on_node=True, node_exists=True)
     key = _data(await _configmap(fresh)).get(_data_key(address))
     return Pin(key=key, on_node=False, node_exists=node is not None)
-
-
-async def node_exists(node_name: str) -> bool:
-    """Whether the Node exists, as the API says now (not the cache)."""
-    return await _node(node_name, fresh=True) is not None
 
 
 async def pinned(address: str, node_name: str | None) -> str | None:
@@ -211,15 +209,30 @@ async def _pin_in_configmap(address: str, key: str, fresh: bool) -> None:
 
 
 async def _drop_from_configmap(address: str, fresh: bool) -> None:
-    cm = await _configmap(fresh)
+    """Remove this host's entry, as a JSON patch that first tests the entry still holds what
+    was read: no resourceVersion, so pins of other hosts written meanwhile (a fleet onboarding
+    at once writes this one ConfigMap for every host) do not make it conflict."""
+    ns = settings().namespace
     data_key = _data_key(address)
-    if cm is None or data_key not in _data(cm):
+    pinned = _data(await _configmap(fresh)).get(data_key)
+    if pinned is None:
         return
+    path = f"/data/{data_key}"  # data keys hold no '/' or '~': nothing to escape
+    ops = [{"op": "test", "path": path, "value": pinned}, {"op": "remove", "path": path}]
     try:
-        data = {k: v for k, v in _data(cm).items() if k != data_key}
-        await _replace_configmap(f"unpin {address} in", cm, data)
+        written = await kube.call_json(
+            f"unpin {address} in configmap {ns}/{CONFIGMAP}",
+            kube.core().patch_namespaced_config_map,
+            CONFIGMAP,
+            ns,
+            ops,
+            _content_type=JSON_PATCH,
+        )
     except kube.NotFound:
-        pass
+        return
+    except InvalidRequest as exc:  # 422: the test failed, the entry changed since it was read
+        raise kube.Conflict(f"unpin {address}: the entry changed meanwhile") from exc
+    cache.observe_config_map(written)
 
 
 async def _replace_configmap(doing: str, cm: dict[str, Any], data: dict[str, str]) -> None:

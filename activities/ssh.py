@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -465,10 +465,6 @@ async def _checkout(
             shared = pool.add(ssh_pool.SharedConnection(key, conn))
     session = HostSession(shared, address, node_name)
     try:
-        if pin.key and not pin.on_node and not pin.node_exists and node_name:
-            # "No Node yet" from the cache: it may have registered a moment ago (then the pin
-            # moves onto it now, not at the next session).
-            pin = replace(pin, node_exists=await hostkeys.node_exists(node_name))
         if pin.key is None or (pin.node_exists and not pin.on_node):
             await hostkeys.pin(address, node_name, session.presented_host_key)
             session.pinned_now = pin.key is None

@@ -7,9 +7,11 @@ and lay out a payload.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import asyncssh
 from kubernetes import client
 
-from activities import kube
+from activities import cache, kube
 from activities.keys import public_key_openssh
 from sim.k8s.server import KubeTwin
 from sim.windows.fleet import HostFleet, HostSpec
@@ -25,6 +27,7 @@ from sim.windows.host import SimulatedWindowsHost
 
 NAMESPACE = "winfleet"
 KEY_SECRET = "cloud-private-key"
+SEEN_WITHIN_S = 10.0
 _numbers = itertools.count(os.getpid() * 37 % 60000)
 
 
@@ -49,8 +52,15 @@ class Lab:
         return host
 
     async def create_node(self, name: str) -> None:
+        """Create the Node and wait until the worker's cache has it (as a Node registered
+        seconds before winfleet's next session would be)."""
         body = client.V1Node(metadata=client.V1ObjectMeta(name=name))
         await kube.call("create node", kube.core().create_node, body)
+        deadline = time.monotonic() + SEEN_WITHIN_S
+        while await cache.node(name) is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the worker's cache never saw node {name}")
+            await asyncio.sleep(0.02)
 
     async def node_annotations(self, name: str) -> dict[str, str]:
         node = await kube.call("read node", kube.core().read_node, name)

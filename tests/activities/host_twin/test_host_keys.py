@@ -24,6 +24,32 @@ async def test_pins_written_at_once_for_many_hosts_all_survive(lab: Lab) -> None
         assert await hostkeys.pinned(address, None) == key
 
 
+async def test_pins_moved_onto_their_nodes_at_once_neither_conflict_nor_touch_other_pins(
+    lab: Lab,
+) -> None:
+    keys = {f"10.0.1.{i}": new_host_key() for i in range(1, 13)}
+    await asyncio.gather(*(hostkeys.pin(a, None, k) for a, k in keys.items()))
+    moving = dict(list(keys.items())[:6])
+    for i in range(len(moving)):
+        await lab.create_node(f"winmove-{i}")
+    patches = _configmap_patches(lab)
+    await asyncio.gather(
+        *(hostkeys.pin(a, f"winmove-{i}", k) for i, (a, k) in enumerate(moving.items()))
+    )
+    for i, key in enumerate(moving.values()):
+        assert (await lab.node_annotations(f"winmove-{i}"))[hostkeys.HOST_KEY_ANNOTATION] == key
+    assert await lab.pinned_in_configmap() == {a: k for a, k in keys.items() if a not in moving}
+    assert _configmap_patches(lab) == patches + len(moving)  # one removal each, none retried
+
+
+def _configmap_patches(lab: Lab) -> int:
+    return sum(
+        n
+        for k, n in lab.twin.requests.snapshot().items()
+        if (k.verb, k.resource) == ("patch", "configmaps")
+    )
+
+
 async def test_pinning_the_same_key_again_changes_nothing(lab: Lab) -> None:
     key = new_host_key()
     await hostkeys.pin("10.0.0.1", "winworker-1", key)
