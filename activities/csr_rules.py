@@ -15,6 +15,7 @@ is read from the raw DER (`csr_der`) so even such a request is recognised as cla
 from __future__ import annotations
 
 import base64
+import functools
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -128,6 +129,9 @@ def claimed_node(csr: Mapping[str, Any]) -> str | None:
     return cn[len(NODE_PREFIX) :] if cn.startswith(NODE_PREFIX) else None
 
 
+READ_CACHE_SIZE = 2048  # decoded requests kept: a few per node of a large fleet onboarding
+
+
 @dataclass(frozen=True)
 class _Request:
     """What the rules look at, decoded once; building it is where parsing can fail."""
@@ -138,8 +142,13 @@ class _Request:
     public_key: bytes  # SubjectPublicKeyInfo DER
 
 
+@functools.lru_cache(maxsize=READ_CACHE_SIZE)
 def _read(der: bytes) -> _Request:
-    """Decode the request; _Unreadable (with what could not be read) for anything odd."""
+    """Decode the request; _Unreadable (with what could not be read) for anything odd.
+
+    A CSR's request never changes, and approval judges every CSR of a node again whenever it
+    or the Node changes: decoded requests are remembered (a refusal is not, it is rare).
+    """
     try:
         req = x509.load_der_x509_csr(der)
     except ValueError as exc:

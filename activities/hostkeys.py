@@ -33,7 +33,8 @@ CONFIGMAP = "windows-ssh-host-keys"
 HOST_KEY_ANNOTATION = ANNOTATION_PREFIX + "ssh-host-key"
 HOST_KEY_TYPE_ANNOTATION = ANNOTATION_PREFIX + "ssh-host-key-type"
 CONFLICT_ATTEMPTS = 12
-CONFLICT_BACKOFF_S = 0.02  # times the attempt number, randomized: writers spread out
+CONFLICT_BACKOFF_S = 0.02  # doubling per attempt up to CONFLICT_BACKOFF_MAX_S, randomized
+CONFLICT_BACKOFF_MAX_S = 1.0  # (full jitter): a fleet's first pins, all at once, spread out
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 
@@ -144,7 +145,8 @@ async def _retrying_conflicts(doing: str, write: Callable[[bool], Awaitable[None
             await write(attempt > 0)
             return
         except kube.Conflict:
-            await asyncio.sleep(random.uniform(0, CONFLICT_BACKOFF_S * (attempt + 1)))
+            cap = min(CONFLICT_BACKOFF_MAX_S, CONFLICT_BACKOFF_S * 2**attempt)
+            await asyncio.sleep(random.uniform(0, cap))
     raise KubernetesUnavailable(
         f"{doing}: the API server kept reporting conflicts; the activity will retry"
     )
