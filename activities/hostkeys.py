@@ -9,8 +9,9 @@ machine at the same address is trusted on first use again. A different key is re
 (`HostKeyMismatch`). Reads come from the worker's watch-fed cache (activities/cache.py), so a
 pin moves onto a Node at the first session after the worker has seen the Node. Writes carry the
 resourceVersion they read (an entry's removal instead tests the entry's value): no lost update.
-A write that conflicts is retried on a fresh read from the API, and so is a mismatch found on
-cached data (`lookup(fresh=True)`).
+Pins written to the ConfigMap at the same moment (a fleet's first contacts) go in one write
+(activities/coalesce.py). A write that conflicts is retried on a fresh read from the API, and so
+is a mismatch found on cached data (`lookup(fresh=True)`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 from temporalio import activity
 
 from activities import cache, kube
+from activities.coalesce import Coalescer
 from activities.config import settings
 from activities.contracts import ANNOTATION_PREFIX
 from activities.errors import HostKeyMismatch, InvalidRequest, KubernetesUnavailable, boundary
@@ -111,7 +113,7 @@ async def pin(address: str, node_name: str | None, key: str) -> None:
             await _pin_on_node(address, node, key)
             await _drop_from_configmap(address, fresh)
         else:
-            await _pin_in_configmap(address, key, fresh)
+            await _pin_in_configmap(address, key)
 
     await _retrying_conflicts(f"pinning the SSH host key of {address}", write)
 
@@ -145,11 +147,15 @@ async def _retrying_conflicts(doing: str, write: Callable[[bool], Awaitable[None
             await write(attempt > 0)
             return
         except kube.Conflict:
-            cap = min(CONFLICT_BACKOFF_MAX_S, CONFLICT_BACKOFF_S * 2**attempt)
-            await asyncio.sleep(random.uniform(0, cap))
+            await _back_off(attempt)
     raise KubernetesUnavailable(
         f"{doing}: the API server kept reporting conflicts; the activity will retry"
     )
+
+
+async def _back_off(attempt: int) -> None:
+    cap = min(CONFLICT_BACKOFF_MAX_S, CONFLICT_BACKOFF_S * 2**attempt)
+    await asyncio.sleep(random.uniform(0, cap))
 
 
 def _internal_ips(node: dict[str, Any]) -> set[str]:
@@ -187,27 +193,49 @@ async def _annotate(node: dict[str, Any], annotations: dict[str, str | None]) ->
     cache.observe_node(written)
 
 
-async def _pin_in_configmap(address: str, key: str, fresh: bool) -> None:
-    ns = settings().namespace
-    data_key = _data_key(address)
-    cm = await _configmap(fresh)
-    if cm is None:
-        body = {"metadata": {"name": CONFIGMAP, "namespace": ns}, "data": {data_key: key}}
-        written = await kube.call_json(
-            f"create configmap {ns}/{CONFIGMAP}",
-            kube.core().create_namespaced_config_map,
-            ns,
-            body,
-        )
-        cache.observe_config_map(written)
-        return
-    existing = _data(cm).get(data_key)
-    if existing == key:
-        return
-    if existing:
+async def _pin_in_configmap(address: str, key: str) -> None:
+    """Pin `key` in the ConfigMap, in a batch with the other hosts pinned at the same moment."""
+    existing = await _pins.submit((_data_key(address), key))
+    if existing is not None:
+        ns = settings().namespace
         raise _mismatch(address, existing, key, f"configmap {ns}/{CONFIGMAP}")
-    # A replace carrying the resourceVersion read above: 409 if anyone wrote since.
-    await _replace_configmap(f"pin {address} in", cm, {**_data(cm), data_key: key})
+
+
+async def _write_pins(entries: list[tuple[str, str]]) -> list[str | None]:
+    """Add these (data key, key) entries to the ConfigMap in one write conditional on the
+    resourceVersion read (created if missing); per entry None, or the different key already
+    pinned there. A 409 re-reads from the API and tries again."""
+    ns = settings().namespace
+    for attempt in range(CONFLICT_ATTEMPTS):
+        cm = await _configmap(fresh=attempt > 0)
+        data = _data(cm)
+        wanted = dict(data)
+        found: list[str | None] = []
+        for data_key, key in entries:
+            existing = wanted.setdefault(data_key, key)
+            found.append(None if existing == key else existing)
+        try:
+            if cm is None:
+                body = {"metadata": {"name": CONFIGMAP, "namespace": ns}, "data": wanted}
+                written = await kube.call_json(
+                    f"create configmap {ns}/{CONFIGMAP}",
+                    kube.core().create_namespaced_config_map,
+                    ns,
+                    body,
+                )
+                cache.observe_config_map(written)
+            elif wanted != data:
+                await _replace_configmap(f"pin {len(entries)} host(s) in", cm, wanted)
+            return found
+        except kube.Conflict:
+            await _back_off(attempt)
+    raise KubernetesUnavailable(
+        f"pinning {len(entries)} SSH host key(s) in configmap {ns}/{CONFIGMAP}: the API server "
+        "kept reporting conflicts; the activity will retry"
+    )
+
+
+_pins: Coalescer[tuple[str, str], str | None] = Coalescer(_write_pins)
 
 
 async def _drop_from_configmap(address: str, fresh: bool) -> None:
