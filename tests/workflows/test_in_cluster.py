@@ -1,0 +1,345 @@
+"""winfleet installed as an admin installs it: `kubectl apply -k deploy/overlays/local` on the
+twin (real RBAC, the admission policy), then `winfleet worker` processes holding only the
+ServiceAccount's token onboard nodes, scale and upgrade a pool, and serve /metrics; calls
+outside the least-privilege table are refused."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from fleet import available, version_of
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from processes import (
+    ROOT,
+    Samples,
+    free_port_pair,
+    http_get,
+    kubectl,
+    names,
+    scrape,
+    spawn_worker,
+    stop,
+    table_rows,
+    value,
+    wait_until,
+    worker_env,
+)
+from temporalio.testing import WorkflowEnvironment
+
+from activities.contracts import ByohHostSpec, OnboardNodeInput, Platform
+from sim.twin import Twin
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+LOCAL = str(ROOT / "deploy" / "overlays" / "local")
+SA_USER = "system:serviceaccount:winfleet:winfleet"
+NS = "winfleet"
+POOL = "sa-pool"
+GROUP, VERSION, PLURAL = "winfleet.io", "v1alpha1", "windowsmachinepools"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def installed(twin: Twin) -> AsyncIterator[Path]:
+    """The local overlay applied (after a server-side dry run) and a kubeconfig holding the
+    ServiceAccount's token, as `kubectl create token winfleet -n winfleet` gives it."""
+    admin = twin.kube.kubeconfig_path
+    dry = await kubectl(admin, "apply", "-k", LOCAL, "--dry-run=server")
+    assert dry.returncode == 0, dry.stderr
+    assert "clusterrole.rbac.authorization.k8s.io/winfleet-worker created (server dry run)" in (
+        dry.stdout
+    )
+    assert twin.kube.store.get("clusterroles", "winfleet-worker") is None  # nothing was made
+    done = await kubectl(admin, "apply", "-k", LOCAL)
+    assert done.returncode == 0, done.stderr
+    for plural, name in (
+        ("clusterroles", "winfleet-worker"),
+        ("validatingadmissionpolicies", "winfleet-windows-nodes-only"),
+        ("customresourcedefinitions", "windowsmachinepools.winfleet.io"),
+    ):
+        assert twin.kube.store.get(plural, name) is not None, (plural, name)
+    assert twin.kube.store.get("deployments", "winfleet-worker", NS) is not None
+    token = twin.kube.service_account_token(NS, "winfleet")
+    yield twin.kube.kubeconfig_for_token(
+        token, twin.kube.state_dir / "winfleet-sa.kubeconfig", user="winfleet"
+    )
+
+
+def admin_api(twin: Twin) -> client.ApiClient:
+    return config.new_client_from_config(str(twin.kube.kubeconfig_path))
+
+
+async def create_pool(twin: Twin, name: str, spec: dict[str, Any]) -> None:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "WindowsMachinePool",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": spec,
+    }
+    api = client.CustomObjectsApi(admin_api(twin))
+    await asyncio.to_thread(api.create_namespaced_custom_object, GROUP, VERSION, NS, PLURAL, body)
+
+
+async def patch_pool(twin: Twin, name: str, spec: dict[str, Any]) -> None:
+    api = client.CustomObjectsApi(admin_api(twin))
+    await asyncio.to_thread(
+        api.patch_namespaced_custom_object, GROUP, VERSION, NS, PLURAL, name, {"spec": spec}
+    )
+
+
+def nodes_at(twin: Twin, version: str) -> int:
+    return len([n for n in _pool_nodes(twin) if available(n) and version_of(n) == version])
+
+
+async def test_the_service_account_onboards_and_upgrades_with_every_call_allowed_and_metrics(
+    twin: Twin, temporal: WorkflowEnvironment, installed: Path, tmp_path: Path
+) -> None:
+    queue = f"sa-{uuid.uuid4().hex[:6]}"
+    port = free_port_pair()
+    log = tmp_path / "worker.log"
+    env = worker_env(
+        twin, temporal, queue, KUBECONFIG=str(installed), WINFLEET_HTTP_ADDRESS=f"127.0.0.1:{port}"
+    )
+    worker = spawn_worker(env, log)
+    samples: list[Samples] = []
+    try:
+        await wait_until(
+            "/readyz 200", lambda: _ready(port), within=60, log=log
+        )  # polling and Temporal answering
+        first = await scrape(port)
+        await create_pool(
+            twin, POOL, {"platform": "aws", "replicas": 2, "version": "1.0.0", "maxUnhealthy": 1}
+        )
+        byoh = await temporal.client.start_workflow(
+            "OnboardWindowsNode",
+            OnboardNodeInput(
+                pool="sa",
+                node_name="sa-byoh",
+                platform=Platform.BYOH,
+                byoh=ByohHostSpec(address=twin.byoh_addresses[2]),
+            ),
+            id=f"onboard-sa-sa-byoh-{uuid.uuid4().hex[:6]}",
+            task_queue=queue,
+        )
+
+        async def both_at_1_0() -> bool:
+            samples.append(await scrape(port))
+            return nodes_at(twin, "1.0.0") == 2
+
+        await wait_until("2 pool nodes Ready at 1.0.0", both_at_1_0, within=150, log=log)
+        await asyncio.wait_for(byoh.result(), timeout=120)
+        mid = await scrape(port)
+        await patch_pool(twin, POOL, {"version": "1.1.0"})
+        during: list[Samples] = []
+
+        async def both_at_1_1() -> bool:
+            during.append(await scrape(port))
+            return nodes_at(twin, "1.1.0") == 2 and len(_pool_nodes(twin)) == 2
+
+        await wait_until("both pool nodes replaced by 1.1.0", both_at_1_1, within=200, log=log)
+        last = await scrape(port)
+    finally:
+        await stop(worker)
+
+    # -- /metrics moved while nodes onboarded ---------------------------------------------------
+    done = "winfleet_onboardings_total"
+    assert value(first, done) == 0
+    assert value(mid, done, platform="aws", outcome="completed") == 2
+    assert value(mid, done, platform="byoh", outcome="completed") == 1
+    assert value(last, done, platform="aws", outcome="completed") == 4  # + the 2 replacements
+    phase = "winfleet_onboarding_phase_duration_seconds_count"
+    for p in ("vm-create", "wait-ssh", "copy-payload", "approve-csrs", "node-ready"):
+        assert value(mid, phase, phase=p, platform="aws", outcome="completed") >= 2, p
+    assert value(mid, "winfleet_onboarding_duration_seconds_count", platform="byoh") == 1
+    assert value(mid, "winfleet_csrs_total", decision="approved", kind="client") >= 3
+    assert value(mid, "winfleet_csrs_total", decision="approved", kind="serving") >= 3
+    assert any(value(s, "winfleet_pool_nodes", pool=POOL) > 0 for s in samples)
+    assert value(mid, "winfleet_pool_nodes", pool=POOL, version="1.0.0", ready="True") == 2
+    assert value(last, "winfleet_pool_nodes", pool=POOL, version="1.1.0", ready="True") == 2
+    assert value(last, "winfleet_pool_replicas", pool=POOL, state="desired") == 2
+    in_use = [
+        value(s, "winfleet_pool_disruption_budget", pool=POOL, state="in_use") for s in during
+    ]
+    assert max(in_use) == 1, in_use  # the rollout held the budget, never more than maxUnhealthy
+    assert value(during[-1], "winfleet_pool_disruption_budget", pool=POOL, state="max") == 1
+    rolled = [value(s, "winfleet_pool_rollout_nodes", pool=POOL, state="done") for s in during]
+    assert max(rolled) >= 1, rolled
+    sdk = sorted(n for n in names(last) if n.startswith("temporal_"))
+    assert "temporal_activity_execution_latency_count" in sdk, sdk[:40]
+    assert value(last, "temporal_activity_execution_latency_count") > value(
+        first, "temporal_activity_execution_latency_count"
+    )
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    joined = [
+        entry
+        for entry in lines
+        if entry.get("workflow_id") and entry.get("node") and entry.get("trace_id")
+    ]
+    assert joined, "no log line carries workflow ID, node and trace ID together"
+    assert any(entry.get("phase") == "approve-csrs" and entry.get("run_id") for entry in joined)
+
+    # -- every request the worker made was allowed and is in deploy/README.md's table ------------
+    table = set(table_rows(ROOT / "deploy" / "README.md"))
+    mine = [r for r in twin.kube.audit if r.user == SA_USER]
+    assert mine, "the worker made no request as its ServiceAccount"
+    refused = sorted(
+        {(r.verb, r.resource, r.subresource, r.code) for r in mine if r.code in (401, 403)}
+    )
+    assert not refused, refused
+    calls = {
+        (r.verb, r.group, r.resource + (f"/{r.subresource}" if r.subresource else "")) for r in mine
+    }
+    assert calls <= table, sorted(calls - table)
+    for needed in (
+        ("update", "certificates.k8s.io", "certificatesigningrequests/approval"),
+        ("delete", "", "nodes"),
+        ("update", "winfleet.io", "windowsmachinepools/status"),
+        ("watch", "winfleet.io", "windowsmachinepools"),
+        ("create", "coordination.k8s.io", "leases"),
+        ("create", "", "events"),
+    ):
+        assert needed in calls, needed
+
+
+def _pool_nodes(twin: Twin) -> list[dict[str, Any]]:
+    return [
+        n
+        for n in twin.kube.store.list("nodes")
+        if (n["metadata"].get("labels") or {}).get("winfleet.io/pool") == POOL
+    ]
+
+
+async def _ready(port: int) -> bool:
+    try:
+        status, _ = await http_get(f"http://127.0.0.1:{port}/readyz")
+    except OSError:
+        return False
+    return status == 200
+
+
+def _csr_pem(cn: str) -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    request = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+        .sign(key, hashes.SHA256())
+    )
+    return request.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _refused(call: Any) -> tuple[int, str]:
+    with pytest.raises(ApiException) as exc:
+        call()
+    return exc.value.status, str(json.loads(exc.value.body).get("message", ""))
+
+
+async def test_calls_outside_the_table_are_refused_to_the_service_account(
+    twin: Twin, installed: Path
+) -> None:
+    # the twin serves on this event loop: the synchronous client runs in a thread
+    await asyncio.to_thread(_refusals, twin, installed)
+
+
+def _refusals(twin: Twin, installed: Path) -> None:
+    admin = admin_api(twin)
+    core = client.CoreV1Api(admin)
+    core.create_node(
+        {
+            "metadata": {"name": "linux-worker-1", "labels": {"kubernetes.io/os": "linux"}},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+        }
+    )
+    core.create_namespaced_secret("kube-system", {"metadata": {"name": "elsewhere"}})
+    core.create_namespaced_secret(NS, {"metadata": {"name": "not-the-key"}})
+    csr = client.CertificatesV1Api(admin).create_certificate_signing_request(
+        {
+            "metadata": {"name": "someone-else"},
+            "spec": {
+                "request": base64.b64encode(_csr_pem("someone").encode()).decode(),
+                "signerName": "kubernetes.io/kube-apiserver-client",
+                "usages": ["client auth", "digital signature"],
+            },
+        }
+    )
+    sa = config.new_client_from_config(str(installed))
+    sa_core = client.CoreV1Api(sa)
+    policy = "ValidatingAdmissionPolicy 'winfleet-windows-nodes-only'"
+
+    status, message = _refused(
+        lambda: sa_core.patch_node("linux-worker-1", {"metadata": {"annotations": {"x": "y"}}})
+    )
+    assert (
+        status == 403
+        and policy in message
+        and "is not labelled kubernetes.io/os=windows" in (message)
+    )
+    status, message = _refused(lambda: sa_core.delete_node("linux-worker-1"))
+    assert status == 403 and policy in message
+    assert twin.kube.store.get("nodes", "linux-worker-1") is not None
+
+    def rbac(call: Any, verb: str, resource: str) -> None:
+        status, message = _refused(call)
+        assert status == 403, message
+        assert f'User "{SA_USER}" cannot {verb} resource "{resource}"' in message, message
+
+    rbac(lambda: sa_core.read_namespaced_secret("elsewhere", "kube-system"), "get", "secrets")
+    rbac(lambda: sa_core.read_namespaced_secret("not-the-key", NS), "get", "secrets")
+    rbac(lambda: sa_core.list_namespaced_secret(NS), "list", "secrets")
+    rbac(
+        lambda: sa_core.patch_namespaced_config_map(
+            "windows-instances", NS, {"data": {"10.1.2.3": "username=x"}}
+        ),
+        "patch",
+        "configmaps",
+    )
+    rbac(
+        lambda: sa_core.create_namespaced_config_map(NS, {"metadata": {"name": "mine"}}),
+        "create",
+        "configmaps",
+    )
+    rbac(lambda: sa_core.create_node({"metadata": {"name": "fake"}}), "create", "nodes")
+    rbac(
+        lambda: sa_core.patch_node_status("linux-worker-1", {"status": {}}), "patch", "nodes/status"
+    )
+    custom = client.CustomObjectsApi(sa)
+    rbac(
+        lambda: custom.list_namespaced_custom_object(
+            "machine.openshift.io", "v1beta1", "openshift-machine-api", "machinesets"
+        ),
+        "list",
+        "machinesets",
+    )
+    rbac(
+        lambda: custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "any"),
+        "delete",
+        "windowsmachinepools",
+    )
+    # approving a CSR of another signer: RBAC lets the approval through, the signer check does not
+    body = client.CertificatesV1Api(admin).read_certificate_signing_request("someone-else")
+    body.status = client.V1CertificateSigningRequestStatus(
+        conditions=[
+            client.V1CertificateSigningRequestCondition(
+                type="Approved", status="True", reason="Test", message="x"
+            )
+        ]
+    )
+    status, message = _refused(
+        lambda: client.CertificatesV1Api(sa).replace_certificate_signing_request_approval(
+            csr.metadata.name, body
+        )
+    )
+    assert status == 403
+    signer = "kubernetes.io/kube-apiserver-client"
+    assert f'user not permitted to approve requests with signerName "{signer}"' in message
