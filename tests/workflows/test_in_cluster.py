@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -39,7 +40,13 @@ from processes import (
 )
 from temporalio.testing import WorkflowEnvironment
 
-from activities.contracts import ByohHostSpec, OnboardNodeInput, Platform
+from activities.contracts import (
+    AwsMachineSpec,
+    ByohHostSpec,
+    OnboardNodeInput,
+    OnboardNodeResult,
+    Platform,
+)
 from sim.twin import Twin
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -343,3 +350,69 @@ def _refusals(twin: Twin, installed: Path) -> None:
     assert status == 403
     signer = "kubernetes.io/kube-apiserver-client"
     assert f'user not permitted to approve requests with signerName "{signer}"' in message
+
+
+async def test_two_workers_share_the_queue_and_one_killed_mid_onboarding_loses_nothing(
+    twin: Twin, temporal: WorkflowEnvironment, installed: Path, tmp_path: Path
+) -> None:
+    queue = f"two-{uuid.uuid4().hex[:6]}"
+    env = worker_env(twin, temporal, queue, KUBECONFIG=str(installed))
+    first = spawn_worker(env, tmp_path / "first.log")
+    second = spawn_worker(env, tmp_path / "second.log")
+    host = socket.gethostname()
+    killed, survivor = f"{first.pid}@{host}", f"{second.pid}@{host}"
+    nodes = [f"two-{i}" for i in range(4)]
+    try:
+        handles = [
+            await temporal.client.start_workflow(
+                "OnboardWindowsNode",
+                OnboardNodeInput(
+                    pool="two", node_name=n, platform=Platform.AWS, aws=AwsMachineSpec()
+                ),
+                id=f"onboard-two-{n}-{uuid.uuid4().hex[:6]}",
+                task_queue=queue,
+                result_type=OnboardNodeResult,
+            )
+            for n in nodes
+        ]
+
+        async def first_runs_an_activity() -> bool:
+            for handle in handles:
+                pending = (await handle.describe()).raw_description.pending_activities
+                if any(p.last_worker_identity == killed for p in pending):
+                    return True
+            return False
+
+        await wait_until("the first worker mid-activity", first_runs_an_activity, within=120)
+        first.kill()  # SIGKILL: no graceful shutdown, its running activities just stop
+        await asyncio.to_thread(first.wait, 30)
+        results = await asyncio.wait_for(
+            asyncio.gather(*(handle.result() for handle in handles)), timeout=300
+        )
+    finally:
+        await stop(first)
+        await stop(second)
+
+    assert sorted(r.node_name for r in results) == nodes
+    identities: set[str] = set()
+    for handle in handles:
+        async for event in handle.fetch_history_events():
+            for attrs in (
+                event.workflow_task_started_event_attributes,
+                event.activity_task_started_event_attributes,
+            ):
+                if attrs.identity:
+                    identities.add(attrs.identity)
+    assert {killed, survivor} <= identities, identities  # both did part of the work
+    ec2 = twin.aws.client()
+    for name in nodes:
+        node = twin.kube.store.get("nodes", name)
+        assert node is not None and available(node), name
+        found = await asyncio.to_thread(
+            ec2.describe_instances, Filters=[{"Name": "tag:winfleet.io/node", "Values": [name]}]
+        )
+        instances = [i for r in found["Reservations"] for i in r["Instances"]]
+        assert len(instances) == 1, f"{name}: {len(instances)} VMs"
+        host_of = twin.fleet.get(instances[0]["PrivateIpAddress"])
+        bootstraps = [c for c in host_of.command_log if "initialize-kubelet" in c]
+        assert len(bootstraps) == 1, f"{name}: WMCB initialize-kubelet ran {len(bootstraps)} times"
