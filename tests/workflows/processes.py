@@ -98,6 +98,13 @@ async def scrape(port: int) -> Samples:
     return parse(text)
 
 
+async def metric_families(port: int) -> set[str]:
+    """Every family /metrics declares (also those without samples yet, e.g. counters that
+    only the drift reconciliation increments)."""
+    _, text = await http_get(f"http://127.0.0.1:{port}/metrics")
+    return {f.name for f in text_string_to_metric_families(text)}
+
+
 def parse(text: str) -> Samples:
     out: Samples = {}
     for family in text_string_to_metric_families(text):

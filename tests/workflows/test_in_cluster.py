@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import dashboards
 import pytest
 import pytest_asyncio
 from cryptography import x509
@@ -29,6 +30,7 @@ from processes import (
     free_port_pair,
     http_get,
     kubectl,
+    metric_families,
     names,
     scrape,
     spawn_worker,
@@ -157,6 +159,7 @@ async def test_the_service_account_onboards_and_upgrades_with_every_call_allowed
 
         await wait_until("both pool nodes replaced by 1.1.0", both_at_1_1, within=200, log=log)
         last = await scrape(port)
+        families = await metric_families(port)
     finally:
         await stop(worker)
 
@@ -188,6 +191,10 @@ async def test_the_service_account_onboards_and_upgrades_with_every_call_allowed
     assert value(last, "temporal_activity_execution_latency_count") > value(
         first, "temporal_activity_execution_latency_count"
     )
+    exported = {dashboards.family(n) for n in names(last)} | families
+    for expr in dashboards.expressions(dashboards.load()):
+        for series in dashboards.series(expr):
+            assert dashboards.family(series) in exported, f"dashboard queries {series}: {expr}"
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     joined = [
         entry
