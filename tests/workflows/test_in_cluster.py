@@ -40,6 +40,9 @@ from processes import (
     wait_until,
     worker_env,
 )
+from temporalio.api.enums.v1 import VersioningBehavior
+from temporalio.api.workflowservice.v1 import SetWorkerDeploymentCurrentVersionRequest
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.contracts import (
@@ -423,3 +426,57 @@ async def test_two_workers_share_the_queue_and_one_killed_mid_onboarding_loses_n
         host_of = twin.fleet.get(instances[0]["PrivateIpAddress"])
         bootstraps = [c for c in host_of.command_log if "initialize-kubelet" in c]
         assert len(bootstraps) == 1, f"{name}: WMCB initialize-kubelet ran {len(bootstraps)} times"
+
+
+async def test_a_versioned_worker_runs_onboardings_pinned_to_its_build_once_it_is_current(
+    twin: Twin, temporal: WorkflowEnvironment, installed: Path, tmp_path: Path
+) -> None:
+    queue = f"ver-{uuid.uuid4().hex[:6]}"
+    deployment = f"winfleet-{uuid.uuid4().hex[:6]}"
+    env = worker_env(
+        twin,
+        temporal,
+        queue,
+        KUBECONFIG=str(installed),
+        WINFLEET_DEPLOYMENT_NAME=deployment,
+        WINFLEET_BUILD_ID="build-1",
+    )
+    log = tmp_path / "versioned.log"
+    worker = spawn_worker(env, log)
+    client = temporal.client
+    try:
+        handle = await client.start_workflow(
+            "OnboardWindowsNode",
+            OnboardNodeInput(
+                pool="ver",
+                node_name="ver-byoh",
+                platform=Platform.BYOH,
+                byoh=ByohHostSpec(address=twin.byoh_addresses[1]),
+            ),
+            id=f"onboard-ver-ver-byoh-{uuid.uuid4().hex[:6]}",
+            task_queue=queue,
+            result_type=OnboardNodeResult,
+        )
+
+        async def made_current() -> bool:
+            try:
+                await client.workflow_service.set_worker_deployment_current_version(
+                    SetWorkerDeploymentCurrentVersionRequest(
+                        namespace=client.namespace, deployment_name=deployment, build_id="build-1"
+                    )
+                )
+            except RPCError:  # the version is known once the worker has polled
+                return False
+            return True
+
+        await wait_until("build-1 current", made_current, within=60, log=log)
+        result = await asyncio.wait_for(handle.result(), timeout=180)
+    finally:
+        await stop(worker)
+    assert result.node_name == "ver-byoh"
+    info = (await handle.describe()).raw_description.workflow_execution_info.versioning_info
+    assert info.behavior == VersioningBehavior.VERSIONING_BEHAVIOR_PINNED
+    assert (info.deployment_version.deployment_name, info.deployment_version.build_id) == (
+        deployment,
+        "build-1",
+    )
