@@ -73,6 +73,16 @@ def free_port_pair() -> int:
     raise RuntimeError("no two adjacent free ports")
 
 
+def free_port_pairs(count: int) -> list[int]:
+    """`count` ports from `free_port_pair`, no two pairs overlapping."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port_pair()
+        if all(abs(port - other) > 1 for other in ports):
+            ports.append(port)
+    return ports
+
+
 async def kubectl(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(kubeconfig.parent)}
     return await asyncio.to_thread(
