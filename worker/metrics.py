@@ -282,8 +282,11 @@ def _pool_families(pools: list[dict[str, Any]]) -> Iterator[GaugeMetricFamily]:
     yield budget
 
 
+_pool_collector: list[PoolCollector] = []
+
+
 def register_pool_collector() -> None:
     """Add the pool collector to winfleet's registry (once per process)."""
-    if not getattr(register_pool_collector, "done", False):
-        m.REGISTRY.register(PoolCollector())
-        register_pool_collector.done = True  # type: ignore[attr-defined]
+    if not _pool_collector:
+        _pool_collector.append(PoolCollector())
+        m.REGISTRY.register(_pool_collector[0])

@@ -4,6 +4,7 @@ and the `kubernetes` client as an admin and a ServiceAccount write them."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -89,14 +90,15 @@ def _worker_token(api_client: client.ApiClient, twin: KubeTwin) -> str:
 
 
 @pytest.fixture
-def worker(api_client: client.ApiClient, twin: KubeTwin) -> client.CoreV1Api:
+def worker(api_client: client.ApiClient, twin: KubeTwin) -> Iterator[client.CoreV1Api]:
     core = client.CoreV1Api(api_client)
     core.create_node(node_body("linux-1", {"kubernetes.io/os": "linux"}))
     core.create_node(node_body("win-1", {"kubernetes.io/os": "windows"}))
     reg = client.AdmissionregistrationV1Api(api_client)
     reg.create_validating_admission_policy(POLICY)
     reg.create_validating_admission_policy_binding(BINDING)
-    return client.CoreV1Api(client_for_token(twin, _worker_token(api_client, twin)))
+    with client_for_token(twin, _worker_token(api_client, twin)) as sa:
+        yield client.CoreV1Api(sa)
 
 
 def _refusal(exc: pytest.ExceptionInfo[ApiException]) -> tuple[int, str, str]:

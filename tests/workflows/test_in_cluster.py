@@ -101,15 +101,19 @@ async def create_pool(twin: Twin, name: str, spec: dict[str, Any]) -> None:
         "metadata": {"name": name, "namespace": NS},
         "spec": spec,
     }
-    api = client.CustomObjectsApi(admin_api(twin))
-    await asyncio.to_thread(api.create_namespaced_custom_object, GROUP, VERSION, NS, PLURAL, body)
+    with admin_api(twin) as admin:
+        api = client.CustomObjectsApi(admin)
+        await asyncio.to_thread(
+            api.create_namespaced_custom_object, GROUP, VERSION, NS, PLURAL, body
+        )
 
 
 async def patch_pool(twin: Twin, name: str, spec: dict[str, Any]) -> None:
-    api = client.CustomObjectsApi(admin_api(twin))
-    await asyncio.to_thread(
-        api.patch_namespaced_custom_object, GROUP, VERSION, NS, PLURAL, name, {"spec": spec}
-    )
+    with admin_api(twin) as admin:
+        api = client.CustomObjectsApi(admin)
+        await asyncio.to_thread(
+            api.patch_namespaced_custom_object, GROUP, VERSION, NS, PLURAL, name, {"spec": spec}
+        )
 
 
 def nodes_at(twin: Twin, version: str) -> int:
@@ -279,7 +283,11 @@ async def test_calls_outside_the_table_are_refused_to_the_service_account(
 
 
 def _refusals(twin: Twin, installed: Path) -> None:
-    admin = admin_api(twin)
+    with admin_api(twin) as admin, config.new_client_from_config(str(installed)) as sa:
+        _refused_calls(twin, admin, sa)
+
+
+def _refused_calls(twin: Twin, admin: client.ApiClient, sa: client.ApiClient) -> None:
     core = client.CoreV1Api(admin)
     core.create_node(
         {
@@ -299,7 +307,6 @@ def _refusals(twin: Twin, installed: Path) -> None:
             },
         }
     )
-    sa = config.new_client_from_config(str(installed))
     sa_core = client.CoreV1Api(sa)
     policy = "ValidatingAdmissionPolicy 'winfleet-windows-nodes-only'"
 
