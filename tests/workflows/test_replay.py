@@ -18,6 +18,7 @@ from temporalio.worker import Replayer
 
 from worker.app import WORKFLOWS
 from workflows.decoding import data_converter
+from workflows.onboard import HARDENED_PATCH
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 LOADED = {p.stem: json.loads(p.read_text()) for p in HISTORIES}
@@ -40,6 +41,31 @@ async def test_saved_history_replays_without_nondeterminism(path: Path) -> None:
 def test_histories_cover_every_workflow_type_the_worker_runs() -> None:
     names = {p.stem for p in HISTORIES}
     assert {"onboard-byoh-success", "onboard-aws-success", "onboard-compensated"} <= names
+    assert {
+        "onboard-hardened-byoh-success",
+        "onboard-hardened-compensated",
+        "decommission-compensation",
+    } <= names
     covered = {workflow_type(h) for h in LOADED.values()}
     registered = {w.__temporal_workflow_definition.name for w in WORKFLOWS}  # type: ignore[attr-defined]
     assert registered <= covered, sorted(registered - covered)
+
+
+def patches(name: str) -> set[str]:
+    """The patch IDs a saved history's markers record."""
+    history = WorkflowHistory.from_json(name, LOADED[name])
+    found = set()
+    for event in history.events:
+        if event.HasField("marker_recorded_event_attributes"):
+            for payloads in event.marker_recorded_event_attributes.details.values():
+                for payload in payloads.payloads:
+                    data = json.loads(payload.data or b"null")
+                    if isinstance(data, dict) and "id" in data:
+                        found.add(data["id"])
+    return found
+
+
+def test_hardened_histories_carry_their_patch_marker_and_old_ones_do_not() -> None:
+    onboardings = [name for name in LOADED if name.startswith("onboard")]
+    for name in onboardings:
+        assert (HARDENED_PATCH in patches(name)) == ("hardened" in name), name
