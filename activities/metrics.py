@@ -6,8 +6,9 @@ to the Temporal SDK's runtime metrics. Label values are bounded: platforms, phas
 and the fixed CSR refusal reasons below, never node names or free text.
 
 Callers: activities/csr.py (CSR decisions), worker/metrics.py (onboardings, phase durations,
-failures: facts of the onboarding workflow, recorded when its activities run), the drift
-reconciliation (findings and repairs, `reconcile_finding` / `reconcile_repair`).
+failures: facts of the onboarding workflow, recorded when its activities run). The drift
+reconciliation's findings and repairs (`reconcile_finding` / `reconcile_repair`) are declared for
+it, but it is not built yet: nothing calls them today.
 """
 
 from __future__ import annotations

@@ -153,11 +153,15 @@ def _tail(log: Path) -> str:
     return log.read_text()[-3000:] if log.exists() else ""
 
 
-def table_rows(readme: Path) -> Iterator[tuple[str, str, str]]:
-    """(verb, group, resource[/sub]) of every row of deploy/README.md's least-privilege table."""
+def table_rows(readme: Path, section: str) -> Iterator[tuple[str, str, str]]:
+    """(verb, group, resource[/sub]) of every row of the table under the `## <section>...`
+    heading of deploy/README.md."""
+    inside = False
     for line in readme.read_text().splitlines():
+        if line.startswith("## "):
+            inside = line[3:].startswith(section)
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) != 5 or cells[0] in ("verbs", "---") or not cells[0][0].isalpha():
+        if not inside or len(cells) != 5 or cells[0] == "verbs" or not cells[0][:1].isalpha():
             continue
         group = cells[2].strip('"')
         resource = cells[1].split()[0]

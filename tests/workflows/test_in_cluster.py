@@ -1,15 +1,17 @@
 """winfleet installed as an admin installs it: `kubectl apply -k deploy/overlays/local` on the
 twin (real RBAC, the admission policy), then `winfleet worker` processes holding only the
 ServiceAccount's token onboard nodes, scale and upgrade a pool, and serve /metrics; calls
-outside the least-privilege table are refused."""
+outside the least-privilege table are refused; the fleet CLI works with only the operator roles."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import socket
 import uuid
+from asyncio.subprocess import PIPE
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from fleet import available, version_of
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from processes import (
+    BIN,
     ROOT,
     Samples,
     free_port_pair,
@@ -53,6 +56,7 @@ from activities.contracts import (
     OnboardNodeResult,
     Platform,
 )
+from activities.pool_contracts import POOL_LABEL, VERSION_ANNOTATION
 from sim.twin import Twin
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -221,7 +225,7 @@ async def test_the_service_account_onboards_and_upgrades_with_every_call_allowed
     assert any(entry.get("phase") == "approve-csrs" and entry.get("run_id") for entry in joined)
 
     # -- every request the worker made was allowed and is in deploy/README.md's table ------------
-    table = set(table_rows(ROOT / "deploy" / "README.md"))
+    table = set(table_rows(ROOT / "deploy" / "README.md", "Least privilege"))
     mine = [r for r in twin.kube.audit if r.user == SA_USER]
     assert mine, "the worker made no request as its ServiceAccount"
     refused = sorted(
@@ -376,6 +380,118 @@ def _refused_calls(twin: Twin, admin: client.ApiClient, sa: client.ApiClient) ->
     assert status == 403
     signer = "kubernetes.io/kube-apiserver-client"
     assert f'user not permitted to approve requests with signerName "{signer}"' in message
+
+
+OPS_POOL, OPS_NODE = "ops-pool", "ops-win-1"
+
+
+async def test_the_fleet_cli_plans_and_sets_an_upgrade_with_only_the_operator_roles(
+    twin: Twin, temporal: WorkflowEnvironment, installed: Path, tmp_path: Path
+) -> None:
+    admin = twin.kube.kubeconfig_path
+    alice_sa = f"--serviceaccount={NS}:alice"
+    for args in (  # what an admin does to let alice run the fleet CLI (deploy/README.md)
+        ("-n", NS, "create", "serviceaccount", "alice"),
+        ("create", "clusterrolebinding", "alice", "--clusterrole=winfleet-operator", alice_sa),
+        ("-n", NS, "create", "rolebinding", "alice", "--role=winfleet-operator", alice_sa),
+    ):
+        done = await kubectl(admin, *args)
+        assert done.returncode == 0, done.stderr
+    alice = twin.kube.kubeconfig_for_token(
+        twin.kube.service_account_token(NS, "alice"), tmp_path / "alice.kubeconfig", user="alice"
+    )
+    env = worker_env(twin, temporal, f"ops-{uuid.uuid4().hex[:6]}", KUBECONFIG=str(alice))
+    await asyncio.to_thread(_ops_pool_with_a_blocked_drain, twin, "create")
+    try:
+        code, plan, err = await winfleet_cli(
+            env, "upgrade", "--pool", OPS_POOL, "--version", "1.1.0", "--dry-run"
+        )
+        assert code == 0, err
+        code, started, err = await winfleet_cli(
+            env, "upgrade", "--pool", OPS_POOL, "--version", "1.1.0", "--detach"
+        )
+        assert code == 0, err
+        pool = twin.kube.store.get("windowsmachinepools", OPS_POOL, NS)
+        assert pool is not None and pool["spec"]["version"] == "1.1.0"
+        denied = await kubectl(alice, "delete", "node", OPS_NODE)
+    finally:
+        rollout = temporal.client.get_workflow_handle(f"upgrade-{OPS_POOL}")
+        with contextlib.suppress(RPCError):  # nothing polls its queue: end it
+            await rollout.terminate("test over")
+        await asyncio.to_thread(_ops_pool_with_a_blocked_drain, twin, "delete")
+
+    assert f"order: {OPS_NODE}" in plan, plan
+    assert f"default/ops-db-budget: default/ops-db-0 on {OPS_NODE}" in plan, plan
+    assert f"rollout upgrade-{OPS_POOL} of pool {OPS_POOL} started" in started, started
+    assert denied.returncode != 0 and 'cannot delete resource "nodes"' in denied.stderr
+    user = f"system:serviceaccount:{NS}:alice"
+    mine = [r for r in twin.kube.audit if r.user == user and r.name != OPS_NODE]
+    refused = sorted({(r.verb, r.resource, r.code) for r in mine if r.code in (401, 403)})
+    assert not refused, refused
+    calls = {(r.verb, r.group, r.resource) for r in mine}
+    table = set(table_rows(ROOT / "deploy" / "README.md", "The fleet CLI"))
+    assert calls <= table, sorted(calls - table)
+    assert {
+        ("get", "winfleet.io", "windowsmachinepools"),
+        ("patch", "winfleet.io", "windowsmachinepools"),
+        ("list", "", "nodes"),
+        ("list", "", "pods"),
+        ("list", "policy", "poddisruptionbudgets"),
+    } <= calls
+
+
+async def winfleet_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """`winfleet ARGS` run to its end: (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        str(BIN / "winfleet"), *args, env=env, stdout=PIPE, stderr=PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def _ops_pool_with_a_blocked_drain(twin: Twin, action: str) -> None:
+    """A pool at 1.0.0 with one Windows Node, and on it a pod whose PodDisruptionBudget
+    allows no eviction (`create`), or all of it gone again (`delete`)."""
+    with admin_api(twin) as admin:
+        core, policy = client.CoreV1Api(admin), client.PolicyV1Api(admin)
+        custom = client.CustomObjectsApi(admin)
+        if action == "delete":
+            custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, OPS_POOL)
+            policy.delete_namespaced_pod_disruption_budget("ops-db-budget", "default")
+            core.delete_namespaced_pod("ops-db-0", "default", grace_period_seconds=0)
+            core.delete_node(OPS_NODE)
+            return
+        spec = {"platform": "aws", "replicas": 1, "version": "1.0.0", "maxUnhealthy": 1}
+        body = {"kind": "WindowsMachinePool", "apiVersion": f"{GROUP}/{VERSION}"}
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, NS, PLURAL, {**body, "metadata": {"name": OPS_POOL}, "spec": spec}
+        )
+        core.create_node(
+            {
+                "metadata": {
+                    "name": OPS_NODE,
+                    "labels": {"kubernetes.io/os": "windows", POOL_LABEL: OPS_POOL},
+                    "annotations": {VERSION_ANNOTATION: "1.0.0"},
+                },
+                "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+            }
+        )
+        labels = {"app": "ops-db"}
+        core.create_namespaced_pod(
+            "default",
+            {
+                "metadata": {"name": "ops-db-0", "labels": labels},
+                "spec": {"nodeName": OPS_NODE, "containers": [{"name": "db", "image": "db"}]},
+            },
+        )
+        policy.create_namespaced_pod_disruption_budget(
+            "default",
+            {
+                "metadata": {"name": "ops-db-budget"},
+                "spec": {"minAvailable": 1, "selector": {"matchLabels": labels}},
+            },
+        )
 
 
 async def test_two_workers_share_the_queue_and_one_killed_mid_onboarding_loses_nothing(
