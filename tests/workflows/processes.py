@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +134,14 @@ def names(samples: Samples) -> set[str]:
 
 
 async def wait_until(
-    what: str, probe: Callable[[], Any], within: float, log: Path | None = None
+    what: str,
+    probe: Callable[[], Any],
+    within: float,
+    log: Path | None = None,
+    explain: Callable[[], Awaitable[str]] | None = None,
 ) -> Any:
+    """Poll `probe()` (sync or async) until it is truthy; on timeout fail with the tail of
+    `log` or what `explain()` says."""
     deadline = time.monotonic() + within
     while True:
         got = probe()
@@ -145,8 +151,9 @@ async def wait_until(
             return got
         if time.monotonic() >= deadline:
             tail = await asyncio.to_thread(_tail, log) if log is not None else ""
-            raise AssertionError(f"timed out after {within}s waiting for {what}\n{tail}")
-        await asyncio.sleep(0.2)
+            said = await explain() if explain is not None else ""
+            raise AssertionError(f"timed out after {within}s waiting for {what}\n{tail}{said}")
+        await asyncio.sleep(0.1)
 
 
 def _tail(log: Path) -> str:

@@ -47,6 +47,7 @@ from processes import (
 )
 from temporalio.api.enums.v1 import VersioningBehavior
 from temporalio.api.workflowservice.v1 import SetWorkerDeploymentCurrentVersionRequest
+from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -121,6 +122,24 @@ async def patch_pool(twin: Twin, name: str, spec: dict[str, Any]) -> None:
         )
 
 
+async def start_byoh(
+    temporal: WorkflowEnvironment, queue: str, pool: str, address: str
+) -> WorkflowHandle[Any, OnboardNodeResult]:
+    """Onboard the BYOH host at `address` as node `<pool>-byoh`, by workflow type name."""
+    return await temporal.client.start_workflow(
+        "OnboardWindowsNode",
+        OnboardNodeInput(
+            pool=pool,
+            node_name=f"{pool}-byoh",
+            platform=Platform.BYOH,
+            byoh=ByohHostSpec(address=address),
+        ),
+        id=f"onboard-{pool}-{pool}-byoh-{uuid.uuid4().hex[:6]}",
+        task_queue=queue,
+        result_type=OnboardNodeResult,
+    )
+
+
 def nodes_at(twin: Twin, version: str) -> int:
     return len([n for n in _pool_nodes(twin) if available(n) and version_of(n) == version])
 
@@ -144,17 +163,7 @@ async def test_the_service_account_onboards_and_upgrades_with_every_call_allowed
         await create_pool(
             twin, POOL, {"platform": "aws", "replicas": 2, "version": "1.0.0", "maxUnhealthy": 1}
         )
-        byoh = await temporal.client.start_workflow(
-            "OnboardWindowsNode",
-            OnboardNodeInput(
-                pool="sa",
-                node_name="sa-byoh",
-                platform=Platform.BYOH,
-                byoh=ByohHostSpec(address=twin.byoh_addresses[2]),
-            ),
-            id=f"onboard-sa-sa-byoh-{uuid.uuid4().hex[:6]}",
-            task_queue=queue,
-        )
+        byoh = await start_byoh(temporal, queue, "sa", twin.byoh_addresses[2])
 
         async def both_at_1_0() -> bool:
             samples.append(await scrape(port))
@@ -603,18 +612,7 @@ async def test_a_versioned_worker_runs_onboardings_pinned_to_its_build_once_it_i
     worker = spawn_worker(env, log)
     client = temporal.client
     try:
-        handle = await client.start_workflow(
-            "OnboardWindowsNode",
-            OnboardNodeInput(
-                pool="ver",
-                node_name="ver-byoh",
-                platform=Platform.BYOH,
-                byoh=ByohHostSpec(address=twin.byoh_addresses[1]),
-            ),
-            id=f"onboard-ver-ver-byoh-{uuid.uuid4().hex[:6]}",
-            task_queue=queue,
-            result_type=OnboardNodeResult,
-        )
+        handle = await start_byoh(temporal, queue, "ver", twin.byoh_addresses[1])
 
         async def made_current() -> bool:
             try:
