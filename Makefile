@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STATE ?= .state
 
-.PHONY: install test lint run sim bench bench-sim bench-onboard bench-fleet clean
+.PHONY: install test lint image run sim bench bench-sim bench-onboard bench-fleet clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,15 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/hadolint deploy/Dockerfile
+
+# The worker image (deploy/Dockerfile; needs docker with buildx), with the SIMULATED sample
+# payload unless PAYLOAD names a real one (one directory per version, deploy/README.md).
+IMAGE ?= winfleet-worker:dev
+PAYLOAD ?= $(STATE)/image-payload
+image: $(STAMP)
+	test -d $(PAYLOAD) || $(BIN)/python -c 'import sys; from sim.payload import build_sample_payloads as b; b(sys.argv[1])' $(PAYLOAD)
+	docker buildx build --load -f deploy/Dockerfile --build-context payload=$(PAYLOAD) -t $(IMAGE) .
 
 run: $(STAMP)
 	$(BIN)/python -m sim.demo --state-dir $(STATE) $(RUN_ARGS)

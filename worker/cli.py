@@ -199,8 +199,9 @@ async def cmd_set_max_unhealthy(args: argparse.Namespace) -> int:
 
 
 async def cmd_worker(args: argparse.Namespace) -> int:
-    from worker.app import run_worker  # imports every activity: only the worker needs them
+    from worker.app import prepare_process, run_worker  # every activity: only the worker
 
+    prepare_process()  # the SDK's metrics exporter, before the client connects
     telemetry.setup_tracing("winfleet-worker")
     client = await connect(args.profile)
     await ensure_search_attributes(client)

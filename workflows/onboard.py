@@ -33,6 +33,7 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from activities import versioning
     from activities.claims import ClaimInput, claim_node, release_node
     from activities.cloud.vm import create_vm, release_vm
     from activities.contracts import (
@@ -92,7 +93,7 @@ class Owned:
     node_registered: bool = False  # the Node did not exist when the run began
 
 
-@workflow.defn(name="OnboardWindowsNode")
+@workflow.defn(name="OnboardWindowsNode", versioning_behavior=versioning.SHORT_LIVED)
 class OnboardWindowsNode:
     def __init__(self) -> None:
         self._state = OnboardState()

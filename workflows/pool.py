@@ -34,6 +34,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities import versioning
     from activities.contracts import (
         ByohHostSpec,
         DecommissionInput,
@@ -95,7 +96,7 @@ class Child:
     task: asyncio.Task[None] | None = None
 
 
-@workflow.defn(name="WindowsPool")
+@workflow.defn(name="WindowsPool", versioning_behavior=versioning.LONG_RUNNING)
 class WindowsPool:
     @workflow.init
     def __init__(self, inp: PoolRun) -> None:

@@ -33,6 +33,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities import versioning
     from activities.contracts import (
         ByohHostSpec,
         DecommissionInput,
@@ -97,7 +98,7 @@ class RolloutState:
     state: str = "Planning"
 
 
-@workflow.defn(name="UpgradeWindowsPool")
+@workflow.defn(name="UpgradeWindowsPool", versioning_behavior=versioning.LONG_RUNNING)
 class UpgradeWindowsPool:
     @workflow.init
     def __init__(self, inp: UpgradeInput) -> None:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import os
 import sys
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Any
 import yaml
 from kubernetes import client, config
 from onboarding import World
+from processes import wait_until
 from temporalio.testing import WorkflowEnvironment
 
 from sim.twin import Twin
@@ -109,17 +108,8 @@ async def until(
     what: str, probe: Callable[[], Any], within: float = 120.0, world: World | None = None
 ) -> Any:
     """Wait for `probe()`; on timeout, fail saying what the fleet workflows were doing."""
-    deadline = time.monotonic() + within
-    while True:
-        got = probe()
-        if inspect.isawaitable(got):
-            got = await got
-        if got:
-            return got
-        if time.monotonic() >= deadline:
-            state = await explain(world) if world is not None else ""
-            raise AssertionError(f"timed out waiting for {what}\n{state}")
-        await asyncio.sleep(0.1)
+    said = (lambda: explain(world)) if world is not None else None
+    return await wait_until(what, probe, within, explain=said)
 
 
 async def explain(world: World) -> str:
