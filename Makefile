@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/pytest -q -n 3 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n 3 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
