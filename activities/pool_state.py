@@ -99,6 +99,7 @@ class PoolStatus:
     conditions: tuple[Condition, ...] = ()
     rollout: dict[str, Any] = field(default_factory=dict)
     budget: dict[str, Any] = field(default_factory=dict)
+    last_reconcile: dict[str, Any] = field(default_factory=dict)  # drift reconciliation's
 
 
 @dataclass(frozen=True)
@@ -312,6 +313,8 @@ async def write_pool_status(inp: PoolStatus) -> bool:
             "rollout": inp.rollout,
             "budget": inp.budget,
         }
+        if inp.last_reconcile:
+            status["lastReconcile"] = inp.last_reconcile
         if _same(old, status):
             return False
         body = {**obj, "status": status}

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         OnboardNodeInput,
         Platform,
     )
+    from activities.drift_contracts import ReconcileSummary
     from activities.pool_client import (
         StartOnce,
         WorkflowIdsInput,
@@ -74,6 +75,12 @@ with workflow.unsafe.imports_passed_through():
         read_pool,
         write_pool_status,
     )
+    from activities.schedules import (
+        ReconcileSchedule,
+        ScheduleRef,
+        delete_reconcile_schedule,
+        ensure_reconcile_schedule,
+    )
     from workflows import ids, policies, steps
     from workflows.decommission import DecommissionWindowsNode
     from workflows.failures import describe
@@ -82,6 +89,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.onboard import OnboardWindowsNode
 
 MAX_FAILURES_SHOWN = 3
+RECONCILE_PATCH = "reconcile-schedule"  # the pool keeps its drift reconciliation's Schedule
 
 
 @dataclass
@@ -116,6 +124,7 @@ class WindowsPool:
         self._nodes: tuple[NodeView, ...] = ()
         self._last_status: PoolStatus | None = None
         self._read_once = False
+        self._reconcile: ReconcileSummary | None = None  # the last drift reconciliation's
 
     # --- messages ----------------------------------------------------------------------------
     @workflow.signal(name="spec_changed")
@@ -127,6 +136,11 @@ class WindowsPool:
     @workflow.signal(name="rollout_update")
     def rollout_update(self, report: RolloutReport) -> None:
         self._rollout = report
+        self._wake = True
+
+    @workflow.signal(name="reconcile_update")
+    def reconcile_update(self, summary: ReconcileSummary) -> None:
+        self._reconcile = summary
         self._wake = True
 
     @workflow.update(name="request_disruption")
@@ -234,8 +248,25 @@ class WindowsPool:
         if read.spec is not None:
             self._spec = read.spec
             self._check_rollout = old is None or old.version != read.spec.version
+            if workflow.patched(RECONCILE_PATCH):
+                await self._ensure_reconcile(read.spec, trigger=old is not None)
         self._read_once = True
         return True
+
+    async def _ensure_reconcile(self, spec: PoolSpec, *, trigger: bool) -> None:
+        """The pool's drift reconciliation Schedule, at the spec's interval; a run now when the
+        spec changed."""
+        schedule = ReconcileSchedule(
+            self._pool,
+            ids.reconcile(self._pool),
+            spec.reconcile.interval_s,
+            workflow.info().task_queue,
+            trigger,
+        )
+        try:
+            await steps.run(ensure_reconcile_schedule, schedule, policies.KUBE_CALL_STEP)
+        except ActivityError as err:
+            workflow.logger.warning("pool %s: reconcile schedule: %s", self._pool, describe(err))
 
     def _observe_input(self) -> ObserveInput:
         spec = self._spec
@@ -509,6 +540,7 @@ class WindowsPool:
             conditions=self._conditions(desired, available, unavailable, budget),
             rollout=_rollout_view(self._rollout),
             budget=self._budget_view(),
+            last_reconcile=_reconcile_view(self._reconcile),
         )
         if status == self._last_status:
             return
@@ -552,18 +584,21 @@ class WindowsPool:
         degraded = self._problem or (r.message if r is not None and r.state == "Halted" else "")
         if not degraded and self._failures and self._retry_at is not None:
             degraded = self._failures[-1]
+        short_circuit = self._reconcile.degraded if self._reconcile is not None else ""
         conditions.append(
             Condition(
                 "Degraded",
-                "True" if degraded else "False",
+                "True" if degraded or short_circuit else "False",
                 "InvalidSpec"
                 if self._problem
                 else "RolloutHalted"
                 if r and r.state == "Halted"
                 else "OnboardingFailed"
                 if degraded
+                else "TooManyUnhealthy"
+                if short_circuit
                 else "AsExpected",
-                degraded,
+                degraded or short_circuit,
             )
         )
         paused = r is not None and r.state in ("Paused", "Waiting")
@@ -590,6 +625,9 @@ class WindowsPool:
                 break
             self._wake = False
             await steps.wait(lambda: self._wake, policies.POOL_RESYNC)
+        if workflow.patched(RECONCILE_PATCH):
+            schedule = ScheduleRef(ids.reconcile(self._pool))
+            await steps.run(delete_reconcile_schedule, schedule, policies.KUBE_CALL_STEP)
         await steps.run(pool_finalizer, FinalizerInput(self._pool, False), policies.KUBE_CALL_STEP)
         return f"pool {self._pool} deleted; its nodes were taken out"
 
@@ -614,6 +652,12 @@ def _rollout_view(r: RolloutReport | None) -> dict[str, object]:
         "startedAt": r.started_at,
         "message": r.message,
     }
+
+
+def _reconcile_view(r: ReconcileSummary | None) -> dict[str, object]:
+    if r is None or r.dry_run:
+        return {}
+    return {"time": r.time, "found": r.found, "repaired": r.repaired, "deferred": r.deferred}
 
 
 def _rollout_sentence(r: RolloutReport) -> str:
