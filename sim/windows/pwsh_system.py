@@ -176,7 +176,7 @@ def restart_service(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> l
 
 
 _WQL_NAME = re.compile(r"^\s*Name\s*=\s*'([^']*)'\s*$", re.IGNORECASE)
-_START_MODES = {"Automatic": "Auto", "Manual": "Manual", "Disabled": "Disabled"}
+_CIM_START_MODES = {"Automatic": "Auto", "Manual": "Manual", "Disabled": "Disabled"}  # StartMode
 
 
 def _wql_names(text: str) -> list[str]:
@@ -197,7 +197,7 @@ def _win32_service(svc: Service, pid: int) -> dict[str, Any]:
         "DisplayName": svc.display_name or svc.name,
         "Description": svc.description,
         "PathName": svc.bin_path,
-        "StartMode": _START_MODES.get(svc.start_type, svc.start_type),
+        "StartMode": _CIM_START_MODES.get(svc.start_type, svc.start_type),
         "State": svc.status,
         "Started": running,
         "Status": "OK",

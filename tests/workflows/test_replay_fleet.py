@@ -18,11 +18,12 @@ from workflows.decoding import data_converter
 from workflows.pool import WindowsPool
 
 HISTORIES = sorted((Path(__file__).parent / "histories" / "fleet").glob("pool-*.json"))
+LOADED = {p.stem: json.loads(p.read_text()) for p in HISTORIES}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_a_pool_history_from_before_the_reconcile_schedule_replays(path: Path) -> None:
-    history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+    history = WorkflowHistory.from_json(path.stem, LOADED[path.stem])
     replayer = Replayer(workflows=[WindowsPool], data_converter=data_converter())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
