@@ -90,6 +90,7 @@ with workflow.unsafe.imports_passed_through():
 
 MAX_FAILURES_SHOWN = 3
 RECONCILE_PATCH = "reconcile-schedule"  # the pool keeps its drift reconciliation's Schedule
+GRANTED_HOSTS_PATCH = "byoh-granted-hosts"  # BYOH: a granted node's host is not onboarded again
 
 
 @dataclass
@@ -125,6 +126,7 @@ class WindowsPool:
         self._last_status: PoolStatus | None = None
         self._read_once = False
         self._reconcile: ReconcileSummary | None = None  # the last drift reconciliation's
+        self._hosts_of: dict[str, str] = {}  # BYOH: node -> host, of nodes seen or granted
 
     # --- messages ----------------------------------------------------------------------------
     @workflow.signal(name="spec_changed")
@@ -332,6 +334,8 @@ class WindowsPool:
         covered = {n.address for n in members}
         covered |= {g.replacement or g.node for g in self._ledger.values()}
         covered |= {c.host for c in children.values()}
+        if workflow.patched(GRANTED_HOSTS_PATCH):
+            covered |= self._granted_hosts(obs)
         taken = {n.name for n in obs.nodes} | set(self._ledger) | set(self._children)
         for address, host in sorted(wanted.items()):
             if address in covered or not self._may_try():
@@ -341,6 +345,15 @@ class WindowsPool:
             self._start_onboarding(spec, name, host)
         gone = [n for n in members if n.address not in wanted]
         await self._remove(spec, gone, "host removed from windows-instances")
+
+    def _granted_hosts(self, obs: PoolObservation) -> set[str]:
+        """Hosts of nodes someone holds a grant on (repaired, or deconfigured and onboarded
+        again, even while their Node is gone): no second node is onboarded onto them."""
+        granted = set(self._ledger) | {g.replacement for g in self._ledger.values()}
+        seen = {n.name for n in obs.nodes}
+        self._hosts_of.update({n.name: n.address for n in obs.nodes if n.address})
+        self._hosts_of = {k: v for k, v in self._hosts_of.items() if k in granted | seen}
+        return {v for k, v in self._hosts_of.items() if k in granted}
 
     def _may_try(self) -> bool:
         return self._retry_at is None or workflow.now() >= self._retry_at

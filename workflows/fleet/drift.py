@@ -134,7 +134,11 @@ def _pool_items(facts: PoolFacts, obs: ClusterObservation, now: datetime) -> lis
             for a in obs.byoh_added
         ]
         items += [
-            Item(Finding(Check.BYOH_REMOVED, node=n), Remedy.POOL, "the pool takes it out")
+            Item(
+                Finding(Check.BYOH_REMOVED, n, subject=n, detail="its host is no longer listed"),
+                Remedy.POOL,
+                "the pool takes it out",
+            )
             for n in obs.byoh_removed
         ]
         return items
