@@ -28,7 +28,12 @@ import asyncio
 from dataclasses import dataclass, field, replace
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+)
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -425,6 +430,8 @@ class ReconcileWindowsPool:
                 id=ids.decommission(self._pool, node.node),
                 parent_close_policy=ParentClosePolicy.ABANDON,
             )
+        except WorkflowAlreadyStartedError:
+            return DEFERRED, f"{ids.decommission(self._pool, node.node)} runs already"
         except ChildWorkflowError as err:
             return FAILED, f"taking {node.node} out failed: {describe(err)}"
         if not byoh:
@@ -441,7 +448,7 @@ class ReconcileWindowsPool:
                 id=ids.onboard(self._pool, node.node),
                 parent_close_policy=ParentClosePolicy.ABANDON,
             )
-        except ChildWorkflowError as err:
+        except (ChildWorkflowError, WorkflowAlreadyStartedError) as err:
             return FAILED, f"configuring {node.node} again failed: {describe(err)}"
         return DONE, "deconfigured and configured again on the same host"
 
