@@ -34,7 +34,7 @@ from activities.contracts import (
     Platform,
     Progress,
 )
-from worker import progress, telemetry, traces
+from worker import progress, reconcile_cmd, telemetry, traces
 from worker.temporal import (
     SearchAttributesMissing,
     TemporalUnreachable,
@@ -190,6 +190,8 @@ def parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="print the progress query of workflows as JSON")
     st.add_argument("workflow_ids", nargs="+")
 
+    reconcile_cmd.add_parser(sub)
+
     tr = sub.add_parser("trace", help="print a workflow's trace as a timeline")
     tr.add_argument("workflow_id")
     tr.add_argument("--file", default=str(telemetry.trace_file()), help="span file (JSON lines)")
@@ -201,7 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     telemetry.setup_logging()
     if args.command == "trace":
         return cmd_trace(args)
-    handler = {"onboard": cmd_onboard, "status": cmd_status, "worker": cmd_worker}[args.command]
+    handlers = {"onboard": cmd_onboard, "status": cmd_status, "worker": cmd_worker}
+    handler = {**handlers, "reconcile": reconcile_cmd.run}[args.command]
     try:
         return asyncio.run(handler(args))
     except KeyboardInterrupt:
