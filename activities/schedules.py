@@ -70,7 +70,7 @@ def schedule_for(inp: ReconcileSchedule, task_queue: str) -> Schedule:
     )
 
 
-def _same(current: Schedule, wanted: Schedule) -> bool:
+def same_schedule(current: Schedule, wanted: Schedule) -> bool:
     a, b = current.action, wanted.action
     if not isinstance(a, ScheduleActionStartWorkflow):
         return False
@@ -106,7 +106,7 @@ async def ensure_reconcile_schedule(inp: ReconcileSchedule) -> bool:
         except ScheduleAlreadyRunningError:
             handle = client.get_schedule_handle(inp.schedule_id)
             current = (await handle.describe()).schedule
-            if not _same(current, wanted):
+            if not same_schedule(current, wanted):
 
                 def keep_state(old: ScheduleUpdateInput) -> ScheduleUpdate:
                     state = old.description.schedule.state
