@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STATE ?= .state
 
-.PHONY: install test lint run sim bench bench-sim bench-onboard clean
+.PHONY: install test lint run sim bench bench-sim bench-onboard bench-reconcile clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,10 @@ bench-sim: $(STAMP)
 bench-onboard: $(STAMP)
 	$(BIN)/python -m bench.onboard
 
-bench: bench-sim bench-onboard
+bench-reconcile: $(STAMP)
+	$(BIN)/python -m bench.reconcile
+
+bench: bench-sim bench-onboard bench-reconcile
 
 clean:
 	rm -rf $(VENV) $(STATE) .pytest_cache .mypy_cache .ruff_cache

@@ -45,7 +45,7 @@ from activities.windows.probe import parse_probe, probe_command
 
 CONCURRENCY = 16  # SSH sessions at once per batch
 NODE_CHECK_TIMEOUT_S = 120.0  # one node's whole check; a host that hangs is reported
-CERT_FILE_LIMIT = 64 * 1024
+CERT_FILE_LIMIT = 15 * 1024  # a certificate and its key; below one SFTP read (16 KiB)
 SUBNET_ANNOTATION = "k8s.ovn.org/hybrid-overlay-node-subnet"
 SERVING_CERT = paths.win_join(paths.KUBELET_PKI_DIR, "kubelet-server-current.pem")
 EXPORTER_MARKER = services.definition_marker(services.WINDOWS_EXPORTER_SERVICE)
@@ -96,9 +96,11 @@ def serving_certificate(pem: bytes | None) -> Certificate | None:
 async def _look(host: HostSession, exp: Expected) -> Seen:
     wanted = [e.remote for e in exp.manifest] + [paths.CNI_CONFIG]
     extra = [paths.HNS_MODULE, EXPORTER_MARKER, SERVING_CERT]
-    every = [*wanted, *extra]
-    sizes = await asyncio.gather(*(host.remote_size(p) for p in every))
-    present = frozenset(p.lower() for p, s in zip(every, sizes, strict=True) if s is not None)
+    first, *rest = (*wanted, *extra)
+    # The first stat opens the session's SFTP channel; the others go out on it together.
+    sizes = [await host.remote_size(first), *await asyncio.gather(*map(host.remote_size, rest))]
+    every = (first, *rest)
+    present = frozenset(p.lower() for p, n in zip(every, sizes, strict=True) if n is not None)
     hashed = tuple(p for p in wanted if p.lower() in present)
     with_hns = paths.HNS_MODULE.lower() in present
     result = await host.run(probe_command(PROBED_SERVICES, hashed, with_hns=with_hns))

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field, replace
 from temporalio import workflow
 from temporalio.exceptions import (
     ActivityError,
-    ApplicationError,
     ChildWorkflowError,
     WorkflowAlreadyStartedError,
 )
@@ -71,23 +70,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.node import WaitNodeInput, wait_node_ready
     from activities.payload import CopyPayloadInput, copy_payload
-    from activities.pool_client import (
-        StartOnce,
-        release_disruption,
-        request_disruption,
-        start_workflow_once,
-    )
-    from activities.pool_contracts import (
-        DisruptionDecision,
-        DisruptionRelease,
-        DisruptionRequest,
-        NodeView,
-        PoolSignal,
-        PoolSpec,
-    )
+    from activities.pool_contracts import NodeView, PoolSignal, PoolSpec
     from activities.pool_state import PoolRef, read_pool
     from activities.windows import services
-    from workflows import ids, policies, search_attributes, steps
+    from workflows import ids, policies, pool_link, search_attributes, steps
     from workflows.decommission import DecommissionWindowsNode
     from workflows.failures import describe
     from workflows.fleet import drift, machines
@@ -157,7 +143,7 @@ class ReconcileWindowsPool:
         self._s.stage = "done"
         report = self._report(inp, plan, observed_at.strftime("%Y-%m-%dT%H:%M:%SZ"))
         if not inp.dry_run:
-            await self._tell_pool(report.summary)
+            await pool_link.signal(self._pool, "reconcile_update", report.summary)
         return report
 
     # --- observe ------------------------------------------------------------------------------
@@ -214,7 +200,7 @@ class ReconcileWindowsPool:
             workflow.logger.warning("pool %s: %s", self._pool, plan.short_circuit)
             return
         if plan.start_rollout:
-            self._s.rollout = await self._start_rollout(spec)
+            self._s.rollout = await self._start_rollout()
         for vm in plan.terminate:
             self._s.pool_results[vm.vm_id] = await self._terminate(spec, vm)
         tasks = [self._remedy(spec, n) for n in plan.nodes if n.remedy in drift.DISRUPTIVE]
@@ -224,20 +210,11 @@ class ReconcileWindowsPool:
             for n in plan.nodes
         )
         if plan.wake_pool or replaced:
-            await self._wake_pool()
+            await pool_link.signal(self._pool, "spec_changed", PoolSignal())
 
-    async def _start_rollout(self, spec: PoolSpec) -> tuple[str, str]:
+    async def _start_rollout(self) -> tuple[str, str]:
         try:
-            await steps.run(
-                start_workflow_once,
-                StartOnce(
-                    workflow="UpgradeWindowsPool",
-                    workflow_id=ids.upgrade(self._pool),
-                    arg={"pool": self._pool},
-                    task_queue=workflow.info().task_queue,
-                ),
-                policies.KUBE_CALL_STEP,
-            )
+            await pool_link.start_rollout(self._pool)
         except ActivityError as err:
             return FAILED, f"could not start the rollout: {describe(err)}"
         return DELEGATED, f"UpgradeWindowsPool {ids.upgrade(self._pool)} started or joined"
@@ -274,7 +251,7 @@ class ReconcileWindowsPool:
         kinds = sorted({i.finding.check.value for i in node.items if i.remedy == node.remedy})
         in_place = node.node if node.remedy == Remedy.RECONFIGURE else ""
         reason = f"drift ({', '.join(kinds)}): {node.remedy}"
-        decision = await self._ask(node.node, reason, in_place)
+        decision = await pool_link.ask(self._pool, node.node, reason, replacement=in_place)
         if not decision.granted:
             self._s.results[node.node] = (DEFERRED, decision.why)
             return
@@ -286,7 +263,7 @@ class ReconcileWindowsPool:
             self._s.results[node.node] = result
         finally:
             self._s.in_flight.pop(node.node, None)
-            await self._release(node.node)
+            await pool_link.release(self._pool, node.node)
 
     async def _repair(self, spec: PoolSpec, node: NodePlan) -> tuple[str, str]:
         d = node.drift
@@ -452,50 +429,9 @@ class ReconcileWindowsPool:
             return FAILED, f"configuring {node.node} again failed: {describe(err)}"
         return DONE, "deconfigured and configured again on the same host"
 
-    # --- talking to the pool ------------------------------------------------------------------
     def _holder(self) -> str:
         info = workflow.info()
         return f"{info.workflow_id} {info.run_id}"
-
-    async def _ask(self, node: str, reason: str, replacement: str) -> DisruptionDecision:
-        req = DisruptionRequest(
-            pool=self._pool,
-            holder=workflow.info().workflow_id,
-            node=node,
-            reason=reason,
-            replacement=replacement,
-            pool_workflow_id=ids.pool(self._pool),
-        )
-        try:
-            return await steps.run(request_disruption, req, policies.KUBE_CALL_STEP)
-        except ActivityError as err:
-            return DisruptionDecision(False, f"the pool did not answer: {describe(err)}")
-
-    async def _release(self, node: str) -> None:
-        rel = DisruptionRelease(
-            pool=self._pool,
-            holder=workflow.info().workflow_id,
-            node=node,
-            pool_workflow_id=ids.pool(self._pool),
-        )
-        try:
-            await steps.run(release_disruption, rel, policies.KUBE_CALL_STEP)
-        except ActivityError as err:  # the pool drops grants of closed holders anyway
-            workflow.logger.warning("pool %s: releasing %s: %s", self._pool, node, describe(err))
-
-    async def _wake_pool(self) -> None:
-        pool = workflow.get_external_workflow_handle(ids.pool(self._pool))
-        try:
-            await pool.signal("spec_changed", PoolSignal())
-        except ApplicationError as err:
-            workflow.logger.warning("pool %s: could not wake its workflow: %s", self._pool, err)
-
-    async def _tell_pool(self, summary: ReconcileSummary) -> None:
-        pool = workflow.get_external_workflow_handle(ids.pool(self._pool))
-        try:
-            await pool.signal("reconcile_update", summary)
-        except ApplicationError as err:
-            workflow.logger.warning("pool %s: summary not delivered: %s", self._pool, err)
 
     # --- the report ---------------------------------------------------------------------------
     def _pool_result(self, item: Item, dry_run: bool) -> tuple[str, str]:

@@ -11,9 +11,7 @@ for. Pure; used by activities/drift_check.py.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from typing import Any
 
 from activities.errors import RemoteCommandFailed
 from activities.windows import hns, paths
@@ -114,19 +112,6 @@ def _sections(stdout: str) -> dict[str, str]:
     return {k: "\n".join(v) for k, v in out.items()}
 
 
-def _objects(text: str, what: str) -> list[dict[str, Any]]:
-    if not text:
-        return []
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise RemoteCommandFailed(f"drift probe: {what} are not JSON") from exc
-    items = doc if isinstance(doc, list) else [doc]
-    if not all(isinstance(i, dict) for i in items):
-        raise RemoteCommandFailed(f"drift probe: {what} are not objects")
-    return items
-
-
 def parse_probe(stdout: str, *, with_hns: bool) -> Probe:
     """What `probe_command` printed; RemoteCommandFailed when a section is missing or garbled."""
     sections = _sections(stdout)
@@ -140,11 +125,11 @@ def parse_probe(stdout: str, *, with_hns: bool) -> Probe:
                 start_mode=str(s.get("StartMode") or ""),
                 state=str(s.get("State") or ""),
             )
-            for s in _objects(sections["services"], "services")
+            for s in hns.json_objects(sections["services"], "drift probe: services")
         }
         hashes = {
             str(h["Path"]).lower(): str(h["Hash"]).lower()
-            for h in _objects(sections.get("hashes", ""), "file hashes")
+            for h in hns.json_objects(sections.get("hashes", ""), "drift probe: file hashes")
         }
     except KeyError as exc:
         raise RemoteCommandFailed(f"drift probe: an object lacks {exc}") from exc
