@@ -37,6 +37,7 @@ from activities.drift_rules import Certificate, Expected, Seen, node_findings
 from activities.errors import WinfleetError, boundary
 from activities.node import JsonObject
 from activities.payload import MANIFEST, ManifestEntry, parse_manifest
+from activities.polling import heartbeating
 from activities.pool_contracts import VERSION_ANNOTATION
 from activities.pool_state import byoh_hosts, node_view, pool_nodes
 from activities.ssh import HostSession, open_session
@@ -217,6 +218,6 @@ async def check_nodes(inp: CheckNodesInput) -> CheckNodesResult:
         activity.heartbeat(f"{done}/{len(mine)} nodes checked")
         return drift
 
-    results = await asyncio.gather(*(one(n) for n in mine))
+    results = await heartbeating(asyncio.gather(*(one(n) for n in mine)))
     drifted = tuple(d for d in results if d is not None)
     return CheckNodesResult(checked=len(mine), clean=len(mine) - len(drifted), drifted=drifted)

@@ -99,6 +99,7 @@ class ClusterObservation:
     byoh_removed: tuple[str, ...] = ()  # nodes whose host is no longer listed
     listed_hosts: int = 0  # BYOH: the hosts the pool should have
     vms_checked: bool = False  # the cloud was asked (False: BYOH, or no cloud configured)
+    vm_problem: str = ""  # why the cloud could not be asked (the rest was observed)
 
 
 @dataclass(frozen=True)

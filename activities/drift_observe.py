@@ -27,8 +27,9 @@ from activities.cloud.ownership import TaggedVm
 from activities.config import settings
 from activities.contracts import ByohHostSpec, Platform
 from activities.drift_contracts import ClusterObservation, NodeState, OrphanVm
-from activities.errors import InvalidRequest, boundary
+from activities.errors import InvalidRequest, PermanentError, boundary
 from activities.node import JsonObject
+from activities.pool_contracts import POOL_GROUP, POOL_PLURAL, POOL_VERSION
 from activities.pool_state import byoh_hosts, node_view, pool_nodes
 
 
@@ -54,10 +55,10 @@ async def _pool_object(pool: str) -> JsonObject | None:
         obj: JsonObject = await kube.call_json(
             f"read pool {ns}/{pool}",
             kube.custom_objects().get_namespaced_custom_object,
-            "winfleet.io",
-            "v1alpha1",
+            POOL_GROUP,
+            POOL_VERSION,
             ns,
-            "windowsmachinepools",
+            POOL_PLURAL,
             pool,
         )
     except kube.NotFound:
@@ -142,7 +143,11 @@ async def observe_drift(inp: ObserveDriftInput) -> ClusterObservation:
         out["byoh_added"] = tuple(sorted(addresses - {n.address for n in nodes}))
         out["byoh_removed"] = tuple(n.name for n in nodes if n.address not in addresses)
         return ClusterObservation(**out)
-    vms = await _pool_vms(inp) or []
+    try:
+        vms = await _pool_vms(inp) or []
+    except PermanentError as exc:  # no cloud access: the nodes are still worth checking
+        out["vm_problem"] = f"VMs not checked: {exc.message}"
+        return ClusterObservation(**out)
     with_vm = {v.owner.node for v in vms}
     out["vms_checked"] = True
     out["vm_gone"] = tuple(n.name for n in nodes if n.name not in with_vm and not n.deleting)

@@ -494,7 +494,7 @@ class ReconcileWindowsPool:
             max_unhealthy=plan.max_unhealthy,
             pool_outcomes=pool,
             nodes=nodes,
-            message=plan.short_circuit,
+            message="; ".join(m for m in (plan.short_circuit, self._obs.vm_problem) if m),
         )
 
     def _skipped(self, inp: ReconcileInput, why: str) -> ReconcileReport:

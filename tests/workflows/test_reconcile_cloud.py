@@ -8,7 +8,15 @@ import time
 from typing import Any
 
 import pytest
-from drift_lab import explain, host_of, outcomes, ready_nodes, reconcile, scheduled_run
+from drift_lab import (
+    explain,
+    host_of,
+    node_metadata,
+    outcomes,
+    ready_nodes,
+    reconcile,
+    scheduled_run,
+)
 from fleet import (
     api_client,
     available,
@@ -228,5 +236,16 @@ async def test_a_repair_and_a_rollout_at_once_stay_within_max_unhealthy(world: W
             if i["State"]["Name"] == "running"
         }
         assert types == {"m5a.xlarge"}
+        # Once all is as declared, a run changes nothing: no VM, Node or host is written.
+        nodes = pool_nodes(world, "pup")
+        vms = {i["InstanceId"]: i["State"]["Name"] for i in await instances(world)}
+        metadata = {
+            n["metadata"]["name"]: node_metadata(world, n["metadata"]["name"]) for n in nodes
+        }
+        hosts = [host_of(world, n) for n in nodes]
+        logged = [len(h.command_log) for h in hosts]
         again = await reconcile(world, "pup")
-        assert again.state == "Clean", explain(again)
+        assert again.state == "Clean" and again.nodes_checked == 3, explain(again)
+        assert {i["InstanceId"]: i["State"]["Name"] for i in await instances(world)} == vms
+        assert {name: node_metadata(world, name) for name in metadata} == metadata
+        assert all(writes(h.command_log[n:]) == [] for h, n in zip(hosts, logged, strict=True))
