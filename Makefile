@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STATE ?= .state
 
-.PHONY: install test lint run sim bench bench-sim bench-onboard bench-reconcile clean
+.PHONY: install test lint run sim bench bench-sim bench-onboard bench-fleet bench-reconcile clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,10 +36,13 @@ bench-sim: $(STAMP)
 bench-onboard: $(STAMP)
 	$(BIN)/python -m bench.onboard
 
+bench-fleet: $(STAMP)
+	$(BIN)/python -m bench.fleet
+
 bench-reconcile: $(STAMP)
 	$(BIN)/python -m bench.reconcile
 
-bench: bench-sim bench-onboard bench-reconcile
+bench: bench-sim bench-onboard bench-fleet bench-reconcile
 
 clean:
 	rm -rf $(VENV) $(STATE) .pytest_cache .mypy_cache .ruff_cache

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from temporalio import activity
 
-from activities import blocking, kube
+from activities import blocking, kube, lockdown
 from activities.config import settings
 from activities.errors import (
     InvalidRequest,
@@ -33,6 +33,7 @@ from activities.tracing import span
 from activities.windows import paths, powershell, wmcb
 from activities.windows.services import (
     KUBELET_SERVICE,
+    KUBELET_STATE_DIR,
     parse_service_state,
     query_service_command,
 )
@@ -68,10 +69,13 @@ async def configure_kubelet(inp: ConfigureKubeletInput) -> None:
     activity.heartbeat("ignition fetched")
     async with session_for(inp) as host:
         with span("ensure worker ignition", node=inp.node_name, phase="configure-kubelet"):
+            # It carries a bootstrap token: C:\k is closed to all but admins before it lands.
+            await lockdown.restrict(host, paths.K_DIR)
             if not same_hash(await host.remote_sha256(paths.IGNITION), digest):
                 await host.put_bytes(ignition, paths.IGNITION)
         activity.heartbeat("ignition on host")
         if await _kubelet_current(host, digest):
+            await lockdown.restrict(host, KUBELET_STATE_DIR)
             activity.logger.info("kubelet already configured from this ignition; nothing to do")
             return
         with span("wmcb initialize-kubelet", node=inp.node_name, phase="configure-kubelet"):
@@ -80,6 +84,7 @@ async def configure_kubelet(inp: ConfigureKubeletInput) -> None:
             cmd = wmcb.initialize_kubelet(node_ip=inp.node_ip or None)
             await heartbeating(host.run(cmd))
             await host.put_bytes(digest.encode(), APPLIED_MARKER)
+            await lockdown.restrict(host, KUBELET_STATE_DIR)  # kubelet's keys go here
         activity.logger.info("kubelet configured by WMCB on %s", inp.node_name)
 
 

@@ -74,6 +74,10 @@ async def start_hybrid_overlay(inp: HybridOverlayInput) -> None:
                 timeout_s=inp.timeout_s,
                 what=f"kubelet's client kubeconfig on {inp.node_name} (are its CSRs approved?)",
             )
+            # kubelet has its certificate: the ignition's bootstrap token is not needed any more
+            if await host.remote_size(paths.IGNITION) is not None:
+                remove = powershell.remove_item(paths.IGNITION)
+                await host.run(powershell.powershell(remove, display="rm worker.ign"))
         await ensure_service(host, spec, inp.node_name)
         with span("wait for HNS network", node=inp.node_name, phase="hybrid-overlay"):
             await wait_for(

@@ -17,13 +17,14 @@ Read-only ones change nothing; writes are idempotent.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import activity
 
-from activities import kube
+from activities import events, kube
 from activities.cloud.byoh import INSTANCES_CONFIGMAP, parse_instance_entry
 from activities.config import settings
 from activities.contracts import ByohHostSpec, NodeName, Platform
@@ -34,6 +35,7 @@ from activities.pool_contracts import (
     HOST_ANNOTATION,
     POOL_FINALIZER,
     POOL_GROUP,
+    POOL_KIND,
     POOL_LABEL,
     POOL_PLURAL,
     POOL_VERSION,
@@ -239,6 +241,24 @@ async def observe_pool(inp: ObserveInput) -> PoolObservation:
     )
 
 
+@dataclass(frozen=True)
+class PoolNodeInput:
+    pool: str
+    node: str
+
+
+@activity.defn(name="read_pool_node")
+@boundary
+async def read_pool_node(inp: PoolNodeInput) -> NodeView | None:
+    """One node of the pool as it is now; None when it is gone or no longer the pool's."""
+    try:
+        node = await kube.call_json(f"read node {inp.node}", kube.core().read_node, inp.node)
+    except kube.NotFound:
+        return None
+    view = node_view(node)
+    return view if view.pool == inp.pool else None
+
+
 @activity.defn(name="pool_availability")
 @boundary
 async def pool_availability(inp: AvailabilityInput) -> Availability:
@@ -348,6 +368,36 @@ def _same(old: JsonObject, new: JsonObject) -> bool:
         return {**s, "conditions": conds}
 
     return strip(old) == strip(new)
+
+
+@dataclass(frozen=True)
+class PoolEventInput:
+    pool: str
+    reason: str  # RolloutHalted, OnboardingFailed, ...
+    message: str
+    key: str  # one Event per key: a retry records nothing twice
+    warning: bool = True
+
+
+@activity.defn(name="record_pool_event")
+@boundary
+async def record_pool_event(inp: PoolEventInput) -> None:
+    """An Event on the WindowsMachinePool (`kubectl describe wmp` shows it)."""
+    obj = await _get(inp.pool)
+    meta = (obj or {}).get("metadata") or {}
+    await events.record_event(
+        reason=inp.reason,
+        message=inp.message,
+        involved={
+            "apiVersion": f"{POOL_GROUP}/{POOL_VERSION}",
+            "kind": POOL_KIND,
+            "name": inp.pool,
+            "namespace": settings().namespace,
+            "uid": str(meta.get("uid", "")),
+        },
+        type_="Warning" if inp.warning else "Normal",
+        name=f"{inp.pool}.{inp.reason.lower()}.{hashlib.sha256(inp.key.encode()).hexdigest()[:12]}",
+    )
 
 
 @activity.defn(name="set_pool_spec")

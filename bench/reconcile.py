@@ -38,7 +38,15 @@ from activities.kubelet import APPLIED_MARKER, CNI_APPLIED_MARKER, fetch_worker_
 from activities.node import FinalizeNodeInput, finalize_node
 from activities.windows import hns, paths, services, wmcb
 from activities.windows.cni import OVERLAY_NETWORK, cni_config
-from activities.windows.powershell import WindowsCommand
+from activities.windows.powershell import (
+    ADMINISTRATORS_SID,
+    SYSTEM_SID,
+    WindowsCommand,
+    exit_with_last_exit_code,
+    grant_full_control_only,
+    powershell,
+    remove_item,
+)
 from bench.onboard import worker_process
 from sim.twin import Twin
 from sim.windows.bench import approve_pending
@@ -81,9 +89,13 @@ def _copy_payload(src: Path, host: SimulatedWindowsHost) -> None:
             dst.write_bytes(f.read_bytes())
 
 
+def _local(host: SimulatedWindowsHost, path: str) -> Path:
+    return host.root / PureWindowsPath(path).as_posix().replace(":", "", 1)
+
+
 def _write(host: SimulatedWindowsHost, path: str, data: bytes) -> None:
     """A file on the host's disk, as the product's SFTP writes put it there."""
-    local = host.root / PureWindowsPath(path).as_posix().replace(":", "", 1)
+    local = _local(host, path)
     local.parent.mkdir(parents=True, exist_ok=True)
     local.write_bytes(data)
 
@@ -93,6 +105,12 @@ async def _run(host: SimulatedWindowsHost, cmd: WindowsCommand) -> str:
     if code != 0 or (cmd.success_line and cmd.success_line not in out):
         raise RuntimeError(f"bench setup: {cmd.display} on {host.address}: {err[:300]}")
     return out
+
+
+async def _restrict(host: SimulatedWindowsHost, path: paths.WindowsPath) -> None:
+    """What the product's `lockdown.restrict` does to a folder others can read."""
+    grant = grant_full_control_only(path, ADMINISTRATORS_SID, SYSTEM_SID, inherit=True)
+    await _run(host, powershell(grant, exit_with_last_exit_code(), display=f"restrict {path}"))
 
 
 async def _ensure(host: SimulatedWindowsHost, spec: services.ServiceSpec) -> None:
@@ -112,15 +130,20 @@ async def configure(twin: Twin, host: SimulatedWindowsHost, ignition: bytes) -> 
     store = twin.kube.store
     await asyncio.to_thread(_copy_payload, twin.state_dir / "payload" / VERSION, host)
     digest = hashlib.sha256(ignition).hexdigest()
+    await _restrict(host, paths.K_DIR)
     _write(host, paths.IGNITION, ignition)
     await _run(host, wmcb.initialize_kubelet(node_ip=host.address))
     _write(host, APPLIED_MARKER, hashlib.sha256(digest.encode()).hexdigest().encode())
+    await _restrict(host, services.KUBELET_STATE_DIR)
 
     def annotation(key: str) -> str:
         obj = store.get("nodes", node) or {}
         return str(((obj.get("metadata") or {}).get("annotations") or {}).get(key) or "")
 
     node_subnet = await until(f"{node}'s subnet", lambda: annotation(SUBNET))
+    kubeconfig = _local(host, paths.KUBECONFIG)
+    await until(f"{node}'s kubelet client kubeconfig", kubeconfig.is_file)
+    await _run(host, powershell(remove_item(paths.IGNITION), display="rm worker.ign"))
     await _ensure(host, services.hybrid_overlay_service(node))
     await until(f"{node}'s HNS network", lambda: OVERLAY_NETWORK in host.hns_networks)
     text = cni_config(node_subnet, twin.env.get("WINFLEET_SERVICE_CIDR", "172.30.0.0/16"))

@@ -1,10 +1,15 @@
 """`python -m sim.demo` (`make run`): the main job on the embedded default, end to end.
 
 Starts the Temporal dev server (SQLite file, Web UI on 8233), the whole SIMULATED twin (cluster,
-AWS, Azure, BYOH hosts), and a `winfleet worker`; then runs `winfleet onboard` for a small mixed
-fleet with live progress, prints where to look, and keeps everything up until Ctrl-C.
+AWS, Azure, BYOH hosts), and a `winfleet worker`; then does what an admin does: applies the
+WindowsMachinePool CRD (deploy/crds/) and a small pool `demo-aws` (2 AWS nodes at the older
+payload version, so `winfleet upgrade --pool demo-aws --version <newest>` has work to do), and
+runs `winfleet onboard` for a small mixed fleet with live progress. Once the fleet is onboarded
+and the pool is Ready it prints where to look and what to try, and keeps everything up until
+Ctrl-C (`--exit-when-done`: stops instead).
 The product runs as separate processes, configured only through the twin's env file, exactly as
-it would run against production; nothing here imports it.
+it would run against production; nothing here imports it (the pool is written with the
+`kubernetes` client, as an admin's script would).
 """
 
 from __future__ import annotations
@@ -23,7 +28,12 @@ import time
 from pathlib import Path
 from typing import IO
 
-from sim.twin import Twin
+import yaml
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from sim.payload import PAYLOAD_VERSIONS
+from sim.twin import NAMESPACE, Twin
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +48,12 @@ DEFAULT_FLEET = (
     "byoh:win-byoh-1@{byoh0}",
     "byoh:win-byoh-2@{byoh1}",
 )
+CRD_FILE = (
+    Path(__file__).resolve().parents[1] / "deploy" / "crds" / "winfleet.io_windowsmachinepools.yaml"
+)
+DEMO_POOL = "demo-aws"
+DEMO_POOL_REPLICAS = 2
+POOL_READY_WITHIN = 600.0  # seconds; the pool's nodes onboard alongside the fleet
 
 
 def installed_command(name: str) -> str:
@@ -133,6 +149,70 @@ def stop_process(proc: subprocess.Popen[bytes] | None, name: str) -> None:
         proc.wait()
 
 
+def demo_pool(twin: Twin) -> None:
+    """`kubectl apply -f deploy/crds/` and a small AWS pool at the oldest payload version."""
+    api = k8s_config.new_client_from_config(str(twin.kube.kubeconfig_path))
+    ext = k8s.ApiextensionsV1Api(api)
+    crd = yaml.safe_load(CRD_FILE.read_text())
+    ext.create_custom_resource_definition(crd)
+    deadline = time.monotonic() + 30
+    while not any(
+        c.type == "Established" and c.status == "True"
+        for c in ext.read_custom_resource_definition(crd["metadata"]["name"]).status.conditions
+        or ()
+    ):
+        if time.monotonic() > deadline:
+            raise SystemExit("sim demo: the WindowsMachinePool CRD was not Established in 30 s")
+        time.sleep(0.2)
+    k8s.CustomObjectsApi(api).create_namespaced_custom_object(
+        "winfleet.io",
+        "v1alpha1",
+        NAMESPACE,
+        "windowsmachinepools",
+        {
+            "apiVersion": "winfleet.io/v1alpha1",
+            "kind": "WindowsMachinePool",
+            "metadata": {"name": DEMO_POOL, "namespace": NAMESPACE},
+            "spec": {
+                "platform": "aws",
+                "replicas": DEMO_POOL_REPLICAS,
+                "version": PAYLOAD_VERSIONS[0],
+                "maxUnhealthy": 1,
+            },
+        },
+    )
+
+
+def pool_ready(twin: Twin) -> tuple[int, int]:
+    """(ready, updated) replicas of the demo pool, as its status says."""
+    api = k8s_config.new_client_from_config(str(twin.kube.kubeconfig_path))
+    pool = k8s.CustomObjectsApi(api).get_namespaced_custom_object(
+        "winfleet.io", "v1alpha1", NAMESPACE, "windowsmachinepools", DEMO_POOL
+    )
+    status = pool.get("status") or {}
+    return int(status.get("readyReplicas") or 0), int(status.get("updatedReplicas") or 0)
+
+
+async def wait_for_pool(twin: Twin, stop: asyncio.Event) -> bool:
+    """Until the demo pool has all its replicas Ready at its version (or Ctrl-C, or time)."""
+    deadline = time.monotonic() + POOL_READY_WITHIN
+    shown = (-1, -1)
+    while not stop.is_set() and time.monotonic() < deadline:
+        got = await asyncio.to_thread(pool_ready, twin)
+        if got != shown:
+            shown = got
+            print(
+                f"pool {DEMO_POOL}: {got[0]}/{DEMO_POOL_REPLICAS} ready, "
+                f"{got[1]}/{DEMO_POOL_REPLICAS} at {PAYLOAD_VERSIONS[0]}",
+                flush=True,
+            )
+        if got == (DEMO_POOL_REPLICAS, DEMO_POOL_REPLICAS):
+            return True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+    return False
+
+
 def summary(state_dir: Path, ok: bool) -> str:
     env_file = state_dir / "env"
     kubeconfig = state_dir / "sim" / "kubeconfig"
@@ -141,11 +221,22 @@ def summary(state_dir: Path, ok: bool) -> str:
         [
             "",
             "winfleet demo "
-            + ("finished: every node onboarded" if ok else "finished with failures"),
+            + (
+                f"finished: every node onboarded, pool {DEMO_POOL} Ready"
+                if ok
+                else "finished with failures"
+            ),
             f"  Temporal Web UI:   http://localhost:{UI_PORT}/namespaces/default/workflows",
             f"  nodes:             KUBECONFIG={kubeconfig} kubectl get nodes -o wide",
             f"  a trace:           . {env_file} && {winfleet} trace onboard-demo-win-aws-1",
             f"  more nodes:        . {env_file} && {winfleet} onboard --pool demo aws:win-aws-5",
+            f"  the pool:          KUBECONFIG={kubeconfig} kubectl get wmp -n {NAMESPACE}",
+            f"  plan an upgrade:   . {env_file} && {winfleet} upgrade --pool {DEMO_POOL} "
+            f"--version {PAYLOAD_VERSIONS[-1]} --dry-run",
+            f"  roll it out:       . {env_file} && {winfleet} upgrade --pool {DEMO_POOL} "
+            f"--version {PAYLOAD_VERSIONS[-1]}",
+            f"  (then {winfleet} pause|resume|status --pool {DEMO_POOL}; README "
+            '"Pools and rolling upgrades")',
             f"  logs:              {state_dir}/worker.log, {state_dir}/temporal.log",
             "",
         ]
@@ -176,6 +267,12 @@ async def run_demo(
         write_env_file(env, twin, state_dir / "env")
         print("starting the winfleet worker ...", flush=True)
         worker = spawn([installed_command("winfleet"), "worker"], env, worker_log)
+        print(
+            f"applying the WindowsMachinePool CRD and pool {DEMO_POOL} "
+            f"({DEMO_POOL_REPLICAS} AWS nodes at {PAYLOAD_VERSIONS[0]}) ...",
+            flush=True,
+        )
+        await asyncio.to_thread(demo_pool, twin)
         fleet = [
             n.format(byoh0=twin.byoh_addresses[0], byoh1=twin.byoh_addresses[1]) for n in nodes
         ]
@@ -191,6 +288,9 @@ async def run_demo(
             await onboard.wait()
             return 130
         ok = waiter.result() == 0
+        ok = await wait_for_pool(twin, stop) and ok
+        if stop.is_set():
+            return 130
         print(summary(state_dir, ok), flush=True)
         if keep_running:
             print("everything keeps running; Ctrl-C stops it", flush=True)
@@ -210,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", default=".state", help="Temporal DB, twin state, logs")
     parser.add_argument("--boot-seconds", type=float, default=5.0, help="simulated VM boot time")
     parser.add_argument(
-        "--exit-when-done", action="store_true", help="stop once the fleet is onboarded"
+        "--exit-when-done",
+        action="store_true",
+        help="stop once the fleet is onboarded and the demo pool is Ready",
     )
     parser.add_argument("nodes", nargs="*", default=list(DEFAULT_FLEET), help="node specs")
     args = parser.parse_args(argv)

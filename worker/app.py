@@ -49,6 +49,8 @@ from activities.pool_state import (
     pool_availability,
     pool_finalizer,
     read_pool,
+    read_pool_node,
+    record_pool_event,
     set_pool_spec,
     write_pool_status,
 )
@@ -91,6 +93,8 @@ ACTIVITIES: Sequence[Callable[..., Any]] = (
     forget_host_key,
     retire_vm,
     read_pool,
+    read_pool_node,
+    record_pool_event,
     observe_pool,
     pool_availability,
     write_pool_status,

@@ -1,8 +1,18 @@
-"""The `winfleet` command: worker, onboard, status, trace.
+"""The `winfleet` command: onboard Windows nodes, roll pools to new versions, reconcile drift,
+run the worker.
 
 `winfleet onboard --pool demo aws:win-a1 azure:win-z1 byoh:win-b1@10.0.0.5` starts one
 `OnboardWindowsNode` workflow per node (workflow ID `onboard-<pool>-<node>`, so starting twice
 attaches to the running one) and shows live progress until all have ended.
+`winfleet upgrade --pool P [--version V] [--dry-run] [--detach]` rolls a WindowsMachinePool to a
+version (worker/rollout_control.py, worker/rollout_progress.py) or prints the plan
+(worker/dry_run.py); `pause`, `resume`, `set-max-unhealthy` steer the running rollout and
+`status --pool P` shows it. Exit codes: 0 done, 1 the work failed or nothing runs to act on,
+2 a bad request or environment, 130 interrupted (a rollout keeps running).
+`winfleet reconcile --pool P [--dry-run]` runs one drift reconciliation now and prints its
+report (worker/reconcile_cmd.py).
+The work of each command lives in the worker/ module named for it; this one parses and
+dispatches.
 """
 
 from __future__ import annotations
@@ -12,16 +22,15 @@ import asyncio
 import json
 import logging
 import os
+import re
 import sys
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
+from temporalio.client import (
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
 )
 from temporalio.service import RPCError
 
@@ -32,19 +41,30 @@ from activities.contracts import (
     ByohHostSpec,
     OnboardNodeInput,
     Platform,
-    Progress,
 )
-from worker import progress, reconcile_cmd, telemetry, traces
+from activities.errors import WinfleetError
+from activities.pools import MAX_POOL_NAME
+from worker import (
+    onboarding,
+    progress,
+    reconcile_cmd,
+    rollout_control,
+    rollout_progress,
+    telemetry,
+    traces,
+)
+from worker.errors import CommandFailed
 from worker.temporal import (
     SearchAttributesMissing,
     TemporalUnreachable,
     connect,
     ensure_search_attributes,
-    task_queue,
 )
-from workflows import ids, search_attributes
+from workflows import ids
 
 log = logging.getLogger("winfleet")
+
+_POOL_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")  # as the CRD's metadata.name pattern
 
 
 def workflow_id(pool: str, node: str) -> str:
@@ -94,34 +114,12 @@ def parse_node_spec(spec: str, args: argparse.Namespace) -> OnboardNodeInput:
     )
 
 
-async def start_onboarding(
-    client: Client, inputs: Sequence[OnboardNodeInput]
-) -> list[WorkflowHandle[object, object]]:
-    handles = []
-    for inp in inputs:
-        handle = await client.start_workflow(
-            "OnboardWindowsNode",
-            inp,
-            id=workflow_id(inp.pool, inp.node_name),
-            task_queue=task_queue(),
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(search_attributes.NODE, inp.node_name),
-                    SearchAttributePair(search_attributes.POOL, inp.pool),
-                ]
-            ),
-        )
-        handles.append(handle)
-    return handles
-
-
 async def cmd_onboard(args: argparse.Namespace) -> int:
     inputs = [parse_node_spec(s, args) for s in args.nodes]
     if not inputs:
         raise SystemExit("winfleet onboard: name at least one node (e.g. aws:win-1)")
     client = await connect(args.profile)
-    handles = await start_onboarding(client, inputs)
+    handles = await onboarding.start_onboarding(client, inputs)
     ids = [(h.id, inp.node_name) for h, inp in zip(handles, inputs, strict=True)]
     for wid, _ in ids:
         print(f"started {wid}")
@@ -136,17 +134,72 @@ async def cmd_onboard(args: argparse.Namespace) -> int:
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
+    if not args.pool and not args.workflow_ids:
+        raise CommandFailed("winfleet status: name workflow IDs or --pool POOL", code=2)
     client = await connect(args.profile)
     code = 0
+    if args.pool:
+        print(json.dumps(await rollout_control.pool_status(client, args.pool)))
     for wid in args.workflow_ids:
         try:
-            p = await client.get_workflow_handle(wid).query("progress", result_type=Progress)
-        except RPCError as exc:
-            print(f"{wid}: {exc.message}", file=sys.stderr)
+            p = await client.get_workflow_handle(wid).query("progress")
+        except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as exc:
+            print(f"{wid}: {exc}", file=sys.stderr)
             code = 1
             continue
-        print(json.dumps({"workflow_id": wid, **asdict(p)}))
+        print(json.dumps({"workflow_id": wid, **(p if isinstance(p, dict) else {"progress": p})}))
     return code
+
+
+async def cmd_upgrade(args: argparse.Namespace) -> int:
+    from worker import cluster_access, dry_run  # the Kubernetes client: only upgrade needs it
+
+    client = await connect(args.profile)
+    if args.dry_run:
+        cluster_access.use_cluster()
+        for line in await dry_run.dry_run(client, args.pool, args.version):
+            print(line)
+        return 0
+    if args.version:
+        cluster_access.use_cluster()
+        await cluster_access.read(args.pool)
+        await cluster_access.set_version(args.pool, args.version)
+        print(f"pool {args.pool}: spec.version is {args.version}")
+    wid = await rollout_control.start_rollout(client, args.pool)
+    print(f"rollout {wid} of pool {args.pool} started (or joined)", flush=True)
+    if args.detach:
+        return 0
+    try:
+        outcome = await rollout_progress.watch(client, wid)
+    except asyncio.CancelledError:
+        print(
+            f"\ninterrupted: the rollout keeps running (`winfleet status --pool {args.pool}`, "
+            f"`winfleet upgrade --pool {args.pool}` to watch it again, "
+            f"`winfleet pause --pool {args.pool}` to hold it)",
+            file=sys.stderr,
+        )
+        raise
+    if outcome.status == "completed":
+        print(outcome.message)
+        return 0
+    print(f"rollout of pool {args.pool} {outcome.status}: {outcome.message}", file=sys.stderr)
+    return 1
+
+
+async def cmd_pause(args: argparse.Namespace) -> int:
+    print(await rollout_control.pause(await connect(args.profile), args.pool))
+    return 0
+
+
+async def cmd_resume(args: argparse.Namespace) -> int:
+    print(await rollout_control.resume(await connect(args.profile), args.pool))
+    return 0
+
+
+async def cmd_set_max_unhealthy(args: argparse.Namespace) -> int:
+    client = await connect(args.profile)
+    print(await rollout_control.set_max_unhealthy(client, args.pool, args.value))
+    return 0
 
 
 async def cmd_worker(args: argparse.Namespace) -> int:
@@ -168,6 +221,16 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return 0 if spans else 1
 
 
+def pool_name(text: str) -> str:
+    """A WindowsMachinePool name, as its CRD allows (argparse type)."""
+    if len(text) > MAX_POOL_NAME or not _POOL_NAME.match(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a pool name (lowercase letters, digits and '-', at most "
+            f"{MAX_POOL_NAME} characters, starting with a letter)"
+        )
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="winfleet", description=__doc__.splitlines()[0])
     p.add_argument("--profile", default=None, help="Temporal CLI profile (default: env/default)")
@@ -187,10 +250,35 @@ def parser() -> argparse.ArgumentParser:
     on.add_argument("--azure-location", default="")
     on.add_argument("--azure-subnet-id", default="")
 
-    st = sub.add_parser("status", help="print the progress query of workflows as JSON")
-    st.add_argument("workflow_ids", nargs="+")
+    up = sub.add_parser(
+        "upgrade", help="roll a WindowsMachinePool to a version, showing live progress"
+    )
+    up.add_argument("--pool", required=True, type=pool_name, help="the WindowsMachinePool")
+    up.add_argument(
+        "--version", default="", help="set the pool's spec.version first (default: keep it)"
+    )
+    up.add_argument(
+        "--dry-run", action="store_true", help="print the plan, estimated time, blocking PDBs"
+    )
+    up.add_argument("--detach", action="store_true", help="start (or join) and return at once")
 
-    reconcile_cmd.add_parser(sub)
+    for name, what in (
+        ("pause", "hold the pool's rollout"),
+        ("resume", "go on with the held rollout"),
+    ):
+        sub.add_parser(name, help=what).add_argument(
+            "--pool", required=True, type=pool_name, help="the WindowsMachinePool"
+        )
+
+    mu = sub.add_parser("set-max-unhealthy", help="change maxUnhealthy of a running rollout")
+    mu.add_argument("--pool", required=True, type=pool_name, help="the WindowsMachinePool")
+    mu.add_argument("value", help='a count ("2") or a percentage ("25%%") of the replicas')
+
+    st = sub.add_parser("status", help="print the progress query of workflows as JSON")
+    st.add_argument("workflow_ids", nargs="*")
+    st.add_argument("--pool", type=pool_name, help="the pool's rollout and pool workflow")
+
+    reconcile_cmd.add_parser(sub, pool_type=pool_name)
 
     tr = sub.add_parser("trace", help="print a workflow's trace as a timeline")
     tr.add_argument("workflow_id")
@@ -198,17 +286,33 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
+    "onboard": cmd_onboard,
+    "upgrade": cmd_upgrade,
+    "pause": cmd_pause,
+    "resume": cmd_resume,
+    "set-max-unhealthy": cmd_set_max_unhealthy,
+    "status": cmd_status,
+    "reconcile": reconcile_cmd.run,
+    "worker": cmd_worker,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     telemetry.setup_logging()
     if args.command == "trace":
         return cmd_trace(args)
-    handlers = {"onboard": cmd_onboard, "status": cmd_status, "worker": cmd_worker}
-    handler = {**handlers, "reconcile": reconcile_cmd.run}[args.command]
     try:
-        return asyncio.run(handler(args))
+        return asyncio.run(COMMANDS[args.command](args))
     except KeyboardInterrupt:
         return 130
+    except CommandFailed as exc:
+        print(f"winfleet: {exc.message}", file=sys.stderr)
+        return exc.code
+    except WinfleetError as exc:  # the cluster did not answer as expected
+        print(f"winfleet: {exc.message}", file=sys.stderr)
+        return 2
     except RPCError as exc:
         print(f"winfleet: Temporal refused: {exc.message}", file=sys.stderr)
         return 2

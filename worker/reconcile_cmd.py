@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -22,10 +23,11 @@ from workflows import ids
 GOOD = ("Clean", "Repaired", "Planned")
 
 
-def add_parser(sub: Any) -> None:
-    """The `reconcile` subcommand (on the `winfleet` parser's subparsers)."""
+def add_parser(sub: Any, pool_type: Callable[[str], str] = str) -> None:
+    """The `reconcile` subcommand (on the `winfleet` parser's subparsers); `pool_type` checks
+    the pool name as the other pool commands do."""
     p = sub.add_parser("reconcile", help="run one drift reconciliation of a pool, print its report")
-    p.add_argument("--pool", required=True, help="the WindowsMachinePool")
+    p.add_argument("--pool", required=True, type=pool_type, help="the WindowsMachinePool")
     p.add_argument("--dry-run", action="store_true", help="observe and plan only; change nothing")
 
 

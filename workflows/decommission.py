@@ -79,9 +79,14 @@ class DecommissionWindowsNode:
             await steps.run(claim_node, claim, policies.CLAIM_STEP)
         try:
             await self._steps(inp, holder)
-        finally:
+        except GeneratorExit:
+            raise  # evicted from the worker's cache, not ended: a replay resumes the run
+        except BaseException:
             if not inp.claimed_by:
                 await steps.run(release_node, claim, policies.CLAIM_STEP)
+            raise
+        if not inp.claimed_by:
+            await steps.run(release_node, claim, policies.CLAIM_STEP)
         self._state.status = "completed" if not self._state.left else "completed with leftovers"
         return DecommissionResult(done=tuple(self._state.done), left=tuple(self._state.left))
 

@@ -133,9 +133,14 @@ class OnboardWindowsNode:
         except ActivityError as err:
             raise self._refused(cause(err)[1], cause(err)[0]) from err
         try:
-            return await self._claimed(inp, claim)
-        finally:
+            result = await self._claimed(inp, claim)
+        except GeneratorExit:
+            raise  # evicted from the worker's cache, not ended: a replay resumes the run
+        except BaseException:
             await steps.run(release_node, claim, policies.CLAIM_STEP)
+            raise
+        await steps.run(release_node, claim, policies.CLAIM_STEP)
+        return result
 
     async def _claimed(self, inp: OnboardNodeInput, claim: ClaimInput) -> OnboardNodeResult:
         try:

@@ -136,6 +136,9 @@ POOL_RETRY_MAX = timedelta(minutes=10)
 ROLLOUT_RETRY = timedelta(seconds=5)
 # A paused (or out-of-window, or canary-waiting) rollout looks again at least this often.
 ROLLOUT_IDLE = timedelta(minutes=1)
+# Long-running fleet workflows continue as new past this many history events (or when the
+# server suggests it), carrying their state: a run's history stays small however big the pool.
+HISTORY_EVENTS_LIMIT = 4000
 
 # --- drift reconciliation ---------------------------------------------------------------------
 # One batch of node checks: up to 100 nodes, 16 at a time, each bounded by its own timeout.

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -67,12 +67,14 @@ with workflow.unsafe.imports_passed_through():
         Condition,
         FinalizerInput,
         ObserveInput,
+        PoolEventInput,
         PoolRef,
         PoolStatus,
         observe_pool,
         pool_availability,
         pool_finalizer,
         read_pool,
+        record_pool_event,
         write_pool_status,
     )
     from activities.schedules import (
@@ -124,6 +126,7 @@ class WindowsPool:
         self._rollout: RolloutReport | None = None
         self._nodes: tuple[NodeView, ...] = ()
         self._last_status: PoolStatus | None = None
+        self._told: set[str] = set()  # keys of the Events already recorded
         self._read_once = False
         self._reconcile: ReconcileSummary | None = None  # the last drift reconciliation's
         self._hosts_of: dict[str, str] = {}  # BYOH: node -> host, of nodes seen or granted
@@ -210,11 +213,12 @@ class WindowsPool:
                 ]
             self._wake = False
             await steps.wait(lambda: self._wake, policies.POOL_RESYNC)
-            if (
-                workflow.info().is_continue_as_new_suggested()
-                and not self._children
-                and workflow.all_handlers_finished()
-            ):
+            info = workflow.info()
+            full = (
+                info.is_continue_as_new_suggested()
+                or info.get_current_history_length() > policies.HISTORY_EVENTS_LIMIT
+            )
+            if full and not self._children and workflow.all_handlers_finished():
                 workflow.continue_as_new(PoolRun(pool=self._pool, carry=self._carry()))
 
     async def _pass(self) -> bool:
@@ -232,7 +236,25 @@ class WindowsPool:
         if self._spec is not None:
             await self._scale(self._spec, obs, children)
         await self._write_status(obs)
+        await self._tell()
         return True
+
+    async def _tell(self) -> None:
+        """Events on the pool for what an admin must see: a halted rollout, failed work."""
+        news: list[tuple[str, str, str]] = []
+        r = self._rollout
+        if r is not None and r.state == "Halted":
+            news.append(("RolloutHalted", r.message, f"halt {r.started_at}"))
+        news += [("PoolWorkFailed", f, f"failure {f}") for f in self._failures]
+        for reason, message, key in news:
+            if key in self._told:
+                continue
+            await steps.run(
+                record_pool_event,
+                PoolEventInput(self._pool, reason, message, key),
+                policies.KUBE_CALL_STEP,
+            )
+            self._told.add(key)
 
     async def _read(self) -> bool:
         """Read the pool; False when it is gone or being deleted."""
@@ -250,6 +272,8 @@ class WindowsPool:
         if read.spec is not None:
             self._spec = read.spec
             self._check_rollout = old is None or old.version != read.spec.version
+            if old is not None and self._rollout_running():
+                await self._tell_rollout()
             if workflow.patched(RECONCILE_PATCH):
                 await self._ensure_reconcile(read.spec, trigger=old is not None)
         self._read_once = True
@@ -516,6 +540,18 @@ class WindowsPool:
         return {"maxUnavailable": budget, "inUse": len(holders), "holders": holders}
 
     # --- rollouts and status -----------------------------------------------------------------
+    def _rollout_running(self) -> bool:
+        r = self._rollout
+        return r is not None and r.state not in ("Completed", "Halted")
+
+    async def _tell_rollout(self) -> None:
+        """A running rollout takes the pool's new settings (budget, window...) at once."""
+        rollout = workflow.get_external_workflow_handle(ids.upgrade(self._pool))
+        try:
+            await rollout.signal("spec_changed")
+        except ApplicationError as err:  # it ended meanwhile
+            workflow.logger.info("pool %s: rollout not told: %s", self._pool, err)
+
     async def _ensure_rollout(self, spec: PoolSpec) -> None:
         """Start (or join) the pool's rollout when a node is not on `spec.version`."""
         self._check_rollout = False

@@ -238,10 +238,14 @@ class ReconcileWindowsPool:
                 ),
                 policies.UNDO_STEP,
             )
-        except ActivityError as err:
-            return FAILED, describe(err)
-        finally:
+        except GeneratorExit:
+            raise  # evicted from the worker's cache, not ended: a replay resumes the run
+        except BaseException as err:
             await steps.run(release_node, claim, policies.CLAIM_STEP)
+            if isinstance(err, ActivityError):
+                return FAILED, describe(err)
+            raise
+        await steps.run(release_node, claim, policies.CLAIM_STEP)
         if not gone:
             return DEFERRED, f"node {vm.node} registered meanwhile: the VM is no orphan"
         return DONE, f"VM {vm.vm_id} terminated"
@@ -261,9 +265,16 @@ class ReconcileWindowsPool:
             else:
                 result = await self._replace(spec, node, node.remedy)
             self._s.results[node.node] = result
-        finally:
-            self._s.in_flight.pop(node.node, None)
-            await pool_link.release(self._pool, node.node)
+        except GeneratorExit:
+            raise  # evicted from the worker's cache, not ended: a replay resumes the run
+        except BaseException:
+            await self._let_go(node.node)
+            raise
+        await self._let_go(node.node)
+
+    async def _let_go(self, node: str) -> None:
+        self._s.in_flight.pop(node, None)
+        await pool_link.release(self._pool, node)
 
     async def _repair(self, spec: PoolSpec, node: NodePlan) -> tuple[str, str]:
         d = node.drift
@@ -290,8 +301,12 @@ class ReconcileWindowsPool:
             except ActivityError as err:
                 failure = describe(err)
                 broken = ()
-        finally:
+        except GeneratorExit:
+            raise  # evicted from the worker's cache, not ended: a replay resumes the run
+        except BaseException:
             await steps.run(release_node, claim, policies.CLAIM_STEP)
+            raise
+        await steps.run(release_node, claim, policies.CLAIM_STEP)
         left = [drift.label(f) for f in broken] + ([failure] if failure else [])
         await self._record(spec, d, todo.repairs, tuple(left))
         if not left:

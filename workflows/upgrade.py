@@ -61,10 +61,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.pool_state import (
         ObserveInput,
+        PoolNodeInput,
         PoolRef,
         SetPoolSpec,
         observe_pool,
         read_pool,
+        read_pool_node,
         set_pool_spec,
     )
     from workflows import ids, policies, steps
@@ -107,8 +109,15 @@ class UpgradeWindowsPool:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._hosts: tuple[ByohHostSpec, ...] = ()
         self._reported: RolloutReport | None = None
+        self._spec_stale = False
 
     # --- control ------------------------------------------------------------------------------
+    @workflow.signal(name="spec_changed")
+    def spec_changed(self) -> None:
+        """The pool's spec changed: its settings (not the target version) apply from now."""
+        self._spec_stale = True
+        self._kick = True
+
     @workflow.signal(name="pause")
     def pause(self) -> None:
         self._s.paused = True
@@ -167,8 +176,12 @@ class UpgradeWindowsPool:
         await self._start(inp)
         try:
             await self._roll()
-        finally:
+        except GeneratorExit:
+            raise  # evicted from the worker's cache, not ended: a replay resumes the run
+        except BaseException:
             await self._report()
+            raise
+        await self._report()
         if self._s.halted:
             raise ApplicationError(
                 f"rollout of pool {self._pool} to {self._s.target} halted: {self._s.halted}. "
@@ -231,6 +244,8 @@ class UpgradeWindowsPool:
     async def _roll(self) -> None:
         s = self._s
         while True:
+            if self._spec_stale:
+                await self._reread_settings()
             if s.halted and not s.in_flight:
                 s.state = "Halted"
                 return
@@ -239,7 +254,7 @@ class UpgradeWindowsPool:
                 s.state = "Completed"
                 return
             wait = policies.ROLLOUT_RETRY
-            if todo and not s.halted:
+            if todo and not s.halted and not self._history_full():
                 blocked, wait = self._held(wait)
                 if not blocked and len(s.in_flight) < self._cap():
                     if await self._try_start(todo[0]):
@@ -248,12 +263,15 @@ class UpgradeWindowsPool:
             await self._report()
             self._kick = False
             await steps.wait(lambda: self._kick, wait)
-            if (
-                workflow.info().is_continue_as_new_suggested()
-                and not s.in_flight
-                and workflow.all_handlers_finished()
-            ):
+            if self._history_full() and not s.in_flight and workflow.all_handlers_finished():
                 workflow.continue_as_new(UpgradeInput(pool=self._pool, carry=self._carry()))
+
+    async def _reread_settings(self) -> None:
+        self._spec_stale = False
+        read = await steps.run(read_pool, PoolRef(self._pool), policies.KUBE_CALL_STEP)
+        if read.spec is not None and self._spec is not None:
+            # The plan and its target stay frozen; budget, window, canary, timeouts follow.
+            self._spec = replace(read.spec, version=self._spec.version)
 
     def _held(self, wait: timedelta) -> tuple[bool, timedelta]:
         """Whether new replacements are held (paused, outside the window) and how long to wait."""
@@ -289,7 +307,9 @@ class UpgradeWindowsPool:
         """Ask the pool for `node` and start its replacement; False when it must wait."""
         s, spec = self._s, self._spec
         assert spec is not None
-        view = self._nodes.get(node)
+        view = await steps.run(
+            read_pool_node, PoolNodeInput(self._pool, node), policies.KUBE_CALL_STEP
+        )
         if view is None or view.version == s.target:
             s.done.append(node)  # gone meanwhile, or already upgraded by someone else
             return True
@@ -333,12 +353,19 @@ class UpgradeWindowsPool:
         except Halt as why:
             s.halted = s.halted or str(why)
             workflow.logger.warning("pool %s: rollout halted: %s", self._pool, why)
-        finally:
-            await self._release(node)
-            s.in_flight.pop(node, None)
-            self._tasks.pop(node, None)
-            self._kick = True
-            await self._observe()
+        except GeneratorExit:
+            raise  # evicted from the worker's cache, not ended: a replay resumes the run
+        except BaseException:
+            await self._finish(node)
+            raise
+        await self._finish(node)
+
+    async def _finish(self, node: str) -> None:
+        s = self._s
+        await self._release(node)
+        s.in_flight.pop(node, None)
+        self._tasks.pop(node, None)
+        self._kick = True
 
     async def _wait_for_grant(self, node: str, new: str) -> None:
         """Surge: once the replacement serves, wait for leave to take the old node down."""
@@ -480,6 +507,14 @@ class UpgradeWindowsPool:
         if s.waiting_for and not s.in_flight:
             return "Waiting"
         return "Progressing"
+
+    def _history_full(self) -> bool:
+        """Time to continue as new (the plan carried): nothing new starts until then."""
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() > policies.HISTORY_EVENTS_LIMIT
+        )
 
     def _taken(self) -> set[str]:
         return set(self._nodes) | set(self._s.replaced_by.values()) | set(self._s.in_flight)

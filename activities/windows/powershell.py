@@ -230,14 +230,21 @@ def new_firewall_rule(display_name: str, port: int) -> str:
     )
 
 
-def grant_full_control_only(path: WindowsPath, *sids: str) -> str:
+def list_acl(path: WindowsPath) -> str:
+    """icacls: print the ACL of `path` (one `<principal>:<flags>(<rights>)` per line)."""
+    return f"icacls.exe {ps_quote(path)}"
+
+
+def grant_full_control_only(path: WindowsPath, *sids: str, inherit: bool = False) -> str:
     """icacls: drop inherited ACEs and leave full control for `sids` alone (by SID, so it works
-    on any display language). What sshd requires of `administrators_authorized_keys`.
+    on any display language). What sshd requires of `administrators_authorized_keys`; with
+    `inherit`, for a directory: files and folders in it get the same (`(OI)(CI)`).
 
     icacls is a native program: a failure does not stop the script, even with
     `STOP_ON_ERROR`; follow with `exit_with_last_exit_code()`.
     """
     if not sids:
         raise ValueError("grant_full_control_only needs at least one SID")
-    grants = " ".join(f"/grant {ps_quote(f'*{sid}:F')}" for sid in sids)
+    rights = "(OI)(CI)F" if inherit else "F"
+    grants = " ".join(f"/grant {ps_quote(f'*{sid}:{rights}')}" for sid in sids)
     return f"icacls.exe {ps_quote(path)} /inheritance:r {grants}"

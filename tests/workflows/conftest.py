@@ -8,6 +8,7 @@ Spans go to an in-memory exporter so tests can read the trace.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import uuid
@@ -20,7 +21,9 @@ from onboarding import SPANS, World
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -79,4 +82,14 @@ async def world(
     worker: Worker = build_worker(temporal.client, task_queue=queue)
     async with worker:
         yield World(twin, temporal.client, queue)
+        await end_leftovers(temporal.client, queue)
     use_settings(Settings.from_env({}))
+
+
+async def end_leftovers(client: Client, queue: str) -> None:
+    """Terminate what a test left running on its queue (a pool workflow runs until its pool
+    goes), so the next test starts clean and no workflow is evicted mid-step at worker stop."""
+    query = f"TaskQueue = '{queue}' AND ExecutionStatus = 'Running'"
+    async for wf in client.list_workflows(query):
+        with contextlib.suppress(RPCError):
+            await client.get_workflow_handle(wf.id, run_id=wf.run_id).terminate("test ended")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import os
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -13,7 +16,9 @@ from typing import Any
 import yaml
 from kubernetes import client, config
 from onboarding import World
+from temporalio.testing import WorkflowEnvironment
 
+from sim.twin import Twin
 from worker.pool_watcher import PoolWatcher
 
 CRD = (
@@ -107,6 +112,8 @@ async def until(
     deadline = time.monotonic() + within
     while True:
         got = probe()
+        if inspect.isawaitable(got):
+            got = await got
         if got:
             return got
         if time.monotonic() >= deadline:
@@ -191,3 +198,80 @@ async def sampling(world: World, pool: str, desired: int) -> AsyncIterator[Budge
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def started(world: World, workflow_type: str, prefix: str) -> list[str]:
+    """IDs of the `workflow_type` executions of the test's task queue starting with `prefix`."""
+    query = f"WorkflowType = '{workflow_type}' AND TaskQueue = '{world.task_queue}'"
+    return [wf.id async for wf in world.client.list_workflows(query) if wf.id.startswith(prefix)]
+
+
+def on_version(world: World, pool: str, version: str, count: int) -> bool:
+    """`count` nodes in the pool, every one available and on `version`."""
+    nodes = pool_nodes(world, pool)
+    good = [n for n in nodes if available(n) and version_of(n) == version]
+    return len(good) == count and len(nodes) == count
+
+
+async def make_pool(world: World, name: str, spec: dict[str, Any], count: int) -> set[str]:
+    """Create the pool (CRD installed first) and wait for its `count` nodes; their names."""
+    await install_crd(world)
+    await create_pool(world, name, spec)
+    await until(
+        f"{count} nodes of {name} Ready at {spec['version']}",
+        lambda: on_version(world, name, spec["version"], count),
+        within=180,
+        world=world,
+    )
+    return {n["metadata"]["name"] for n in pool_nodes(world, name)}
+
+
+def fleet_twin(state: Path, cidr_base: int) -> Twin:
+    """A twin of a fleet test module's own, with a short node-monitor grace (a silent kubelet
+    shows in seconds) and its own address ranges (127.<base>, +1 Azure, +4 BYOH)."""
+    return Twin(
+        state,
+        boot_seconds=1.0,
+        byoh_hosts=3,
+        aws_cidr=f"127.{cidr_base}.0.0/16",
+        azure_cidr=f"127.{cidr_base + 1}.0.0/16",
+        byoh_cidr=f"127.{cidr_base + 4}.0.0/16",
+        node_monitor_grace_seconds=6.0,
+    )
+
+
+WINFLEET = str(Path(sys.executable).parent / "winfleet")
+
+
+def cli_env(world: World, temporal: WorkflowEnvironment) -> dict[str, str]:
+    """The environment a user's shell has after `. .state/env`, aimed at the test's queue."""
+    return {
+        **os.environ,
+        **world.twin.env,
+        "TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": "default",
+        "WINFLEET_TASK_QUEUE": world.task_queue,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+async def spawn_winfleet(
+    world: World, temporal: WorkflowEnvironment, *args: str
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        WINFLEET,
+        *args,
+        env=cli_env(world, temporal),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def winfleet(
+    world: World, temporal: WorkflowEnvironment, *args: str, within: float = 120.0
+) -> tuple[int, str, str]:
+    """Run `winfleet ARGS` to its end: (exit code, stdout, stderr)."""
+    proc = await spawn_winfleet(world, temporal, *args)
+    out, err = await asyncio.wait_for(proc.communicate(), within)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

@@ -66,6 +66,7 @@ async def test_a_new_pool_is_onboarded_and_a_new_version_rolled_out_within_budge
                 within=150,
                 world=world,
             )
+            await world.client.get_workflow_handle("upgrade-pa").result()
         now = {n["metadata"]["name"] for n in pool_nodes(world, "pa")}
         assert not (now & first)  # replaced, not relabelled
         assert sampler.worst <= 1, sampler.history

@@ -20,6 +20,9 @@ from activities.contracts import (
     OnboardNodeInput,
     Platform,
 )
+from activities.lockdown import others_in_acl
+from activities.windows.paths import K_DIR
+from activities.windows.services import KUBELET_STATE_DIR
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -39,6 +42,18 @@ async def assert_onboarded(world: World, inp: OnboardNodeInput) -> None:
     assert len(annotations[PUB_KEY_HASH_ANNOTATION]) == 64
     assert not obj.get("spec", {}).get("unschedulable", False)
     assert phases_from_activities(activity_spans(handle.id)) == [p.value for p in PHASES]
+    await assert_locked_down(world, result.host.address)
+
+
+async def assert_locked_down(world: World, address: str) -> None:
+    """The ignition (a bootstrap token) is gone; C:\\k and kubelet's keys are admins' only."""
+    host = world.twin.fleet.get(address)
+    assert host is not None
+    assert not (host.root / "C" / "k" / "worker.ign").exists()
+    for folder in (K_DIR, KUBELET_STATE_DIR):
+        out, _, code = await host.run(f"icacls {folder}")
+        assert code == 0, out
+        assert others_in_acl(out, folder) == [], out
 
 
 async def test_byoh_host_becomes_a_ready_annotated_node(world: World) -> None:

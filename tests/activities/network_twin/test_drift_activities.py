@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import yaml
 from host_changes import changed, snapshot, writes
-from network_lab import KEY_SECRET, Cluster, eventually, target
+from kubernetes import client
+from network_lab import KEY_SECRET, NAMESPACE, Cluster, eventually, target
 from temporalio.testing import ActivityEnvironment
 from test_deconfigure_activity import SUBNET_ANNOTATION, configured_host
 
@@ -19,9 +22,15 @@ from activities.drift_contracts import (
     RepairRecord,
     ServiceControlInput,
 )
+from activities.drift_observe import ObserveDriftInput, observe_drift
 from activities.drift_repair import record_repair, service_control
-from activities.node import FinalizeNodeInput, finalize_node
+from activities.node import OS_LABEL, FinalizeNodeInput, finalize_node
+from activities.pool_contracts import POOL_GROUP, POOL_LABEL, POOL_PLURAL, POOL_VERSION
 from sim.windows.host import SimulatedWindowsHost
+
+CRD = (
+    Path(__file__).resolve().parents[3] / "deploy" / "crds" / "winfleet.io_windowsmachinepools.yaml"
+)
 
 POOL = "lab"
 MACHINE = desired_state.machine_hash(Platform.AWS)
@@ -31,8 +40,7 @@ async def pool_node(cluster: Cluster, hostname: str) -> tuple[SimulatedWindowsHo
     """A host configured through phases 4-8, Ready, finalized as a member of pool `lab`."""
     host, node = await configured_host(cluster, hostname)
     await eventually("the Node Ready", lambda: cluster.node_ready(node))
-    serving = host.root / "C" / "var" / "lib" / "kubelet" / "pki" / "kubelet-server-current.pem"
-    await eventually("kubelet's serving certificate", serving.is_file)
+    await cluster.serving_certificate(host, node)
     subnet = cluster.node(node)["metadata"]["annotations"][SUBNET_ANNOTATION]  # type: ignore[index]
     await ActivityEnvironment().run(
         finalize_node,
@@ -196,3 +204,35 @@ async def test_recording_a_repair_annotates_the_desired_state_and_records_one_ev
     ]
     assert len(repaired) == 1
     assert "service-stopped kubelet" in repaired[0]["message"]
+
+
+async def test_a_pool_whose_cloud_cannot_be_asked_still_has_its_nodes_observed(
+    cluster: Cluster,
+) -> None:
+    """An Azure pool with no resource group (neither its own nor the worker's): its VMs cannot
+    be listed, the observation says why, and its nodes are observed all the same."""
+    ext = client.ApiextensionsV1Api(kube.api_client())
+    await kube.call(
+        "install the CRD", ext.create_custom_resource_definition, yaml.safe_load(CRD.read_text())
+    )
+    pool = {
+        "apiVersion": f"{POOL_GROUP}/{POOL_VERSION}",
+        "kind": "WindowsMachinePool",
+        "metadata": {"name": "noaz", "namespace": NAMESPACE},
+        "spec": {"platform": "azure", "replicas": 1},
+    }
+    create = kube.custom_objects().create_namespaced_custom_object
+    await kube.call("create pool", create, POOL_GROUP, POOL_VERSION, NAMESPACE, POOL_PLURAL, pool)
+    node = {
+        "metadata": {"name": "noaz-x1", "labels": {POOL_LABEL: "noaz", OS_LABEL: "windows"}},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    }
+    await kube.call("create node", kube.core().create_node, node)
+
+    obs = await ActivityEnvironment().run(
+        observe_drift, ObserveDriftInput(pool="noaz", platform=Platform.AZURE)
+    )
+
+    assert obs.found and [n.name for n in obs.nodes] == ["noaz-x1"]
+    assert "resource group" in obs.vm_problem, obs.vm_problem
+    assert not obs.vms_checked and obs.vm_gone == () and obs.orphan_vms == ()
