@@ -29,8 +29,7 @@ from activities.contracts import ByohHostSpec, Platform
 from activities.drift_contracts import ClusterObservation, NodeState, OrphanVm
 from activities.errors import InvalidRequest, PermanentError, boundary
 from activities.node import JsonObject
-from activities.pool_contracts import POOL_GROUP, POOL_PLURAL, POOL_VERSION
-from activities.pool_state import byoh_hosts, node_view, pool_nodes
+from activities.pool_state import byoh_hosts, node_view, pool_nodes, pool_object
 
 
 @dataclass(frozen=True)
@@ -47,23 +46,6 @@ def _ready_since(node: JsonObject) -> str:
         if c.get("type") == "Ready":
             return str(c.get("lastTransitionTime") or "")
     return ""
-
-
-async def _pool_object(pool: str) -> JsonObject | None:
-    ns = settings().namespace
-    try:
-        obj: JsonObject = await kube.call_json(
-            f"read pool {ns}/{pool}",
-            kube.custom_objects().get_namespaced_custom_object,
-            POOL_GROUP,
-            POOL_VERSION,
-            ns,
-            POOL_PLURAL,
-            pool,
-        )
-    except kube.NotFound:
-        return None
-    return obj
 
 
 async def _claims() -> dict[str, str]:
@@ -124,7 +106,7 @@ def _node_state(node: JsonObject, busy: str) -> NodeState:
 @boundary
 async def observe_drift(inp: ObserveDriftInput) -> ClusterObservation:
     """The pool's nodes, hosts and VMs as they are now. Read-only."""
-    pool_obj = await _pool_object(inp.pool)
+    pool_obj = await pool_object(inp.pool)
     if pool_obj is None or (pool_obj.get("metadata") or {}).get("deletionTimestamp"):
         return ClusterObservation(found=False)
     raw = await pool_nodes(inp.pool)

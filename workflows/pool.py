@@ -36,7 +36,6 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import (
         ByohHostSpec,
-        DecommissionInput,
         OnboardNodeInput,
         Platform,
     )
@@ -93,6 +92,7 @@ with workflow.unsafe.imports_passed_through():
 MAX_FAILURES_SHOWN = 3
 RECONCILE_PATCH = "reconcile-schedule"  # the pool keeps its drift reconciliation's Schedule
 GRANTED_HOSTS_PATCH = "byoh-granted-hosts"  # BYOH: a granted node's host is not onboarded again
+WAKE_PATCH = "wake-before-pass"  # a message that arrives during a pass wakes the next one
 
 
 @dataclass
@@ -200,6 +200,9 @@ class WindowsPool:
         while True:
             if self._deleted:
                 return await self._wind_down()
+            early = workflow.patched(WAKE_PATCH)
+            if early:
+                self._wake = False  # not after the pass: that would drop what came during it
             try:
                 stale = self._spec is None or self._generation < self._wanted
                 if (stale and not await self._read()) or not await self._pass():
@@ -211,7 +214,8 @@ class WindowsPool:
                 self._failures = [*self._failures, f"pass failed: {describe(err)}"][
                     -MAX_FAILURES_SHOWN:
                 ]
-            self._wake = False
+            if not early:
+                self._wake = False
             await steps.wait(lambda: self._wake, policies.POOL_RESYNC)
             info = workflow.info()
             full = (
@@ -426,20 +430,11 @@ class WindowsPool:
             self._children[node.name] = Child("remove", node.address, task)
 
     async def _decommission(self, spec: PoolSpec, node: NodeView, reason: str) -> None:
-        byoh = spec.platform == Platform.BYOH
-        plan = DecommissionInput(
-            node_name=node.name,
-            pool=self._pool,
-            reason=reason,
-            host=machines.host_of(spec, node, self._hosts),
-            private_key_secret=spec.private_key_secret,
-            drain=True,
-            drain_timeout_s=float(spec.upgrade.drain_timeout_s),
-            force_drain=spec.upgrade.on_drain_timeout.value == "Force",
-            deconfigure=byoh,
-            delete_node=True,
-            retire_vm=None if byoh else machines.pool_vm(spec, node.name),
-            forget_pin=byoh,
+        plan = machines.decommission_input(
+            spec,
+            machines.host_of(spec, node, self._hosts),
+            reason,
+            forget_pin=spec.platform == Platform.BYOH,
         )
         try:
             await workflow.execute_child_workflow(
@@ -666,13 +661,17 @@ class WindowsPool:
         """The pool is being deleted: take every node out, then let the pool go."""
         spec = self._spec
         while True:
+            early = workflow.patched(WAKE_PATCH)
+            if early:
+                self._wake = False
             obs = await steps.run(observe_pool, self._observe_input(), policies.KUBE_CALL_STEP)
             left = [n for n in obs.nodes if n.name not in self._children]
             if spec is not None and left:
                 await self._remove(spec, left, "pool deleted")
             if not obs.nodes and not self._children:
                 break
-            self._wake = False
+            if not early:
+                self._wake = False
             await steps.wait(lambda: self._wake, policies.POOL_RESYNC)
         if workflow.patched(RECONCILE_PATCH):
             schedule = ScheduleRef(ids.reconcile(self._pool))

@@ -38,7 +38,7 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities import desired_state
     from activities.claims import ClaimInput, claim_node, release_node
-    from activities.contracts import ByohHostSpec, DecommissionInput, Platform
+    from activities.contracts import ByohHostSpec, Platform
     from activities.csr import ApproveCsrsInput, approve_node_csrs
     from activities.drift_check import check_nodes
     from activities.drift_contracts import (
@@ -402,18 +402,8 @@ class ReconcileWindowsPool:
             host = replace(host, username=username)
         serving = state is not None and state.ready == "True" and node.node not in self._obs.vm_gone
         self._s.in_flight[node.node] = "draining and removing" if serving else "removing"
-        plan = DecommissionInput(
-            node_name=node.node,
-            pool=self._pool,
-            reason=f"drift reconciliation: {how}",
-            host=host,
-            private_key_secret=spec.private_key_secret,
-            drain=serving,
-            drain_timeout_s=float(spec.upgrade.drain_timeout_s),
-            force_drain=spec.upgrade.on_drain_timeout.value == "Force",
-            deconfigure=byoh,
-            delete_node=True,
-            retire_vm=None if byoh else machines.pool_vm(spec, node.node),
+        plan = machines.decommission_input(
+            spec, host, f"drift reconciliation: {how}", drain=serving
         )
         try:
             await workflow.execute_child_workflow(

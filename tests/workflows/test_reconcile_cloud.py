@@ -20,6 +20,7 @@ from drift_lab import (
 from fleet import (
     api_client,
     available,
+    blocking_budget_on,
     create_pool,
     install_crd,
     patch_pool,
@@ -83,43 +84,9 @@ async def state_of(world: World, instance_id: str) -> str:
     return str(found["State"]["Name"])
 
 
-async def pin_a_pod(world: World, node: str) -> None:
-    """A pod on `node` that a PodDisruptionBudget protects: draining the node waits."""
-    core = client.CoreV1Api(api_client(world))
-    policy = client.PolicyV1Api(api_client(world))
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "pinned", "namespace": "default", "labels": {"app": "pinned"}},
-        "spec": {
-            "nodeName": node,
-            "tolerations": [{"operator": "Exists"}],
-            "containers": [{"name": "app", "image": "mcr.microsoft.com/windows/servercore"}],
-        },
-    }
-    pdb = {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": {"name": "pinned", "namespace": "default"},
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "pinned"}}},
-    }
-    await asyncio.to_thread(core.create_namespaced_pod, "default", pod)
-    await asyncio.to_thread(policy.create_namespaced_pod_disruption_budget, "default", pdb)
-    await until(
-        "the pinned pod Running",
-        lambda: (
-            (world.twin.kube.store.get("pods", "pinned", namespace="default") or {})
-            .get("status", {})
-            .get("phase")
-            == "Running"
-        ),
-        world=world,
-    )
-
-
 async def unpin(world: World) -> None:
     policy = client.PolicyV1Api(api_client(world))
-    await asyncio.to_thread(policy.delete_namespaced_pod_disruption_budget, "pinned", "default")
+    await asyncio.to_thread(policy.delete_namespaced_pod_disruption_budget, "db-budget", "default")
 
 
 def scale_down_victim(nodes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -146,7 +113,7 @@ async def test_a_lost_vm_an_orphan_vm_and_a_scale_down_are_all_handled_by_one_tr
         nodes = await ready_nodes(world, "pcl", 3)
         victim = scale_down_victim(nodes)
         lost, kept = [n for n in nodes if n is not victim]
-        await pin_a_pod(world, victim["metadata"]["name"])
+        await blocking_budget_on(world, victim["metadata"]["name"])
         orphan = await orphan_vm(world, "pcl", "pcl-orphn", like=instance_of(kept))
         launched = time.time()
         await until("the orphan older than nodeStartupTimeout", lambda: time.time() - launched > 1)
@@ -190,14 +157,14 @@ async def test_a_repair_and_a_rollout_at_once_stay_within_max_unhealthy(world: W
             "pup",
             {
                 "platform": "aws",
-                "replicas": 3,
+                "replicas": 2,
                 "version": "1.0.0",
                 "maxUnhealthy": 1,
                 "reconcile": QUIET,
             },
         )
-        await ready_nodes(world, "pup", 3)
-        async with sampling(world, "pup", 3) as sampler:
+        await ready_nodes(world, "pup", 2)
+        async with sampling(world, "pup", 2) as sampler:
             since = time.time()
             # A new version (the rollout) and a new machine spec (drift: every node must be
             # replaced) at once; the spec change triggers a reconciliation run.
@@ -206,9 +173,9 @@ async def test_a_repair_and_a_rollout_at_once_stay_within_max_unhealthy(world: W
             )
             report = await scheduled_run(world, "pup", since)
             await until(
-                "3 available nodes on 1.1.0",
+                "2 available nodes on 1.1.0",
                 lambda: (
-                    len(pool_nodes(world, "pup")) == 3
+                    len(pool_nodes(world, "pup")) == 2
                     and all(
                         available(n) and version_of(n) == "1.1.0" for n in pool_nodes(world, "pup")
                     )
@@ -222,7 +189,7 @@ async def test_a_repair_and_a_rollout_at_once_stay_within_max_unhealthy(world: W
             for o in n.outcomes
             if o.check == "desired-state" and o.subject == "machine"
         ]
-        assert len(machine) == 3, explain(report)  # every node: its machine spec changed
+        assert len(machine) == 2, explain(report)  # every node: its machine spec changed
         assert all(
             o.result == "done"
             or (o.result == "deferred" and ("budget" in o.why or "upgrade" in o.why))
@@ -245,7 +212,7 @@ async def test_a_repair_and_a_rollout_at_once_stay_within_max_unhealthy(world: W
         hosts = [host_of(world, n) for n in nodes]
         logged = [len(h.command_log) for h in hosts]
         again = await reconcile(world, "pup")
-        assert again.state == "Clean" and again.nodes_checked == 3, explain(again)
+        assert again.state == "Clean" and again.nodes_checked == 2, explain(again)
         assert {i["InstanceId"]: i["State"]["Name"] for i in await instances(world)} == vms
         assert {name: node_metadata(world, name) for name in metadata} == metadata
         assert all(writes(h.command_log[n:]) == [] for h, n in zip(hosts, logged, strict=True))
