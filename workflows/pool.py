@@ -244,11 +244,15 @@ class WindowsPool:
         return True
 
     async def _tell(self) -> None:
-        """Events on the pool for what an admin must see: a halted rollout, failed work."""
+        """Events on the pool for what an admin must see: a halted rollout, failed work, a drift
+        run that repaired nothing because too many nodes are unhealthy (once per such state)."""
         news: list[tuple[str, str, str]] = []
         r = self._rollout
         if r is not None and r.state == "Halted":
             news.append(("RolloutHalted", r.message, f"halt {r.started_at}"))
+        d = self._reconcile
+        if d is not None and d.degraded:
+            news.append(("TooManyUnhealthy", d.degraded, f"short-circuit {d.degraded}"))
         news += [("PoolWorkFailed", f, f"failure {f}") for f in self._failures]
         for reason, message, key in news:
             if key in self._told:

@@ -4,6 +4,7 @@ the short-circuit, and a clean pool left untouched."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from drift_lab import (
@@ -185,6 +186,17 @@ async def test_more_unhealthy_nodes_than_the_budget_are_left_alone_and_the_pool_
         await until(
             "the pool Degraded", lambda: degraded().get("reason") == "TooManyUnhealthy", world=world
         )
+
+        def told() -> list[dict[str, Any]]:
+            return [
+                e
+                for e in events(world, "TooManyUnhealthy")
+                if e["involvedObject"]["name"] == "pshort"
+            ]
+
+        await until("an Event on the pool", told, world=world)
+        (event,) = told()
+        assert event["type"] == "Warning" and "maxUnhealthy" in event["message"]
 
         # Once one is fixed by hand, the next run repairs the other and the pool recovers.
         await pwsh(broken[0], "Start-Service -Name kubelet")
