@@ -108,7 +108,10 @@ async def _run(host: SimulatedWindowsHost, cmd: WindowsCommand) -> str:
 
 
 async def _restrict(host: SimulatedWindowsHost, path: paths.WindowsPath) -> None:
-    """What the product's `lockdown.restrict` does to a folder others can read."""
+    """What the product's `lockdown.restrict` does to a folder others can read (one that does
+    not exist yet is left alone)."""
+    if not _local(host, path).is_dir():
+        return
     grant = grant_full_control_only(path, ADMINISTRATORS_SID, SYSTEM_SID, inherit=True)
     await _run(host, powershell(grant, exit_with_last_exit_code(), display=f"restrict {path}"))
 
