@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STATE ?= .state
 
-.PHONY: install test lint image run sim bench bench-sim bench-onboard bench-fleet clean
+.PHONY: install test lint image run sim bench bench-sim bench-onboard bench-fleet bench-reconcile clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,7 +48,10 @@ bench-onboard: $(STAMP)
 bench-fleet: $(STAMP)
 	$(BIN)/python -m bench.fleet
 
-bench: bench-sim bench-onboard bench-fleet
+bench-reconcile: $(STAMP)
+	$(BIN)/python -m bench.reconcile
+
+bench: bench-sim bench-onboard bench-fleet bench-reconcile
 
 clean:
 	rm -rf $(VENV) $(STATE) .pytest_cache .mypy_cache .ruff_cache

@@ -6,9 +6,9 @@ to the Temporal SDK's runtime metrics. Label values are bounded: platforms, phas
 and the fixed CSR refusal reasons below, never node names or free text.
 
 Callers: activities/csr.py (CSR decisions), worker/metrics.py (onboardings, phase durations,
-failures: facts of the onboarding workflow, recorded when its activities run). The drift
-reconciliation's findings and repairs (`reconcile_finding` / `reconcile_repair`) are declared for
-it, but it is not built yet: nothing calls them today.
+failures: facts of the onboarding workflow, recorded when its activities run), the drift
+reconciliation's `check_nodes` (findings per check) and `record_repair` (repairs per check and
+outcome); a retried activity may count twice.
 """
 
 from __future__ import annotations

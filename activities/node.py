@@ -2,9 +2,9 @@
 
 Activities called by the onboarding workflow: `wait_node_annotation` (hybrid-overlay phase waits
 for the OVN subnet and gateway-MAC annotations), `wait_node_ready` (last phase), `finalize_node`
-(version and pub-key-hash annotations, uncordon, `MachineSetup` event), and, on compensation,
-`delete_node` and `record_setup_failure`. Waits poll the API, heartbeat and are bounded by their
-input's `timeout_s`; every activity can be repeated without harm.
+(version, pub-key-hash and desired-state annotations, uncordon, `MachineSetup` event), and, on
+compensation, `delete_node` and `record_setup_failure`. Waits poll the API, heartbeat and are
+bounded by their input's `timeout_s`; every activity can be repeated without harm.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from cryptography.hazmat.primitives import serialization
 from temporalio import activity
 
-from activities import events, kube, polling
+from activities import desired_state, events, kube, polling
 from activities.config import settings
 from activities.contracts import (
     ANNOTATION_PREFIX,
@@ -30,6 +30,7 @@ from activities.contracts import (
     POOL_LABEL,
     NodeBefore,
 )
+from activities.drift_contracts import DESIRED_STATE_ANNOTATION
 from activities.errors import InvalidRequest, KubernetesUnavailable, NodeNotReadyYet, boundary
 
 T = TypeVar("T")
@@ -72,6 +73,9 @@ class FinalizeNodeInput:
     pub_key_hash: str = ""  # given: used as is, the secret is not read
     pool: str = ""  # labelled winfleet.io/pool=<pool> (a pool's members are found by it)
     host: str = ""  # annotated winfleet.io/host: the address the host is reached at
+    # Given both: the node's desired state is annotated too (activities/desired_state.py).
+    node_subnet: str = ""
+    machine_hash: str = ""
 
 
 @dataclass(frozen=True)
@@ -242,6 +246,14 @@ async def finalize_node(inp: FinalizeNodeInput) -> str:
     ours = cordoned and bool(notes.get(CORDONED_BY_ANNOTATION))
     if inp.host:
         wanted[HOST_ANNOTATION] = inp.host
+    if inp.node_subnet and inp.machine_hash:
+        desired = await desired_state.for_node(
+            node=inp.node_name,
+            version=version,
+            machine=inp.machine_hash,
+            node_subnet=inp.node_subnet,
+        )
+        wanted[DESIRED_STATE_ANNOTATION] = desired.annotation()
     patch: JsonObject = {"metadata": {"annotations": wanted}}
     labels = meta.get("labels") or {}
     if inp.pool and labels.get(POOL_LABEL) != inp.pool:

@@ -239,6 +239,10 @@ def summary(state_dir: Path, ok: bool) -> str:
             f"--version {PAYLOAD_VERSIONS[-1]}",
             f"  (then {winfleet} pause|resume|status --pool {DEMO_POOL}; README "
             '"Pools and rolling upgrades")',
+            f"  check for drift:   . {env_file} && {winfleet} reconcile --pool {DEMO_POOL} "
+            "--dry-run",
+            f"  its Schedule:      . {env_file} && {installed_command('temporal')} schedule "
+            f"describe --schedule-id reconcile-{DEMO_POOL}",
             f"  logs:              {state_dir}/worker.log, {state_dir}/temporal.log",
             "",
         ]

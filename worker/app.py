@@ -29,6 +29,9 @@ from activities.contracts import TASK_QUEUE
 from activities.csr import approve_node_csrs
 from activities.deconfigure import deconfigure_host
 from activities.drain import cordon_node, drain_node, uncordon_node
+from activities.drift_check import check_nodes
+from activities.drift_observe import observe_drift
+from activities.drift_repair import record_repair, retire_orphan_vm, service_control
 from activities.host import wait_for_ssh
 from activities.hostkeys import forget_host_key
 from activities.kubelet import configure_kubelet
@@ -58,6 +61,7 @@ from activities.pool_state import (
     write_pool_status,
 )
 from activities.preflight import preflight_node
+from activities.schedules import delete_reconcile_schedule, ensure_reconcile_schedule
 from worker import metrics
 from worker.health import HealthServer, split_address
 from worker.pool_watcher import PoolWatcher
@@ -67,6 +71,7 @@ from workflows.decoding import data_converter
 from workflows.decommission import DecommissionWindowsNode
 from workflows.onboard import OnboardWindowsNode
 from workflows.pool import WindowsPool
+from workflows.reconcile import ReconcileWindowsPool
 from workflows.upgrade import UpgradeWindowsPool
 
 log = logging.getLogger(__name__)
@@ -108,8 +113,21 @@ ACTIVITIES: Sequence[Callable[..., Any]] = (
     release_disruption,
     running_workflows,
     start_workflow_once,
+    observe_drift,
+    check_nodes,
+    service_control,
+    record_repair,
+    retire_orphan_vm,
+    ensure_reconcile_schedule,
+    delete_reconcile_schedule,
 )
-WORKFLOWS = (OnboardWindowsNode, DecommissionWindowsNode, WindowsPool, UpgradeWindowsPool)
+WORKFLOWS = (
+    OnboardWindowsNode,
+    DecommissionWindowsNode,
+    WindowsPool,
+    UpgradeWindowsPool,
+    ReconcileWindowsPool,
+)
 
 # Many nodes onboard in parallel; activities are I/O-bound coroutines.
 MAX_CONCURRENT_ACTIVITIES = 500

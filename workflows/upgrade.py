@@ -36,7 +36,6 @@ with workflow.unsafe.imports_passed_through():
     from activities import versioning
     from activities.contracts import (
         ByohHostSpec,
-        DecommissionInput,
         Platform,
     )
     from activities.pool_client import (
@@ -378,19 +377,11 @@ class UpgradeWindowsPool:
             await workflow.sleep(policies.ROLLOUT_RETRY)
 
     async def _decommission(self, view: NodeView, spec: PoolSpec, *, in_place: bool) -> None:
-        byoh = spec.platform == Platform.BYOH
-        dec = DecommissionInput(
-            node_name=view.name,
-            pool=self._pool,
-            reason=f"rolling upgrade to {self._s.target}",
-            host=machines.host_of(spec, view, self._hosts),
-            private_key_secret=spec.private_key_secret,
-            drain=True,
-            drain_timeout_s=float(spec.upgrade.drain_timeout_s),
-            force_drain=spec.upgrade.on_drain_timeout.value == "Force",
-            deconfigure=in_place or byoh,
-            delete_node=True,
-            retire_vm=None if (in_place or byoh) else machines.pool_vm(spec, view.name),
+        dec = machines.decommission_input(
+            spec,
+            machines.host_of(spec, view, self._hosts),
+            f"rolling upgrade to {self._s.target}",
+            in_place=in_place,
         )
         try:
             await workflow.execute_child_workflow(

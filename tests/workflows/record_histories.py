@@ -2,9 +2,11 @@
 
 `.venv/bin/python tests/workflows/record_histories.py` starts the Temporal dev server, the whole
 twin and a worker; creates a pool of two AWS nodes at 1.0.0, rolls it out to 1.1.0 (replacing
-both nodes: DecommissionWindowsNode children) and scales it down to one; then writes the
-histories of WindowsPool, UpgradeWindowsPool and one DecommissionWindowsNode to
-`tests/workflows/histories/<type>-*.json`. Run it again (and commit the files) when a change
+both nodes: DecommissionWindowsNode children), scales it down to one and triggers its
+reconcile Schedule once; then writes the histories of WindowsPool, UpgradeWindowsPool, one
+DecommissionWindowsNode and one ReconcileWindowsPool to `tests/workflows/histories/<name>.json`.
+Names on the command line (e.g. `reconcile-pool`) write only those, keeping the others
+(an older pool history guards the patches made since). Run it again (and commit the files) when a change
 to those workflows needs a new saved history (README "Shipping a workflow change").
 """
 
@@ -45,6 +47,8 @@ POOL = "rec"
 
 
 async def save(client: Client, workflow_type: str, name: str) -> None:
+    if sys.argv[1:] and name not in sys.argv[1:]:
+        return
     async for wf in client.list_workflows(f"WorkflowType = '{workflow_type}'"):
         history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
         (OUT / f"{name}.json").write_text(json.dumps(history.to_json_dict(), indent=2) + "\n")
@@ -80,9 +84,17 @@ async def main() -> None:
                 await until("2 nodes at 1.1.0", lambda: at("1.1.0", 2), 240, world)
                 await patch_pool(world, POOL, {"replicas": 1})
                 await until("1 node at 1.1.0", lambda: at("1.1.0", 1), 180, world)
+                await env.client.get_schedule_handle(f"reconcile-{POOL}").trigger()
+                await until("a reconcile run", lambda: reconciled(env.client), 180, world)
                 await save(env.client, "UpgradeWindowsPool", "upgrade-replace-1.0.0-to-1.1.0")
                 await save(env.client, "DecommissionWindowsNode", "decommission-pool-node")
                 await save(env.client, "WindowsPool", "pool-create-upgrade-scale-down")
+                await save(env.client, "ReconcileWindowsPool", "reconcile-pool")
+
+
+async def reconciled(client: Client) -> bool:
+    query = "WorkflowType = 'ReconcileWindowsPool' AND ExecutionStatus = 'Completed'"
+    return any([wf async for wf in client.list_workflows(query)])
 
 
 if __name__ == "__main__":
