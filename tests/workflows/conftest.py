@@ -26,6 +26,7 @@ from temporalio.worker import Worker
 
 from activities.config import Settings, use_settings
 from sim.twin import Twin
+from tests.conftest import twin_base
 from worker.app import build_worker
 from workflows import search_attributes
 
@@ -53,15 +54,18 @@ async def temporal() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def twin(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Twin]:
+async def twin(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> AsyncIterator[Twin]:
     boot = float(os.environ.get("WINFLEET_TEST_BOOT_SECONDS", "1.0"))
+    base = twin_base(request.path)  # 8 unless the file runs in another group (tests/conftest.py)
     t = Twin(
         tmp_path_factory.mktemp("twin"),
         boot_seconds=boot,
         byoh_hosts=3,
-        aws_cidr="127.8.0.0/16",
-        azure_cidr="127.9.0.0/16",
-        byoh_cidr="127.12.0.0/16",
+        aws_cidr=f"127.{base}.0.0/16",
+        azure_cidr=f"127.{base + 1}.0.0/16",
+        byoh_cidr=f"127.{base + 4}.0.0/16",
     )
     async with t:
         yield t

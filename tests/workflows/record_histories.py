@@ -6,8 +6,9 @@ both nodes: DecommissionWindowsNode children), scales it down to one and trigger
 reconcile Schedule once; then writes the histories of WindowsPool, UpgradeWindowsPool, one
 DecommissionWindowsNode and one ReconcileWindowsPool to `tests/workflows/histories/<name>.json`.
 Names on the command line (e.g. `reconcile-pool`) write only those, keeping the others
-(an older pool history guards the patches made since). Run it again (and commit the files) when a change
-to those workflows needs a new saved history (README "Shipping a workflow change").
+(an older pool history guards the patches made since). Run it again (and commit the files)
+when a change to those workflows needs a new saved history (README "Shipping a workflow
+change").
 """
 
 from __future__ import annotations
