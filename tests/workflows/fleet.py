@@ -217,8 +217,10 @@ async def make_pool(world: World, name: str, spec: dict[str, Any], count: int) -
 
 
 def fleet_twin(state: Path, cidr_base: int) -> Twin:
-    """A twin of a fleet test module's own, with a short node-monitor grace (a silent kubelet
-    shows in seconds) and its own address ranges (127.<base>, +1 Azure, +4 BYOH)."""
+    """A twin of a fleet test module's own, with a node-monitor grace of 15 s (a silent kubelet
+    shows within a test's time, and a loaded machine that delays every simulated kubelet's
+    heartbeat for a few seconds does not turn the whole pool NotReady at once, which the budget
+    samplers would count) and its own address ranges (127.<base>, +1 Azure, +4 BYOH)."""
     return Twin(
         state,
         boot_seconds=1.0,
@@ -226,7 +228,7 @@ def fleet_twin(state: Path, cidr_base: int) -> Twin:
         aws_cidr=f"127.{cidr_base}.0.0/16",
         azure_cidr=f"127.{cidr_base + 1}.0.0/16",
         byoh_cidr=f"127.{cidr_base + 4}.0.0/16",
-        node_monitor_grace_seconds=6.0,
+        node_monitor_grace_seconds=15.0,
     )
 
 
