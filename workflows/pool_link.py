@@ -4,7 +4,8 @@ A workflow cannot send another an update, so a disruption grant is asked for and
 through activities (activities/pool_client.py: `request_disruption`, `release_disruption`); a
 signal goes straight to the pool (`spec_changed` wakes it, `reconcile_update` carries a drift
 run's summary); `start_rollout` starts or joins the pool's `UpgradeWindowsPool`. Used by
-`ReconcileWindowsPool`; `UpgradeWindowsPool` does the same by hand (the same calls).
+`ReconcileWindowsPool`, and by `UpgradeWindowsPool` for `release` and `signal` (it asks for
+grants itself: a pool that does not answer fails its step instead of counting as a refusal).
 Deterministic: only `steps.run` and workflow APIs.
 """
 
