@@ -35,7 +35,7 @@ from activities.drift_contracts import (
 )
 from activities.drift_rules import Certificate, Expected, Seen, node_findings
 from activities.errors import WinfleetError, boundary
-from activities.node import JsonObject
+from activities.node import JsonObject, facts
 from activities.payload import MANIFEST, ManifestEntry, parse_manifest
 from activities.polling import heartbeating
 from activities.pool_contracts import VERSION_ANNOTATION
@@ -164,13 +164,6 @@ async def check_node(node: JsonObject, inp: CheckNodesInput, username: str) -> N
     return _drift(node, username, exp, found) if found else None
 
 
-def _internal_ip(node: JsonObject) -> str:
-    for a in (node.get("status") or {}).get("addresses") or ():
-        if a.get("type") == "InternalIP":
-            return str(a.get("address", ""))
-    return ""
-
-
 def _drift(node: JsonObject, username: str, exp: Expected, found: tuple[Finding, ...]) -> NodeDrift:
     view = node_view(node)
     return NodeDrift(
@@ -180,7 +173,7 @@ def _drift(node: JsonObject, username: str, exp: Expected, found: tuple[Finding,
         findings=found,
         node_subnet=exp.node_subnet,
         version=exp.version,
-        node_ip=_internal_ip(node) or view.address,
+        node_ip=facts(node).internal_ip or view.address,
     )
 
 
