@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STATE ?= .state
 
-.PHONY: install test lint run sim bench bench-sim bench-onboard bench-fleet clean
+.PHONY: install test lint image run sim bench bench-sim bench-onboard bench-fleet bench-reconcile clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +16,22 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n 3 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/hadolint deploy/Dockerfile
+
+# The worker image (deploy/Dockerfile; needs docker with buildx), with the SIMULATED sample
+# payload unless PAYLOAD names a real one (one directory per version, deploy/README.md).
+IMAGE ?= winfleet-worker:dev
+PAYLOAD ?= $(STATE)/image-payload
+image: $(STAMP)
+	test -d $(PAYLOAD) || $(BIN)/python -c 'import sys; from sim.payload import build_sample_payloads as b; b(sys.argv[1])' $(PAYLOAD)
+	docker buildx build --load -f deploy/Dockerfile --build-context payload=$(PAYLOAD) -t $(IMAGE) .
 
 run: $(STAMP)
 	$(BIN)/python -m sim.demo --state-dir $(STATE) $(RUN_ARGS)
@@ -39,7 +48,10 @@ bench-onboard: $(STAMP)
 bench-fleet: $(STAMP)
 	$(BIN)/python -m bench.fleet
 
-bench: bench-sim bench-onboard bench-fleet
+bench-reconcile: $(STAMP)
+	$(BIN)/python -m bench.reconcile
+
+bench: bench-sim bench-onboard bench-fleet bench-reconcile
 
 clean:
 	rm -rf $(VENV) $(STATE) .pytest_cache .mypy_cache .ruff_cache

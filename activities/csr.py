@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from kubernetes.client import V1CertificateSigningRequest
 from temporalio import activity
 
-from activities import cache, csr_rules, events, kube
+from activities import cache, csr_rules, events, kube, metrics
 from activities.errors import CsrRejected, NodeNotReadyYet, boundary
 from activities.node import JsonObject, call_json, get_node
 from activities.ssh import HostSession, session_for
@@ -219,10 +219,12 @@ async def _handle(csr: JsonObject, expected: csr_rules.ExpectedNode, seen: _Atte
         )
     if verdict.approve:
         if await _approve(csr, verdict.reason):
+            metrics.csr_approved(kind)
             _remember_approved(seen, name, csr, verdict)
         return
     if name not in seen.refused:
         seen.refused[name] = (kind, verdict.reason)
+        metrics.csr_refused(kind, verdict.reason)
         activity.logger.warning("not approving CSR %s: %s", name, verdict.reason)
         await events.record_event(
             reason=events.CSR_REFUSED,

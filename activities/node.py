@@ -2,11 +2,12 @@
 
 Activities called by the onboarding workflow: `wait_node_annotation` (hybrid-overlay phase waits
 for the OVN subnet and gateway-MAC annotations), `wait_node_ready` (last phase), `finalize_node`
-(version and pub-key-hash annotations, uncordon, `MachineSetup` event), and, on compensation,
-`delete_node` and `record_setup_failure`. Nodes are read from the worker's watch-fed cache
-(activities/cache.py): waits wake when the Node changes instead of polling the API, heartbeat
-and are bounded by their input's `timeout_s`. Writes carry the resourceVersion they were based
-on; a conflict re-reads from the API. Every activity can be repeated without harm.
+(version, pub-key-hash and desired-state annotations, uncordon, `MachineSetup` event), and, on
+compensation, `delete_node` and `record_setup_failure`. Nodes are read from the worker's
+watch-fed cache (activities/cache.py): waits wake when the Node changes instead of polling the
+API, heartbeat and are bounded by their input's `timeout_s`. Writes carry the resourceVersion
+they were based on; a conflict re-reads from the API. Every activity can be repeated without
+harm.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from temporalio import activity
 
-from activities import cache, events, kube
+from activities import cache, desired_state, events, kube
 from activities.config import settings
 from activities.contracts import (
     ANNOTATION_PREFIX,
@@ -30,6 +31,7 @@ from activities.contracts import (
     POOL_LABEL,
     NodeBefore,
 )
+from activities.drift_contracts import DESIRED_STATE_ANNOTATION
 from activities.errors import InvalidRequest, NodeNotReadyYet, boundary
 
 OS_LABEL = "kubernetes.io/os"
@@ -71,6 +73,9 @@ class FinalizeNodeInput:
     pub_key_hash: str = ""  # given: used as is, the secret is not read
     pool: str = ""  # labelled winfleet.io/pool=<pool> (a pool's members are found by it)
     host: str = ""  # annotated winfleet.io/host: the address the host is reached at
+    # Given both: the node's desired state is annotated too (activities/desired_state.py).
+    node_subnet: str = ""
+    machine_hash: str = ""
 
 
 @dataclass(frozen=True)
@@ -202,6 +207,15 @@ async def finalize_node(inp: FinalizeNodeInput) -> str:
     version = inp.version or settings().version
     run_id = activity.info().workflow_run_id or ""
     key_hash = ""
+    desired = ""
+    if inp.node_subnet and inp.machine_hash:
+        state_now = await desired_state.for_node(
+            node=inp.node_name,
+            version=version,
+            machine=inp.machine_hash,
+            node_subnet=inp.node_subnet,
+        )
+        desired = state_now.annotation()
     for attempt in range(WRITE_ATTEMPTS):
         # The cache first; after a conflict the API (the cache may not have the news yet).
         node = await get_node(inp.node_name, fresh=attempt > 0)
@@ -217,7 +231,7 @@ async def finalize_node(inp: FinalizeNodeInput) -> str:
                 "refusing to mark it as a winfleet Windows node"
             )
         key_hash = key_hash or inp.pub_key_hash or await public_key_hash(inp.private_key_secret)
-        patch, cordoned, ours = _finalize_patch(node, inp, version, key_hash)
+        patch, cordoned, ours = _finalize_patch(node, inp, version, key_hash, desired)
         if patch is None:
             break
         try:
@@ -252,10 +266,11 @@ async def finalize_node(inp: FinalizeNodeInput) -> str:
 
 
 def _finalize_patch(
-    node: JsonObject, inp: FinalizeNodeInput, version: str, key_hash: str
+    node: JsonObject, inp: FinalizeNodeInput, version: str, key_hash: str, desired: str
 ) -> tuple[JsonObject | None, bool, bool]:
     """The merge patch that finalizes `node` (None: nothing to change), carrying the Node's
-    resourceVersion; whether it is cordoned, and whether by winfleet (then it is uncordoned)."""
+    resourceVersion; whether it is cordoned, and whether by winfleet (then it is uncordoned).
+    `desired` is the desired-state annotation ("" when the input carries none)."""
     meta = node["metadata"]
     wanted: dict[str, str | None] = {VERSION_ANNOTATION: version, PUB_KEY_HASH_ANNOTATION: key_hash}
     notes = meta.get("annotations") or {}
@@ -264,6 +279,8 @@ def _finalize_patch(
     ours = cordoned and bool(notes.get(CORDONED_BY_ANNOTATION))
     if inp.host:
         wanted[HOST_ANNOTATION] = inp.host
+    if desired:
+        wanted[DESIRED_STATE_ANNOTATION] = desired
     patch: JsonObject = {
         "metadata": {"annotations": wanted, "resourceVersion": meta.get("resourceVersion")}
     }

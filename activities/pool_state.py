@@ -101,6 +101,7 @@ class PoolStatus:
     conditions: tuple[Condition, ...] = ()
     rollout: dict[str, Any] = field(default_factory=dict)
     budget: dict[str, Any] = field(default_factory=dict)
+    last_reconcile: dict[str, Any] = field(default_factory=dict)  # drift reconciliation's
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,8 @@ def _api() -> Any:
     return kube.custom_objects()
 
 
-async def _get(pool: str) -> JsonObject | None:
+async def pool_object(pool: str) -> JsonObject | None:
+    """The WindowsMachinePool `pool` in winfleet's namespace, or None when there is none."""
     ns = settings().namespace
     try:
         obj: JsonObject = await kube.call_json(
@@ -141,7 +143,7 @@ async def _get(pool: str) -> JsonObject | None:
 @boundary
 async def read_pool(inp: PoolRef) -> PoolRead:
     """The pool's spec, or why there is none to act on."""
-    obj = await _get(inp.pool)
+    obj = await pool_object(inp.pool)
     if obj is None:
         return PoolRead(spec=None)
     default = settings().version
@@ -228,7 +230,7 @@ async def byoh_hosts(wanted: tuple[ByohHostSpec, ...]) -> tuple[ByohHostSpec, ..
 @boundary
 async def observe_pool(inp: ObserveInput) -> PoolObservation:
     """The pool's Nodes and (BYOH) the hosts it should have. Read-only."""
-    obj = await _get(inp.pool)
+    obj = await pool_object(inp.pool)
     meta = (obj or {}).get("metadata") or {}
     nodes = tuple(sorted((node_view(n) for n in await pool_nodes(inp.pool)), key=lambda n: n.name))
     hosts = await byoh_hosts(inp.byoh_hosts) if inp.platform == Platform.BYOH else ()
@@ -313,7 +315,7 @@ async def write_pool_status(inp: PoolStatus) -> bool:
     gone."""
     ns = settings().namespace
     for _ in range(5):
-        obj = await _get(inp.pool)
+        obj = await pool_object(inp.pool)
         if obj is None:
             return False
         old = obj.get("status") or {}
@@ -332,6 +334,8 @@ async def write_pool_status(inp: PoolStatus) -> bool:
             "rollout": inp.rollout,
             "budget": inp.budget,
         }
+        if inp.last_reconcile:
+            status["lastReconcile"] = inp.last_reconcile
         if _same(old, status):
             return False
         body = {**obj, "status": status}
@@ -380,7 +384,7 @@ class PoolEventInput:
 @boundary
 async def record_pool_event(inp: PoolEventInput) -> None:
     """An Event on the WindowsMachinePool (`kubectl describe wmp` shows it)."""
-    obj = await _get(inp.pool)
+    obj = await pool_object(inp.pool)
     meta = (obj or {}).get("metadata") or {}
     await events.record_event(
         reason=inp.reason,
@@ -409,7 +413,7 @@ async def set_pool_spec(inp: SetPoolSpec) -> int:
         text = inp.max_unhealthy.strip()
         spec["maxUnhealthy"] = text if text.endswith("%") else int(text)
     if not spec:
-        obj = await _get(inp.pool)
+        obj = await pool_object(inp.pool)
         return int(((obj or {}).get("metadata") or {}).get("generation") or 0)
     try:
         obj = await kube.call_json(
@@ -434,7 +438,7 @@ async def pool_finalizer(inp: FinalizerInput) -> bool:
     """Add or remove winfleet's finalizer (with the resourceVersion); True if it changed."""
     ns = settings().namespace
     for _ in range(5):
-        obj = await _get(inp.pool)
+        obj = await pool_object(inp.pool)
         if obj is None:
             return False
         meta = obj["metadata"]

@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         PoolStatus,
         SetPoolSpec,
     )
+    from activities.schedules import ReconcileSchedule, ScheduleRef
 
 NS = "winfleet"
 STEP = timedelta(seconds=30)
@@ -122,6 +123,17 @@ async def sim_set_pool_spec(inp: SetPoolSpec) -> int:
 
 @activity.defn(name="pool_finalizer")
 async def sim_pool_finalizer(inp: FinalizerInput) -> bool:
+    return False
+
+
+@activity.defn(name="ensure_reconcile_schedule")
+async def sim_ensure_reconcile_schedule(inp: ReconcileSchedule) -> bool:
+    """No drift Schedule in this simulation: the history measured is the rollout's."""
+    return False
+
+
+@activity.defn(name="delete_reconcile_schedule")
+async def sim_delete_reconcile_schedule(inp: ScheduleRef) -> bool:
     return False
 
 

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 TEMPORAL_PORT = 7233
 UI_PORT = 8233
+METRICS_PORT = 9464  # the worker's /metrics, /healthz, /readyz (the SDK's exporter on +1)
 SEARCH_ATTRIBUTES = ("WinfleetNode", "WinfleetPool", "WinfleetPhase")
 DEFAULT_FLEET = (
     "aws:win-aws-1",
@@ -230,6 +231,7 @@ def summary(state_dir: Path, ok: bool) -> str:
             f"  nodes:             KUBECONFIG={kubeconfig} kubectl get nodes -o wide",
             f"  a trace:           . {env_file} && {winfleet} trace onboard-demo-win-aws-1",
             f"  more nodes:        . {env_file} && {winfleet} onboard --pool demo aws:win-aws-5",
+            f"  worker metrics:    http://127.0.0.1:{METRICS_PORT}/metrics (and /readyz)",
             f"  the pool:          KUBECONFIG={kubeconfig} kubectl get wmp -n {NAMESPACE}",
             f"  plan an upgrade:   . {env_file} && {winfleet} upgrade --pool {DEMO_POOL} "
             f"--version {PAYLOAD_VERSIONS[-1]} --dry-run",
@@ -237,6 +239,10 @@ def summary(state_dir: Path, ok: bool) -> str:
             f"--version {PAYLOAD_VERSIONS[-1]}",
             f"  (then {winfleet} pause|resume|status --pool {DEMO_POOL}; README "
             '"Pools and rolling upgrades")',
+            f"  check for drift:   . {env_file} && {winfleet} reconcile --pool {DEMO_POOL} "
+            "--dry-run",
+            f"  its Schedule:      . {env_file} && {installed_command('temporal')} schedule "
+            f"describe --schedule-id reconcile-{DEMO_POOL}",
             f"  logs:              {state_dir}/worker.log, {state_dir}/temporal.log",
             "",
         ]
@@ -266,7 +272,8 @@ async def run_demo(
         env = product_env(twin, state_dir)
         write_env_file(env, twin, state_dir / "env")
         print("starting the winfleet worker ...", flush=True)
-        worker = spawn([installed_command("winfleet"), "worker"], env, worker_log)
+        worker_env = {**env, "WINFLEET_HTTP_ADDRESS": f"127.0.0.1:{METRICS_PORT}"}
+        worker = spawn([installed_command("winfleet"), "worker"], worker_env, worker_log)
         print(
             f"applying the WindowsMachinePool CRD and pool {DEMO_POOL} "
             f"({DEMO_POOL_REPLICAS} AWS nodes at {PAYLOAD_VERSIONS[0]}) ...",

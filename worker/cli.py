@@ -1,4 +1,5 @@
-"""The `winfleet` command: onboard Windows nodes, roll pools to new versions, run the worker.
+"""The `winfleet` command: onboard Windows nodes, roll pools to new versions, reconcile drift,
+run the worker.
 
 `winfleet onboard --pool demo aws:win-a1 azure:win-z1 byoh:win-b1@10.0.0.5` starts one
 `OnboardWindowsNode` workflow per node (workflow ID `onboard-<pool>-<node>`, so starting twice
@@ -8,6 +9,8 @@ version (worker/rollout_control.py, worker/rollout_progress.py) or prints the pl
 (worker/dry_run.py); `pause`, `resume`, `set-max-unhealthy` steer the running rollout and
 `status --pool P` shows it. Exit codes: 0 done, 1 the work failed or nothing runs to act on,
 2 a bad request or environment, 130 interrupted (a rollout keeps running).
+`winfleet reconcile --pool P [--dry-run]` runs one drift reconciliation now and prints its
+report (worker/reconcile_cmd.py).
 The work of each command lives in the worker/ module named for it; this one parses and
 dispatches.
 """
@@ -44,6 +47,7 @@ from activities.pools import MAX_POOL_NAME
 from worker import (
     onboarding,
     progress,
+    reconcile_cmd,
     rollout_control,
     rollout_progress,
     telemetry,
@@ -199,8 +203,9 @@ async def cmd_set_max_unhealthy(args: argparse.Namespace) -> int:
 
 
 async def cmd_worker(args: argparse.Namespace) -> int:
-    from worker.app import run_worker  # imports every activity: only the worker needs them
+    from worker.app import prepare_process, run_worker  # every activity: only the worker
 
+    prepare_process()  # the SDK's metrics exporter, before the client connects
     telemetry.setup_tracing("winfleet-worker")
     client = await connect(args.profile)
     await ensure_search_attributes(client)
@@ -274,6 +279,8 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("workflow_ids", nargs="*")
     st.add_argument("--pool", type=pool_name, help="the pool's rollout and pool workflow")
 
+    reconcile_cmd.add_parser(sub, pool_type=pool_name)
+
     tr = sub.add_parser("trace", help="print a workflow's trace as a timeline")
     tr.add_argument("workflow_id")
     tr.add_argument("--file", default=str(telemetry.trace_file()), help="span file (JSON lines)")
@@ -287,6 +294,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
     "resume": cmd_resume,
     "set-max-unhealthy": cmd_set_max_unhealthy,
     "status": cmd_status,
+    "reconcile": reconcile_cmd.run,
     "worker": cmd_worker,
 }
 

@@ -26,6 +26,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
+    from activities import versioning
     from activities.claims import ClaimInput, claim_node, release_node
     from activities.cloud.vm import retire_vm, terminate_vm
     from activities.contracts import (
@@ -53,7 +54,7 @@ class DecommissionState:
     status: str = "running"
 
 
-@workflow.defn(name="DecommissionWindowsNode")
+@workflow.defn(name="DecommissionWindowsNode", versioning_behavior=versioning.SHORT_LIVED)
 class DecommissionWindowsNode:
     def __init__(self) -> None:
         self._state = DecommissionState()

@@ -33,6 +33,7 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from activities import desired_state, versioning
     from activities.claims import ClaimInput, claim_node, release_node
     from activities.cloud.vm import create_vm, release_vm
     from activities.contracts import (
@@ -92,7 +93,7 @@ class Owned:
     node_registered: bool = False  # the Node did not exist when the run began
 
 
-@workflow.defn(name="OnboardWindowsNode")
+@workflow.defn(name="OnboardWindowsNode", versioning_behavior=versioning.SHORT_LIVED)
 class OnboardWindowsNode:
     def __init__(self) -> None:
         self._state = OnboardState()
@@ -266,6 +267,8 @@ class OnboardWindowsNode:
                 private_key_secret=inp.private_key_secret,
                 pool=inp.pool,
                 host=host.address,
+                node_subnet=node_subnet,
+                machine_hash=desired_state.machine_hash(inp.platform, inp.aws, inp.azure, inp.byoh),
             ),
             policies.KUBE_CALL_STEP,
         )

@@ -139,3 +139,21 @@ ROLLOUT_IDLE = timedelta(minutes=1)
 # Long-running fleet workflows continue as new past this many history events (or when the
 # server suggests it), carrying their state: a run's history stays small however big the pool.
 HISTORY_EVENTS_LIMIT = 4000
+
+# --- drift reconciliation ---------------------------------------------------------------------
+# One batch of node checks: up to 100 nodes, 16 at a time, each bounded by its own timeout.
+CHECK_NODES_STEP = Step(attempt=timedelta(minutes=10), total=timedelta(minutes=20))
+NODES_PER_CHECK_BATCH = 100
+# A repair step gives up sooner than onboarding: a node it cannot put right is replaced instead.
+REPAIR_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=15),
+    maximum_attempts=3,
+    non_retryable_error_types=PERMANENT_ERRORS,
+)
+REPAIR_STEP = Step(attempt=timedelta(minutes=5), total=timedelta(minutes=10), retry=REPAIR_RETRY)
+# How long a repaired node's network and readiness may take to come back.
+REPAIR_NETWORK_BUDGET = timedelta(minutes=2)
+REPAIR_READY_BUDGET = timedelta(minutes=3)
+REPAIR_CSR_BUDGET = timedelta(minutes=1)

@@ -34,12 +34,13 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities import versioning
     from activities.contracts import (
         ByohHostSpec,
-        DecommissionInput,
         OnboardNodeInput,
         Platform,
     )
+    from activities.drift_contracts import ReconcileSummary
     from activities.pool_client import (
         StartOnce,
         WorkflowIdsInput,
@@ -76,6 +77,12 @@ with workflow.unsafe.imports_passed_through():
         record_pool_event,
         write_pool_status,
     )
+    from activities.schedules import (
+        ReconcileSchedule,
+        ScheduleRef,
+        delete_reconcile_schedule,
+        ensure_reconcile_schedule,
+    )
     from workflows import ids, policies, steps
     from workflows.decommission import DecommissionWindowsNode
     from workflows.failures import describe
@@ -84,6 +91,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.onboard import OnboardWindowsNode
 
 MAX_FAILURES_SHOWN = 3
+RECONCILE_PATCH = "reconcile-schedule"  # the pool keeps its drift reconciliation's Schedule
+GRANTED_HOSTS_PATCH = "byoh-granted-hosts"  # BYOH: a granted node's host is not onboarded again
+WAKE_PATCH = "wake-before-pass"  # a message that arrives during a pass wakes the next one
 
 
 @dataclass
@@ -95,7 +105,7 @@ class Child:
     task: asyncio.Task[None] | None = None
 
 
-@workflow.defn(name="WindowsPool")
+@workflow.defn(name="WindowsPool", versioning_behavior=versioning.LONG_RUNNING)
 class WindowsPool:
     @workflow.init
     def __init__(self, inp: PoolRun) -> None:
@@ -119,6 +129,8 @@ class WindowsPool:
         self._last_status: PoolStatus | None = None
         self._told: set[str] = set()  # keys of the Events already recorded
         self._read_once = False
+        self._reconcile: ReconcileSummary | None = None  # the last drift reconciliation's
+        self._hosts_of: dict[str, str] = {}  # BYOH: node -> host, of nodes seen or granted
 
     # --- messages ----------------------------------------------------------------------------
     @workflow.signal(name="spec_changed")
@@ -130,6 +142,11 @@ class WindowsPool:
     @workflow.signal(name="rollout_update")
     def rollout_update(self, report: RolloutReport) -> None:
         self._rollout = report
+        self._wake = True
+
+    @workflow.signal(name="reconcile_update")
+    def reconcile_update(self, summary: ReconcileSummary) -> None:
+        self._reconcile = summary
         self._wake = True
 
     @workflow.update(name="request_disruption")
@@ -184,6 +201,9 @@ class WindowsPool:
         while True:
             if self._deleted:
                 return await self._wind_down()
+            early = workflow.patched(WAKE_PATCH)
+            if early:
+                self._wake = False  # not after the pass: that would drop what came during it
             try:
                 stale = self._spec is None or self._generation < self._wanted
                 if (stale and not await self._read()) or not await self._pass():
@@ -195,7 +215,8 @@ class WindowsPool:
                 self._failures = [*self._failures, f"pass failed: {describe(err)}"][
                     -MAX_FAILURES_SHOWN:
                 ]
-            self._wake = False
+            if not early:
+                self._wake = False
             await steps.wait(lambda: self._wake, policies.POOL_RESYNC)
             info = workflow.info()
             full = (
@@ -224,11 +245,15 @@ class WindowsPool:
         return True
 
     async def _tell(self) -> None:
-        """Events on the pool for what an admin must see: a halted rollout, failed work."""
+        """Events on the pool for what an admin must see: a halted rollout, failed work, a drift
+        run that repaired nothing because too many nodes are unhealthy (once per such state)."""
         news: list[tuple[str, str, str]] = []
         r = self._rollout
         if r is not None and r.state == "Halted":
             news.append(("RolloutHalted", r.message, f"halt {r.started_at}"))
+        d = self._reconcile
+        if d is not None and d.degraded:
+            news.append(("TooManyUnhealthy", d.degraded, f"short-circuit {d.degraded}"))
         news += [("PoolWorkFailed", f, f"failure {f}") for f in self._failures]
         for reason, message, key in news:
             if key in self._told:
@@ -258,8 +283,25 @@ class WindowsPool:
             self._check_rollout = old is None or old.version != read.spec.version
             if old is not None and self._rollout_running():
                 await self._tell_rollout()
+            if workflow.patched(RECONCILE_PATCH):
+                await self._ensure_reconcile(read.spec, trigger=old is not None)
         self._read_once = True
         return True
+
+    async def _ensure_reconcile(self, spec: PoolSpec, *, trigger: bool) -> None:
+        """The pool's drift reconciliation Schedule, at the spec's interval; a run now when the
+        spec changed."""
+        schedule = ReconcileSchedule(
+            self._pool,
+            ids.reconcile(self._pool),
+            spec.reconcile.interval_s,
+            workflow.info().task_queue,
+            trigger,
+        )
+        try:
+            await steps.run(ensure_reconcile_schedule, schedule, policies.KUBE_CALL_STEP)
+        except ActivityError as err:
+            workflow.logger.warning("pool %s: reconcile schedule: %s", self._pool, describe(err))
 
     def _observe_input(self) -> ObserveInput:
         spec = self._spec
@@ -325,6 +367,8 @@ class WindowsPool:
         covered = {n.address for n in members}
         covered |= {g.replacement or g.node for g in self._ledger.values()}
         covered |= {c.host for c in children.values()}
+        if workflow.patched(GRANTED_HOSTS_PATCH):
+            covered |= self._granted_hosts(obs)
         taken = {n.name for n in obs.nodes} | set(self._ledger) | set(self._children)
         for address, host in sorted(wanted.items()):
             if address in covered or not self._may_try():
@@ -334,6 +378,15 @@ class WindowsPool:
             self._start_onboarding(spec, name, host)
         gone = [n for n in members if n.address not in wanted]
         await self._remove(spec, gone, "host removed from windows-instances")
+
+    def _granted_hosts(self, obs: PoolObservation) -> set[str]:
+        """Hosts of nodes someone holds a grant on (repaired, or deconfigured and onboarded
+        again, even while their Node is gone): no second node is onboarded onto them."""
+        granted = set(self._ledger) | {g.replacement for g in self._ledger.values()}
+        seen = {n.name for n in obs.nodes}
+        self._hosts_of.update({n.name: n.address for n in obs.nodes if n.address})
+        self._hosts_of = {k: v for k, v in self._hosts_of.items() if k in granted | seen}
+        return {v for k, v in self._hosts_of.items() if k in granted}
 
     def _may_try(self) -> bool:
         return self._retry_at is None or workflow.now() >= self._retry_at
@@ -382,20 +435,11 @@ class WindowsPool:
             self._children[node.name] = Child("remove", node.address, task)
 
     async def _decommission(self, spec: PoolSpec, node: NodeView, reason: str) -> None:
-        byoh = spec.platform == Platform.BYOH
-        plan = DecommissionInput(
-            node_name=node.name,
-            pool=self._pool,
-            reason=reason,
-            host=machines.host_of(spec, node, self._hosts),
-            private_key_secret=spec.private_key_secret,
-            drain=True,
-            drain_timeout_s=float(spec.upgrade.drain_timeout_s),
-            force_drain=spec.upgrade.on_drain_timeout.value == "Force",
-            deconfigure=byoh,
-            delete_node=True,
-            retire_vm=None if byoh else machines.pool_vm(spec, node.name),
-            forget_pin=byoh,
+        plan = machines.decommission_input(
+            spec,
+            machines.host_of(spec, node, self._hosts),
+            reason,
+            forget_pin=spec.platform == Platform.BYOH,
         )
         try:
             await workflow.execute_child_workflow(
@@ -545,6 +589,7 @@ class WindowsPool:
             conditions=self._conditions(desired, available, unavailable, budget),
             rollout=_rollout_view(self._rollout),
             budget=self._budget_view(),
+            last_reconcile=_reconcile_view(self._reconcile),
         )
         if status == self._last_status:
             return
@@ -588,18 +633,21 @@ class WindowsPool:
         degraded = self._problem or (r.message if r is not None and r.state == "Halted" else "")
         if not degraded and self._failures and self._retry_at is not None:
             degraded = self._failures[-1]
+        short_circuit = self._reconcile.degraded if self._reconcile is not None else ""
         conditions.append(
             Condition(
                 "Degraded",
-                "True" if degraded else "False",
+                "True" if degraded or short_circuit else "False",
                 "InvalidSpec"
                 if self._problem
                 else "RolloutHalted"
                 if r and r.state == "Halted"
                 else "OnboardingFailed"
                 if degraded
+                else "TooManyUnhealthy"
+                if short_circuit
                 else "AsExpected",
-                degraded,
+                degraded or short_circuit,
             )
         )
         paused = r is not None and r.state in ("Paused", "Waiting")
@@ -618,14 +666,21 @@ class WindowsPool:
         """The pool is being deleted: take every node out, then let the pool go."""
         spec = self._spec
         while True:
+            early = workflow.patched(WAKE_PATCH)
+            if early:
+                self._wake = False
             obs = await steps.run(observe_pool, self._observe_input(), policies.KUBE_CALL_STEP)
             left = [n for n in obs.nodes if n.name not in self._children]
             if spec is not None and left:
                 await self._remove(spec, left, "pool deleted")
             if not obs.nodes and not self._children:
                 break
-            self._wake = False
+            if not early:
+                self._wake = False
             await steps.wait(lambda: self._wake, policies.POOL_RESYNC)
+        if workflow.patched(RECONCILE_PATCH):
+            schedule = ScheduleRef(ids.reconcile(self._pool))
+            await steps.run(delete_reconcile_schedule, schedule, policies.KUBE_CALL_STEP)
         await steps.run(pool_finalizer, FinalizerInput(self._pool, False), policies.KUBE_CALL_STEP)
         return f"pool {self._pool} deleted; its nodes were taken out"
 
@@ -650,6 +705,12 @@ def _rollout_view(r: RolloutReport | None) -> dict[str, object]:
         "startedAt": r.started_at,
         "message": r.message,
     }
+
+
+def _reconcile_view(r: ReconcileSummary | None) -> dict[str, object]:
+    if r is None or r.dry_run:
+        return {}
+    return {"time": r.time, "found": r.found, "repaired": r.repaired, "deferred": r.deferred}
 
 
 def _rollout_sentence(r: RolloutReport) -> str:

@@ -29,24 +29,22 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ApplicationError, ChildWorkflowError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities import versioning
     from activities.contracts import (
         ByohHostSpec,
-        DecommissionInput,
         Platform,
     )
     from activities.pool_client import (
         StartOnce,
-        release_disruption,
         request_disruption,
         start_workflow_once,
     )
     from activities.pool_contracts import (
         DisruptionDecision,
-        DisruptionRelease,
         DisruptionRequest,
         GrantKind,
         IntOrPercent,
@@ -69,7 +67,7 @@ with workflow.unsafe.imports_passed_through():
         read_pool_node,
         set_pool_spec,
     )
-    from workflows import ids, policies, steps
+    from workflows import ids, policies, pool_link, steps
     from workflows.decommission import DecommissionWindowsNode
     from workflows.failures import describe
     from workflows.fleet import machines, naming, plan
@@ -97,7 +95,7 @@ class RolloutState:
     state: str = "Planning"
 
 
-@workflow.defn(name="UpgradeWindowsPool")
+@workflow.defn(name="UpgradeWindowsPool", versioning_behavior=versioning.LONG_RUNNING)
 class UpgradeWindowsPool:
     @workflow.init
     def __init__(self, inp: UpgradeInput) -> None:
@@ -136,7 +134,7 @@ class UpgradeWindowsPool:
         )
         if self._spec is not None:
             self._spec = replace(self._spec, max_unhealthy=IntOrPercent.parse(_int_or_str(text)))
-        await self._tell_pool_spec(generation)
+        await pool_link.signal(self._pool, "spec_changed", PoolSignal(generation=generation))
         self._kick = True
         return f"maxUnhealthy of pool {self._pool} is now {text}; it applies to the next node"
 
@@ -224,7 +222,7 @@ class UpgradeWindowsPool:
                 set_pool_spec, SetPoolSpec(self._pool, version=inp.version), policies.KUBE_CALL_STEP
             )
             spec = replace(spec, version=inp.version)
-            await self._tell_pool_spec(generation)
+            await pool_link.signal(self._pool, "spec_changed", PoolSignal(generation=generation))
         self._spec = spec
         await self._observe()
         s = self._s
@@ -362,7 +360,7 @@ class UpgradeWindowsPool:
 
     async def _finish(self, node: str) -> None:
         s = self._s
-        await self._release(node)
+        await pool_link.release(self._pool, node)
         s.in_flight.pop(node, None)
         self._tasks.pop(node, None)
         self._kick = True
@@ -377,19 +375,11 @@ class UpgradeWindowsPool:
             await workflow.sleep(policies.ROLLOUT_RETRY)
 
     async def _decommission(self, view: NodeView, spec: PoolSpec, *, in_place: bool) -> None:
-        byoh = spec.platform == Platform.BYOH
-        dec = DecommissionInput(
-            node_name=view.name,
-            pool=self._pool,
-            reason=f"rolling upgrade to {self._s.target}",
-            host=machines.host_of(spec, view, self._hosts),
-            private_key_secret=spec.private_key_secret,
-            drain=True,
-            drain_timeout_s=float(spec.upgrade.drain_timeout_s),
-            force_drain=spec.upgrade.on_drain_timeout.value == "Force",
-            deconfigure=in_place or byoh,
-            delete_node=True,
-            retire_vm=None if (in_place or byoh) else machines.pool_vm(spec, view.name),
+        dec = machines.decommission_input(
+            spec,
+            machines.host_of(spec, view, self._hosts),
+            f"rolling upgrade to {self._s.target}",
+            in_place=in_place,
         )
         try:
             await workflow.execute_child_workflow(
@@ -439,25 +429,6 @@ class UpgradeWindowsPool:
             pool_workflow_id=ids.pool(self._pool),
         )
         return await steps.run(request_disruption, req, policies.KUBE_CALL_STEP)
-
-    async def _release(self, node: str) -> None:
-        rel = DisruptionRelease(
-            pool=self._pool,
-            holder=workflow.info().workflow_id,
-            node=node,
-            pool_workflow_id=ids.pool(self._pool),
-        )
-        try:
-            await steps.run(release_disruption, rel, policies.KUBE_CALL_STEP)
-        except ActivityError as err:  # the pool clears grants of closed holders anyway
-            workflow.logger.warning("pool %s: releasing %s: %s", self._pool, node, describe(err))
-
-    async def _tell_pool_spec(self, generation: int) -> None:
-        pool = workflow.get_external_workflow_handle(ids.pool(self._pool))
-        try:
-            await pool.signal("spec_changed", PoolSignal(generation=generation))
-        except ApplicationError as err:
-            workflow.logger.warning("pool %s: could not wake its workflow: %s", self._pool, err)
 
     async def _report(self) -> None:
         s = self._s

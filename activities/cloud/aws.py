@@ -34,7 +34,7 @@ from temporalio import activity
 
 from activities import blocking
 from activities.cloud.instance_states import InstanceStates
-from activities.cloud.ownership import Owner, TagNames
+from activities.cloud.ownership import Owner, TaggedVm, TagNames
 from activities.cloud.userdata import windows_user_data
 from activities.config import on_settings_change, settings
 from activities.contracts import AwsMachineSpec, HostAddress, HostRef, InstanceId, Platform
@@ -221,6 +221,34 @@ async def find_instance(region: str, owner: Owner) -> dict[str, Any] | None:
         )
     found.sort(key=lambda i: (str(i.get("LaunchTime", "")), str(i["InstanceId"])))
     return found[0] if found else None
+
+
+async def pool_instances(region: str, cluster: str, pool: str) -> list[TaggedVm]:
+    """Every live instance tagged for this cluster and pool (any node), pages followed."""
+    found: list[TaggedVm] = []
+    token: dict[str, str] = {}
+    while True:
+        out = await _call(
+            region,
+            "describe_instances",
+            f"list the instances of pool {pool}",
+            Filters=[
+                {"Name": f"tag:{TAG_CLUSTER}", "Values": [cluster]},
+                {"Name": f"tag:{TAG_POOL}", "Values": [pool]},
+                {"Name": "instance-state-name", "Values": list(_LIVE_STATES)},
+            ],
+            **token,
+        )
+        for r in out.get("Reservations", ()):
+            for i in r.get("Instances", ()):
+                owner = TAGS.owner_of(_tags(i))
+                if owner is not None and owner.cluster == cluster and owner.pool == pool:
+                    launched = i.get("LaunchTime")
+                    when = launched.isoformat() if hasattr(launched, "isoformat") else ""
+                    found.append(TaggedVm(str(i["InstanceId"]), owner, when))
+        if not out.get("NextToken"):
+            return found
+        token = {"NextToken": str(out["NextToken"])}
 
 
 async def resolve_image(region: str, image_id: str, node_name: str) -> str:

@@ -45,7 +45,7 @@ from azure.mgmt.network.aio import NetworkManagementClient
 from azure.mgmt.network.models import NetworkInterface
 from temporalio import activity
 
-from activities.cloud.ownership import Owner, TagNames
+from activities.cloud.ownership import Owner, TaggedVm, TagNames
 from activities.cloud.userdata import azure_bootstrap_command, azure_custom_data
 from activities.config import settings
 from activities.contracts import AzureMachineSpec, HostAddress, HostRef, InstanceId, Platform
@@ -548,6 +548,26 @@ async def vm_address(resource_group: str, owner: Owner) -> str | None:
         return None
     _check_ours("NIC", f"{resource_group}/{owner.node}-nic", owner, nic.tags)
     return _private_ip(nic) or None
+
+
+async def pool_vms(resource_group: str, cluster: str, pool: str) -> list[TaggedVm]:
+    """Every VM of `resource_group` tagged for this cluster and pool (any node)."""
+    found: list[TaggedVm] = []
+    what = f"list the VMs of pool {pool} in {resource_group}"
+    async with arm() as a:
+        with span("azure list VMs", call=what):
+            try:
+                async for vm in a.compute.virtual_machines.list(resource_group):
+                    owner = TAGS.owner_of(vm.tags)
+                    if owner is not None and owner.cluster == cluster and owner.pool == pool:
+                        created = getattr(vm, "time_created", None)
+                        when = created.isoformat() if created is not None else ""
+                        found.append(TaggedVm(str(vm.name), owner, when))
+            except ResourceNotFoundError:
+                return []  # no such resource group: no VMs
+            except AzureError as exc:
+                raise translate(exc, what) from exc
+    return found
 
 
 async def delete_azure_vm(resource_group: str, owner: Owner) -> bool:

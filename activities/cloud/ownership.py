@@ -36,6 +36,15 @@ class Owner:
 
 
 @dataclass(frozen=True)
+class TaggedVm:
+    """A VM found by its tags (drift reconciliation lists a pool's VMs)."""
+
+    vm_id: str  # EC2 instance id, Azure VM name
+    owner: Owner
+    launched: str  # RFC 3339
+
+
+@dataclass(frozen=True)
 class TagNames:
     """How one cloud spells winfleet's tags (ARM tag names may not contain '/')."""
 

@@ -71,7 +71,7 @@ def remove_network_command(name: str) -> WindowsCommand:
     return powershell(import_hns(), remove_hns_network(name), display=f"remove HNS network {name}")
 
 
-def _objects(stdout: str, what: str) -> list[dict[str, Any]]:
+def json_objects(stdout: str, what: str) -> list[dict[str, Any]]:
     """ConvertTo-Json output as a list: nothing, one object (not wrapped), or a list."""
     text = stdout.strip()
     if not text:
@@ -95,7 +95,7 @@ def parse_networks(stdout: str) -> tuple[HnsNetwork, ...]:
                 type=str(n.get("Type", "")),
                 subnets=tuple(str(s["AddressPrefix"]) for s in n.get("Subnets") or ()),
             )
-            for n in _objects(stdout, "Get-HnsNetwork")
+            for n in json_objects(stdout, "Get-HnsNetwork")
         )
     except (KeyError, TypeError) as exc:
         raise RemoteCommandFailed("Get-HnsNetwork: unexpected network object") from exc
@@ -111,7 +111,7 @@ def parse_endpoints(stdout: str) -> tuple[HnsEndpoint, ...]:
                 network_id=str(e.get("VirtualNetwork", "")),
                 network_name=str(e.get("VirtualNetworkName", "")),
             )
-            for e in _objects(stdout, "Get-HnsEndpoint")
+            for e in json_objects(stdout, "Get-HnsEndpoint")
         )
     except (KeyError, TypeError) as exc:
         raise RemoteCommandFailed("Get-HnsEndpoint: unexpected endpoint object") from exc

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sim.k8s import admission, configdata, csr, custom, pods
+from sim.k8s import admission, admission_policy, configdata, csr, custom, pods
 from sim.k8s import apply as applying
 from sim.k8s import patch as patching
 from sim.k8s.auth import INTERNAL, Identity
@@ -65,6 +65,10 @@ def _kind_causes(
 ) -> list[tuple[str, str, str]]:
     if rt.kind == "CertificateSigningRequest":
         return csr.validate(obj) if old is None else csr.validate_update(sub, old, obj)
+    if rt.kind == "ValidatingAdmissionPolicy" and sub == "":
+        return admission_policy.validate_policy(obj)
+    if rt.kind == "ValidatingAdmissionPolicyBinding":
+        return admission_policy.validate_binding(obj)
     causes = configdata.validate(rt.kind, obj)
     if old is not None:
         causes += configdata.validate_update(rt.kind, old, obj)
@@ -87,6 +91,8 @@ class Api:
         self.store = store
         self.registry = registry
         self.admission: Admission | None = None
+        # ValidatingAdmissionPolicies, after the built-in validating plugins (set by the twin)
+        self.policies: admission_policy.AdmissionPolicies | None = None
 
     # -- helpers ---------------------------------------------------------------------------
     def _current(self, rt: ResourceType, ns: str, name: str) -> Obj:
@@ -110,6 +116,29 @@ class Api:
     ) -> None:
         if self.admission is not None:
             self.admission(who, op, rt.group, rt.plural, sub, old, new)
+        self.admit_policies(who, op, rt, sub, old, new)
+
+    def admit_policies(
+        self, who: Identity, op: str, rt: ResourceType, sub: str, old: Obj | None, new: Obj | None
+    ) -> None:
+        """The ValidatingAdmissionPolicy plugin (`sim.k8s.admission_policy`) for one request."""
+        if self.policies is None:
+            return
+        meta = (new or old or {}).get("metadata") or {}
+        request = admission_policy.Request(
+            who=who,
+            operation=op,
+            group=rt.group,
+            version=rt.version,
+            resource=rt.plural,
+            subresource=sub,
+            kind=rt.kind,
+            namespace=str(meta.get("namespace", "")) if rt.namespaced else "",
+            name=str(meta.get("name", "")),
+            namespaced=rt.namespaced,
+            dry_run=self.store.dry_run,
+        )
+        self.policies.admit(request, old, new)
 
     # -- create ----------------------------------------------------------------------------
     def create(
@@ -176,8 +205,9 @@ class Api:
             obj.pop("status", None)
 
     def _register_crd(self, crd: Obj) -> None:
-        for rt in crd_types(crd):
-            self.registry.add(rt)
+        if not self.store.dry_run:
+            for rt in crd_types(crd):
+                self.registry.add(rt)
         crd["status"] = {
             "acceptedNames": crd["spec"]["names"],
             "storedVersions": [v["name"] for v in crd["spec"]["versions"] if v.get("storage")],
@@ -394,7 +424,7 @@ class Api:
             self.store.put((rt.group, rt.plural), obj, "MODIFIED", old=old)
             return self.store.remove((rt.group, rt.plural), ns, name) or obj
         stored = self.store.put((rt.group, rt.plural), obj, "MODIFIED", old=old)
-        if rt.kind == "CustomResourceDefinition" and sub == "":
+        if rt.kind == "CustomResourceDefinition" and sub == "" and not self.store.dry_run:
             spec = old.get("spec") or {}
             self.registry.remove(spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))
             for served in crd_types(stored):
@@ -444,11 +474,11 @@ class Api:
             return self.store.put(gp, obj, "MODIFIED", old=old)
         gone = self.store.remove(gp, ns, name)
         assert gone is not None
-        if rt.kind == "Namespace":
+        if rt.kind == "Namespace" and not self.store.dry_run:
             for other in list(self.store.groups()):
                 for entry in self.store.entries(other, name):
                     self.store.remove(other, name, entry.obj["metadata"]["name"])
-        if rt.kind == "CustomResourceDefinition":
+        if rt.kind == "CustomResourceDefinition" and not self.store.dry_run:
             spec = old.get("spec") or {}
             group, plural = spec.get("group", ""), (spec.get("names") or {}).get("plural", "")
             self.registry.remove(group, plural)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +52,25 @@ VERSION = {
 }
 
 
+@dataclass(frozen=True)
+class AuditRecord:
+    """One resource request as kube-apiserver's audit log records it (stage ResponseComplete,
+    level Metadata): who, verb, resource, namespace, name and the response code."""
+
+    user: str
+    verb: str
+    group: str
+    resource: str
+    subresource: str
+    namespace: str
+    name: str
+    code: int
+    dry_run: bool = False
+
+
+AUDIT_LIMIT = 100_000
+
+
 @dataclass
 class Target:
     rt: ResourceType
@@ -68,6 +89,25 @@ def _json(body: Any, status: int = 200, warnings: list[str] | None = None) -> we
 
 def _raw(raw: bytes, status: int = 200) -> web.Response:
     return web.Response(body=raw, status=status, content_type="application/json")
+
+
+async def _dry_run(request: web.Request) -> bool:
+    """`?dryRun=All` on a write, or `dryRun: [All]` in a DELETE's DeleteOptions (the only value
+    kube-apiserver accepts; kubectl `--dry-run=server` sends one or the other)."""
+    if request.method in ("GET", "HEAD"):
+        return False
+    values = list(request.query.getall("dryRun", []))
+    if request.method == "DELETE" and request.can_read_body:
+        try:
+            options = json.loads(await request.read() or b"{}")
+        except ValueError:
+            options = {}
+        if isinstance(options, dict) and isinstance(options.get("dryRun"), list):
+            values += [str(v) for v in options["dryRun"]]
+    for value in values:
+        if value != "All":
+            raise ApiError(400, f'unsupported dry run value: "{value}"; supported values: "All"')
+    return bool(values)
 
 
 def _is_resource_path(path: str) -> bool:
@@ -132,6 +172,7 @@ class Handlers:
         self._server_url = server_url
         self.bookmark_interval = bookmark_interval
         self.watches = Watches(api.store, bookmark_interval)
+        self.audit: deque[AuditRecord] = deque(maxlen=AUDIT_LIMIT)
 
     def install(self, app: web.Application) -> None:
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
@@ -155,6 +196,11 @@ class Handlers:
                 return _json(discovery)
             target = self._route(request)
             self.requests.count(who.user, target.verb, target.rt.plural, target.sub)
+        except ApiError as exc:
+            return _json(exc.status(), exc.code)
+        code, dry_run = 500, False
+        try:
+            dry_run = await _dry_run(request)
             self._authorize(who, target)
             delay = self.faults.delay_for(target.verb, target.rt.plural)
             if delay:
@@ -165,15 +211,38 @@ class Handlers:
                 err = ApiError(
                     failure, f"injected fault for {target.verb} {target.rt.plural} (simulated)"
                 )
+                code = failure
                 return web.Response(
                     body=dumps(err.status()),
                     status=failure,
                     content_type="application/json",
                     headers=headers,
                 )
-            return await self._serve(request, target, who)
+            if dry_run:
+                # read the body first: nothing may await while the store is in dry-run mode,
+                # or the controllers' writes in between would be dropped too
+                await request.read()
+            with self.api.store.dry_running() if dry_run else contextlib.nullcontext():
+                response = await self._serve(request, target, who)
+            code = response.status
+            return response
         except ApiError as exc:
+            code = exc.code
             return _json(exc.status(), exc.code)
+        finally:
+            self.audit.append(
+                AuditRecord(
+                    who.user,
+                    target.verb,
+                    target.rt.group,
+                    target.rt.plural,
+                    target.sub,
+                    target.ns,
+                    target.name,
+                    code,
+                    dry_run,
+                )
+            )
 
     def _authenticate(self, request: web.Request) -> Identity:
         peer = None
@@ -314,6 +383,7 @@ class Handlers:
             if pod is None:
                 raise not_found("", "pods", t.name)
             self.authz.admit(who, "CREATE", "", "pods", "eviction", pod.obj, pod.obj)
+            api.admit_policies(who, "CREATE", rt, "eviction", None, body)
             disruption.evict(api, t.ns, t.name, body)
             return _json(status_body(201, "", success=True), 201)
         if t.verb == "create" and t.sub == "binding":

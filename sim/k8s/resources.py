@@ -193,6 +193,35 @@ BUILTINS: tuple[ResourceType, ...] = (
         "lease",
         merge_keys=dict(_META_KEYS),
     ),
+    *(
+        ResourceType(
+            "admissionregistration.k8s.io",
+            "v1",
+            plural,
+            kind,
+            False,
+            frozenset(sub),
+            short,
+            kind.lower(),
+            merge_keys=dict(_META_KEYS),
+        )
+        for plural, kind, sub, short in (
+            ("validatingadmissionpolicies", "ValidatingAdmissionPolicy", ("status",), ()),
+            ("validatingadmissionpolicybindings", "ValidatingAdmissionPolicyBinding", (), ()),
+        )
+    ),
+    # Stored and served, not enforced: the twin has no pod network (sim/README.md)
+    ResourceType(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "NetworkPolicy",
+        True,
+        frozenset(),
+        ("netpol",),
+        "networkpolicy",
+        merge_keys=dict(_META_KEYS),
+    ),
     ResourceType(
         "apiextensions.k8s.io",
         "v1",

@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 from aiohttp import web
 
+from sim.k8s.admission_policy import AdmissionPolicies
 from sim.k8s.api import Api
 from sim.k8s.auth import (
     BOOTSTRAP_GROUPS,
@@ -34,7 +35,7 @@ from sim.k8s.auth import (
 from sim.k8s.authz import Authorizer
 from sim.k8s.controllers import Controllers, ControllerSettings
 from sim.k8s.faults import Faults
-from sim.k8s.handlers import Handlers
+from sim.k8s.handlers import AuditRecord, Handlers
 from sim.k8s.mcs import (
     MachineConfigServer,
     close_connections,
@@ -105,6 +106,9 @@ class KubeTwin:
         self.bootstrap_token = self._authn.bootstrap_token
         self.authz = Authorizer(self.store)
         self.api.admission = self.authz.admit
+        self.api.policies = AdmissionPolicies(
+            self.store, lambda ns: self.store.get("namespaces", ns, group="")
+        )
         self.tokens = ServiceAccountTokens(self.store)
         self._authn.add_verifier(self.tokens.verify)
         self.controllers = Controllers(
@@ -143,6 +147,12 @@ class KubeTwin:
     def mcs_url(self) -> str:
         assert self._mcs is not None, "KubeTwin not started"
         return f"https://{self.host}:{self._mcs.port}/config/worker"
+
+    @property
+    def audit(self) -> list[AuditRecord]:
+        """Every resource request so far, oldest first (user, verb, resource, name, code), as
+        kube-apiserver's audit log at level Metadata would show them."""
+        return list(self.handlers.audit)
 
     @property
     def kubeconfig_path(self) -> Path:

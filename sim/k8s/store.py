@@ -11,6 +11,7 @@ thread-safe and return copies, for tests that assert on state directly (`KubeTwi
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import threading
@@ -61,6 +62,8 @@ class Store:
         self._events: deque[Event] = deque(maxlen=event_window)
         self._compacted_rv = 0  # events with rv <= this may have been dropped
         self._listeners: list[Listener] = []
+        # `?dryRun=All`: every write runs (admission, validation) and nothing is kept
+        self.dry_run = False
 
     # -- versions --------------------------------------------------------------------------
     @property
@@ -95,8 +98,21 @@ class Store:
             return [e for e in self._events if e.rv > rv and e.gp == gp]
 
     # -- writes (event loop only) ----------------------------------------------------------
+    @contextlib.contextmanager
+    def dry_running(self) -> Iterator[None]:
+        """Writes inside answer as if made and change nothing (kube-apiserver `dryRun=All`)."""
+        self.dry_run = True
+        try:
+            yield
+        finally:
+            self.dry_run = False
+
     def put(self, gp: GroupPlural, obj: Obj, event_type: str, old: Obj | None = None) -> Obj:
         """Store `obj` with a fresh resourceVersion and emit ADDED or MODIFIED."""
+        if self.dry_run:
+            if old is None:  # a dry-run create answers without a resourceVersion
+                obj["metadata"].pop("resourceVersion", None)
+            return obj
         with self._lock:
             rv = self._next_rv()
             obj["metadata"]["resourceVersion"] = str(rv)
@@ -112,6 +128,8 @@ class Store:
         What readers see when the decoding changes under stored data (a CRD's new schema
         prunes and defaults objects read from etcd without writing them).
         """
+        if self.dry_run:
+            return
         with self._lock:
             key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
             entry = self._data.get(gp, {}).get(key)
@@ -121,6 +139,9 @@ class Store:
 
     def remove(self, gp: GroupPlural, ns: str, name: str) -> Obj | None:
         """Delete an object and emit DELETED (carrying a new resourceVersion)."""
+        if self.dry_run:
+            entry = self._data.get(gp, {}).get((ns, name))
+            return copy.deepcopy(entry.obj) if entry is not None else None
         with self._lock:
             entry = self._data.get(gp, {}).pop((ns, name), None)
             if entry is None:

@@ -45,7 +45,7 @@ def _copy_payload(src: Path, dst: Path) -> None:
             target.write_bytes(f.read_bytes())
 
 
-async def _approve_pending(twin: Any) -> int:
+async def approve_pending(twin: Any) -> int:
     """Approve every pending CSR once (admin token, /approval subresource)."""
     pending = [
         e.obj["metadata"]["name"]
@@ -149,7 +149,7 @@ async def bench_hosts(
                     assert code == 0, err
                 deadline = time.perf_counter() + 300
                 while len(twin.store.entries(("", "nodes"))) < n:
-                    await _approve_pending(twin)
+                    await approve_pending(twin)
                     assert time.perf_counter() < deadline, "nodes did not all register"
                     await asyncio.sleep(0.5)
                 result["kubelets_registered_seconds"] = round(time.perf_counter() - t0, 2)

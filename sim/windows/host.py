@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 CUSTOM_DATA = "C/AzureData/CustomData.bin"
 COMMAND_LOG_LIMIT = 2000
 DEFAULT_TICK_SECONDS = 1.0
+STOP_WAIT_SECONDS = 5.0  # how long a power-off waits for the host's tasks to end
 _PS_WRAPPER = re.compile(r"<powershell>(.*?)</powershell>", re.S | re.I)
 _PERSIST = re.compile(r"<persist>\s*true\s*</persist>", re.I)
 
@@ -358,12 +359,15 @@ class SimulatedWindowsHost:
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()
-        for task in list(self._bg):
-            task.cancel()
-        await asyncio.gather(*self._bg, return_exceptions=True)
+        pending = set(self._bg)
         if self._boot_task is not None and not self._boot_task.done():
-            self._boot_task.cancel()
-            await asyncio.gather(self._boot_task, return_exceptions=True)
+            pending.add(self._boot_task)
+        for task in pending:
+            task.cancel()
+        if pending:  # a power-off does not wait on a task that ignores its cancellation
+            _, stuck = await asyncio.wait(pending, timeout=STOP_WAIT_SECONDS)
+            for task in stuck:
+                log.warning("simulated host %s: %r still running at power-off", self.address, task)
         await self._close_listener(drop_sessions=True)
         tasks = self.scm.shutdown()
         for task in tasks:

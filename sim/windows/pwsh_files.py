@@ -66,14 +66,19 @@ def get_file_hash(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> lis
     algorithm = str(p.get("Algorithm", "SHA256")).upper()
     if algorithm != "SHA256":
         raise CmdletError(f"Cannot validate argument on parameter 'Algorithm'. '{algorithm}'.")
-    local = _local(ctx, p["Path"])
-    if not local.is_file():
-        raise CmdletError(f"Cannot find path '{p['Path']}' because it does not exist.")
-    digest = hashlib.sha256()
-    with local.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return [{"Algorithm": "SHA256", "Hash": digest.hexdigest().upper(), "Path": _win(ctx, local)}]
+    out = []
+    for path in p["Path"] if isinstance(p["Path"], list) else [p["Path"]]:  # -Path is string[]
+        local = _local(ctx, path)
+        if not local.is_file():
+            raise CmdletError(f"Cannot find path '{path}' because it does not exist.")
+        digest = hashlib.sha256()
+        with local.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        out.append(
+            {"Algorithm": "SHA256", "Hash": digest.hexdigest().upper(), "Path": _win(ctx, local)}
+        )
+    return out
 
 
 @cmdlet("Test-Path", values=("Path",), positional=("Path",), required=("Path",))

@@ -2,12 +2,14 @@
 
 Get/New/Set/Start/Stop/Restart-Service (over the host's `ServiceManager`), the `hns.psm1`
 cmdlets (only after `Import-Module ...\\hns.psm1` in the same script), Get-CimInstance
-Win32_OperatingSystem, Rename-Computer, Restart-Computer and `hostname`.
+Win32_OperatingSystem and Win32_Service (`-Filter "Name='a' OR Name='b'"`), Rename-Computer,
+Restart-Computer and `hostname`.
 Registered into `pwsh.CMDLETS`; used by `pwsh.run_script`.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sim.windows.hns import HnsError
@@ -173,11 +175,60 @@ def restart_service(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> l
     return []
 
 
+_WQL_NAME = re.compile(r"^\s*Name\s*=\s*'([^']*)'\s*$", re.IGNORECASE)
+_CIM_START_MODES = {"Automatic": "Auto", "Manual": "Manual", "Disabled": "Disabled"}  # StartMode
+
+
+def _wql_names(text: str) -> list[str]:
+    """The names of a `Name='a' OR Name='b'` filter (the only WQL form modelled)."""
+    names = []
+    for term in re.split(r"\s+OR\s+", text, flags=re.IGNORECASE):
+        match = _WQL_NAME.match(term)
+        if match is None:
+            raise CmdletError("Invalid query")
+        names.append(match[1])
+    return names
+
+
+def _win32_service(svc: Service, pid: int) -> dict[str, Any]:
+    running = svc.status == "Running"
+    return {
+        "Name": svc.name,
+        "DisplayName": svc.display_name or svc.name,
+        "Description": svc.description,
+        "PathName": svc.bin_path,
+        "StartMode": _CIM_START_MODES.get(svc.start_type, svc.start_type),
+        "State": svc.status,
+        "Started": running,
+        "Status": "OK",
+        "ServiceType": "Own Process",
+        "StartName": "LocalSystem",
+        "ProcessId": pid if running else 0,
+        "ExitCode": 0,
+        "DelayedAutoStart": False,
+    }
+
+
+def _services_cim(ctx: Context, wql: str | None) -> list[Any]:
+    wanted = {n.lower() for n in _wql_names(wql)} if wql is not None else None
+    return [
+        _win32_service(svc, 1000 + 4 * i)
+        for i, svc in enumerate(ctx.host.scm.all())
+        if wanted is None or svc.name.lower() in wanted
+    ]
+
+
 @cmdlet(
-    "Get-CimInstance", values=("ClassName",), positional=("ClassName",), required=("ClassName",)
+    "Get-CimInstance",
+    values=("ClassName", "Filter"),
+    positional=("ClassName",),
+    required=("ClassName",),
 )
 def get_cim_instance(ctx: Context, p: dict[str, Any], _in: list[Any] | None) -> list[Any]:
-    if str(p["ClassName"]).lower() != "win32_operatingsystem":
+    cls = str(p["ClassName"]).lower()
+    if cls == "win32_service":
+        return _services_cim(ctx, str(p["Filter"]) if "Filter" in p else None)
+    if cls != "win32_operatingsystem" or "Filter" in p:
         raise CmdletError(f'Invalid class "{p["ClassName"]}"')
     build = ctx.host.os_build.split(".")
     release = {"14393": "2016", "20348": "2022"}.get(build[2] if len(build) > 2 else "", "2019")

@@ -57,6 +57,8 @@ async def ssh(address: str, key: asyncssh.SSHKey, username: str, command: str = 
         return "denied"
     except (asyncssh.ConnectionLost, ConnectionResetError, asyncssh.DisconnectError):
         return "dropped"
+    except TimeoutError:  # the host went down after accepting, before the handshake finished
+        return "dropped"
 
 
 def first_boot_script(public_key: str) -> str:

@@ -107,7 +107,7 @@ async def test_terminated_instance_stops_answering_ssh(
     async def refused() -> bool:
         return await ssh(address, client_key, "Administrator") == "refused"
 
-    await wait_until(refused, "the terminated instance's host to go away", deadline=5)
+    await wait_until(refused, "the terminated instance's host to go away", deadline=15)
     assert inst["InstanceId"] not in aws.hosted
 
 

@@ -147,7 +147,7 @@ async def test_sim_up_runs_until_sigterm_then_shuts_down_and_withdraws_the_env(
             assert proc.returncode is None, "python -m sim up exited early"
             return (state / "env").exists()
 
-        await wait_until(ready, "python -m sim up to write its env file", deadline=30)
+        await wait_until(ready, "python -m sim up to write its env file", deadline=90)
         env = read_env(state / "env")
         assert env["WINFLEET_BYOH_HOSTS"] == "127.21.201.11"
         proc.send_signal(signal.SIGTERM)

@@ -8,7 +8,6 @@ Spans go to an in-memory exporter so tests can read the trace.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import uuid
@@ -17,18 +16,17 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from onboarding import SPANS, World
+from onboarding import SPANS, World, end_leftovers
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.config import Settings, use_settings
 from sim.twin import Twin
+from tests.conftest import twin_base
 from worker.app import build_worker
 from workflows import search_attributes
 
@@ -56,15 +54,18 @@ async def temporal() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def twin(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Twin]:
+async def twin(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> AsyncIterator[Twin]:
     boot = float(os.environ.get("WINFLEET_TEST_BOOT_SECONDS", "1.0"))
+    base = twin_base(request.path)  # 8 unless the file runs in another group (tests/conftest.py)
     t = Twin(
         tmp_path_factory.mktemp("twin"),
         boot_seconds=boot,
         byoh_hosts=3,
-        aws_cidr="127.8.0.0/16",
-        azure_cidr="127.9.0.0/16",
-        byoh_cidr="127.12.0.0/16",
+        aws_cidr=f"127.{base}.0.0/16",
+        azure_cidr=f"127.{base + 1}.0.0/16",
+        byoh_cidr=f"127.{base + 4}.0.0/16",
     )
     async with t:
         yield t
@@ -84,12 +85,3 @@ async def world(
         yield World(twin, temporal.client, queue)
         await end_leftovers(temporal.client, queue)
     use_settings(Settings.from_env({}))
-
-
-async def end_leftovers(client: Client, queue: str) -> None:
-    """Terminate what a test left running on its queue (a pool workflow runs until its pool
-    goes), so the next test starts clean and no workflow is evicted mid-step at worker stop."""
-    query = f"TaskQueue = '{queue}' AND ExecutionStatus = 'Running'"
-    async for wf in client.list_workflows(query):
-        with contextlib.suppress(RPCError):
-            await client.get_workflow_handle(wf.id, run_id=wf.run_id).terminate("test ended")

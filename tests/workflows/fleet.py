@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import os
 import sys
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Any
 import yaml
 from kubernetes import client, config
 from onboarding import World
+from processes import wait_until
 from temporalio.testing import WorkflowEnvironment
 
 from sim.twin import Twin
@@ -109,17 +108,8 @@ async def until(
     what: str, probe: Callable[[], Any], within: float = 120.0, world: World | None = None
 ) -> Any:
     """Wait for `probe()`; on timeout, fail saying what the fleet workflows were doing."""
-    deadline = time.monotonic() + within
-    while True:
-        got = probe()
-        if inspect.isawaitable(got):
-            got = await got
-        if got:
-            return got
-        if time.monotonic() >= deadline:
-            state = await explain(world) if world is not None else ""
-            raise AssertionError(f"timed out waiting for {what}\n{state}")
-        await asyncio.sleep(0.1)
+    said = (lambda: explain(world)) if world is not None else None
+    return await wait_until(what, probe, within, explain=said)
 
 
 async def explain(world: World) -> str:
@@ -227,8 +217,10 @@ async def make_pool(world: World, name: str, spec: dict[str, Any], count: int) -
 
 
 def fleet_twin(state: Path, cidr_base: int) -> Twin:
-    """A twin of a fleet test module's own, with a short node-monitor grace (a silent kubelet
-    shows in seconds) and its own address ranges (127.<base>, +1 Azure, +4 BYOH)."""
+    """A twin of a fleet test module's own, with a node-monitor grace of 15 s (a silent kubelet
+    shows within a test's time, and a loaded machine that delays every simulated kubelet's
+    heartbeat for a few seconds does not turn the whole pool NotReady at once, which the budget
+    samplers would count) and its own address ranges (127.<base>, +1 Azure, +4 BYOH)."""
     return Twin(
         state,
         boot_seconds=1.0,
@@ -236,7 +228,7 @@ def fleet_twin(state: Path, cidr_base: int) -> Twin:
         aws_cidr=f"127.{cidr_base}.0.0/16",
         azure_cidr=f"127.{cidr_base + 1}.0.0/16",
         byoh_cidr=f"127.{cidr_base + 4}.0.0/16",
-        node_monitor_grace_seconds=6.0,
+        node_monitor_grace_seconds=15.0,
     )
 
 
@@ -275,3 +267,33 @@ async def winfleet(
     out, err = await asyncio.wait_for(proc.communicate(), within)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+async def blocking_budget_on(world: World, node: str) -> None:
+    """A Running pod on `node` whose PodDisruptionBudget allows no disruption (minAvailable 1
+    of 1), as an admin's database would have."""
+    core = client.CoreV1Api(api_client(world))
+    policy = client.PolicyV1Api(api_client(world))
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "db-0", "namespace": "default", "labels": {"app": "db"}},
+        "spec": {"nodeName": node, "containers": [{"name": "db", "image": "mcr/db"}]},
+    }
+    await asyncio.to_thread(core.create_namespaced_pod, "default", pod)
+    pdb = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "db-budget", "namespace": "default"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}},
+    }
+    await asyncio.to_thread(policy.create_namespaced_pod_disruption_budget, "default", pdb)
+
+    def settled() -> bool:
+        store = world.twin.kube.store
+        running = (store.get("pods", "db-0", namespace="default") or {}).get("status", {})
+        budget = store.get("poddisruptionbudgets", "db-budget", namespace="default") or {}
+        status = budget.get("status") or {}
+        return running.get("phase") == "Running" and status.get("currentHealthy") == 1
+
+    await until("the pod Running and its budget counted", settled)

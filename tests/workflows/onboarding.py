@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 
 from activities.contracts import OnboardNodeInput, OnboardNodeResult
 from sim.twin import Twin
@@ -81,3 +83,12 @@ def phases_from_activities(names: list[str]) -> list[str]:
 
 def events(world: World, reason: str) -> list[dict[str, Any]]:
     return [e for e in world.twin.kube.store.list("events") if e.get("reason") == reason]
+
+
+async def end_leftovers(client: Client, queue: str) -> None:
+    """Terminate what a test left running on its queue (a pool workflow runs until its pool
+    goes), so the next test starts clean and no workflow is evicted mid-step at worker stop."""
+    query = f"TaskQueue = '{queue}' AND ExecutionStatus = 'Running'"
+    async for wf in client.list_workflows(query):
+        with contextlib.suppress(RPCError):
+            await client.get_workflow_handle(wf.id, run_id=wf.run_id).terminate("test ended")

@@ -12,54 +12,22 @@ from typing import Any
 
 import pytest
 from fleet import (
-    api_client,
     available,
+    blocking_budget_on,
     get_pool,
     make_pool,
     pool_nodes,
     spawn_winfleet,
-    until,
     version_of,
     watching,
     winfleet,
 )
-from kubernetes import client
 from onboarding import World
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-async def blocking_budget_on(world: World, node: str) -> None:
-    """A Running pod on `node` whose PodDisruptionBudget allows no disruption (minAvailable 1
-    of 1), as an admin's database would have."""
-    core = client.CoreV1Api(api_client(world))
-    policy = client.PolicyV1Api(api_client(world))
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "db-0", "namespace": "default", "labels": {"app": "db"}},
-        "spec": {"nodeName": node, "containers": [{"name": "db", "image": "mcr/db"}]},
-    }
-    await asyncio.to_thread(core.create_namespaced_pod, "default", pod)
-    pdb = {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": {"name": "db-budget", "namespace": "default"},
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}},
-    }
-    await asyncio.to_thread(policy.create_namespaced_pod_disruption_budget, "default", pdb)
-
-    def settled() -> bool:
-        store = world.twin.kube.store
-        running = (store.get("pods", "db-0", namespace="default") or {}).get("status", {})
-        budget = store.get("poddisruptionbudgets", "db-budget", namespace="default") or {}
-        status = budget.get("status") or {}
-        return running.get("phase") == "Running" and status.get("currentHealthy") == 1
-
-    await until("the pod Running and its budget counted", settled)
 
 
 async def test_a_dry_run_prints_order_batches_time_and_blocking_budgets_and_changes_nothing(

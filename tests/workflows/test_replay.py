@@ -1,8 +1,10 @@
 """Saved histories of earlier versions still replay: the workflow code stays deterministic.
 
-The histories were recorded from real runs (`make run`, the fault tests) on the dev server. A
-change to `OnboardWindowsNode` that breaks one of them needs `workflow.patched` or a new
-workflow type, and a new history saved here.
+The histories were recorded from real runs on the dev server: onboardings (`make run`, the
+fault tests) and, by tests/workflows/record_histories.py, a pool created, rolled out from 1.0.0
+to 1.1.0 (Replace) and scaled down, with its rollout and a decommission. A change to a workflow
+that breaks one of them needs `workflow.patched` (or a new workflow type) and a new history
+saved here; README "Shipping a workflow change".
 """
 
 from __future__ import annotations
@@ -14,26 +16,29 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from workflows.decommission import DecommissionWindowsNode
-from workflows.onboard import HARDENED_PATCH, OnboardWindowsNode
+from worker.app import WORKFLOWS
+from workflows.decoding import data_converter
+from workflows.onboard import HARDENED_PATCH
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 LOADED = {p.stem: json.loads(p.read_text()) for p in HISTORIES}
 
 
+def workflow_type(history: dict[str, object]) -> str:
+    first = history["events"][0]  # type: ignore[index]
+    return str(first["workflowExecutionStartedEventAttributes"]["workflowType"]["name"])
+
+
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_saved_history_replays_without_nondeterminism(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, LOADED[path.stem])
-    workflow = (
-        DecommissionWindowsNode if path.stem.startswith("decommission") else OnboardWindowsNode
-    )
-    result = await Replayer(workflows=[workflow]).replay_workflow(
-        history, raise_on_replay_failure=False
-    )
+    result = await Replayer(
+        workflows=list(WORKFLOWS), data_converter=data_converter()
+    ).replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 
 
-def test_histories_cover_success_and_compensation() -> None:
+def test_histories_cover_every_workflow_type_the_worker_runs() -> None:
     names = {p.stem for p in HISTORIES}
     assert {"onboard-byoh-success", "onboard-aws-success", "onboard-compensated"} <= names
     assert {
@@ -41,6 +46,9 @@ def test_histories_cover_success_and_compensation() -> None:
         "onboard-hardened-compensated",
         "decommission-compensation",
     } <= names
+    covered = {workflow_type(h) for h in LOADED.values()}
+    registered = {w.__temporal_workflow_definition.name for w in WORKFLOWS}  # type: ignore[attr-defined]
+    assert registered <= covered, sorted(registered - covered)
 
 
 def patches(name: str) -> set[str]:

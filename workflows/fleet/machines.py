@@ -1,8 +1,8 @@
 """How a pool's settings become the inputs of the node workflows it runs (pure).
 
-Shared by `WindowsPool` (scale up and down) and `UpgradeWindowsPool` (replacements): the
-onboarding input of a new or re-configured node, the host a decommission reaches, the pool VM
-it deletes.
+Shared by `WindowsPool` (scale up and down), `UpgradeWindowsPool` (replacements) and
+`ReconcileWindowsPool` (drift): the onboarding input of a new or re-configured node, the host a
+decommission reaches, the pool VM it deletes, the decommission itself.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import (
         ByohHostSpec,
+        DecommissionInput,
         HostAddress,
         HostRef,
         OnboardNodeInput,
@@ -68,4 +69,33 @@ def pool_vm(spec: PoolSpec, node_name: str) -> PoolVm:
         platform=spec.platform,
         region=spec.aws.region if spec.aws else "",
         resource_group=spec.azure.resource_group if spec.azure else "",
+    )
+
+
+def decommission_input(
+    spec: PoolSpec,
+    host: HostRef,
+    reason: str,
+    *,
+    drain: bool = True,
+    in_place: bool = False,
+    forget_pin: bool = False,
+) -> DecommissionInput:
+    """Taking node `host.node_name` out of the pool: drained within the pool's drain timeout,
+    its Node deleted; its cloud VM deleted, or a BYOH host (or one upgraded in place)
+    deconfigured."""
+    keep_machine = in_place or spec.platform == Platform.BYOH
+    return DecommissionInput(
+        node_name=host.node_name,
+        pool=spec.name,
+        reason=reason,
+        host=host,
+        private_key_secret=spec.private_key_secret,
+        drain=drain,
+        drain_timeout_s=float(spec.upgrade.drain_timeout_s),
+        force_drain=spec.upgrade.on_drain_timeout.value == "Force",
+        deconfigure=keep_machine,
+        delete_node=True,
+        retire_vm=None if keep_machine else pool_vm(spec, host.node_name),
+        forget_pin=forget_pin,
     )

@@ -139,6 +139,22 @@ class Cluster:
         serving = await eventually("a serving CSR", lambda: self._pending(SERVING_SIGNER))
         await self.approve(serving)
 
+    async def serving_certificate(
+        self, host: SimulatedWindowsHost, node: str, within: float = 30.0
+    ) -> None:
+        """Approve `node`'s serving CSRs until its kubelet holds the certificate: a kubelet
+        restarted (`wmcb configure-cni` restarts it) before it fetched an approved certificate
+        asks again with a new CSR, as the real one does, and the approver approves that too."""
+        pem = host.root / "C" / "var" / "lib" / "kubelet" / "pki" / "kubelet-server-current.pem"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while not pem.is_file():
+            for csr in self.csrs(SERVING_SIGNER):
+                if csr["spec"].get("username") == f"system:node:{node}" and not _approved(csr):
+                    await self.approve(csr)
+            assert loop.time() < deadline, f"timed out waiting for {node}'s serving certificate"
+            await asyncio.sleep(0.1)
+
     def _pending(self, signer: str) -> dict[str, Any] | None:
         for e in self.twin.store.entries(CSRS):
             if e.obj["spec"]["signerName"] == signer and not _approved(e.obj):
