@@ -201,7 +201,7 @@ class Handlers:
         code, dry_run = 500, False
         try:
             dry_run = await _dry_run(request)
-            self._authorize(who, target)
+            self._authorize(who, target, request)
             delay = self.faults.delay_for(target.verb, target.rt.plural)
             if delay:
                 await asyncio.sleep(delay)
@@ -330,9 +330,14 @@ class Handlers:
             raise ApiError(405, "the server does not allow this method on the requested resource")
         return Target(rt, ns, name, sub, verb)
 
-    def _authorize(self, who: Identity, t: Target) -> None:
+    def _authorize(self, who: Identity, t: Target, request: web.Request) -> None:
         rt = t.rt
-        self.authz.check(Attributes(who, t.verb, rt.group, rt.plural, t.sub, t.name, t.ns))
+        name = t.name
+        if not name and t.verb in ("list", "watch"):
+            # As kube-apiserver's RequestInfo: a list or watch whose field selector pins
+            # metadata.name is authorized for that name (RBAC resourceNames can allow it).
+            name = _exact_name(request.query.get("fieldSelector", ""))
+        self.authz.check(Attributes(who, t.verb, rt.group, rt.plural, t.sub, name, t.ns))
 
     async def _body(self, request: web.Request) -> Any:
         text = await request.text()
@@ -473,3 +478,14 @@ class Handlers:
         head = dumps({"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta})
         body = head[:-1] + b',"items":[' + b",".join(e.raw for e in entries) + b"]}"
         return _raw(body)
+
+
+def _exact_name(field_selector: str) -> str:
+    """The name a field selector requires exactly (`metadata.name=x` or `==x`), else ""."""
+    for term in field_selector.split(","):
+        key, sep, value = term.strip().partition("==")
+        if not sep:
+            key, sep, value = term.strip().partition("=")
+        if sep and not key.endswith("!") and key.strip() == "metadata.name" and value.strip():
+            return value.strip()
+    return ""

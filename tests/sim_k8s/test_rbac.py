@@ -44,7 +44,7 @@ WORKER_RULES = [
         "apiGroups": [""],
         "resources": ["secrets"],
         "resourceNames": ["cloud-private-key"],
-        "verbs": ["get"],
+        "verbs": ["get", "list", "watch"],
     },
     {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
 ]
@@ -82,6 +82,25 @@ def test_a_service_account_may_do_what_its_role_grants_and_nothing_else(
         )
         with pytest.raises(ApiException) as exc:
             core.list_namespaced_secret(NS)
+        assert "cannot list resource" in _forbidden(exc)
+        # resourceNames allow a list or watch that pins metadata.name (kube-apiserver's
+        # RequestInfo takes the name from the field selector), as informers of one object do.
+        one = core.list_namespaced_secret(NS, field_selector="metadata.name=cloud-private-key")
+        assert [x.metadata.name for x in one.items] == ["cloud-private-key"]
+        stream = core.list_namespaced_secret(
+            NS,
+            field_selector="metadata.name=cloud-private-key",
+            watch=True,
+            timeout_seconds=1,
+            _preload_content=False,
+        )
+        assert stream.status == 200
+        stream.release_conn()
+        with pytest.raises(ApiException) as exc:
+            core.list_namespaced_secret(NS, field_selector="metadata.name=other")
+        assert _forbidden(exc).startswith('secrets "other" is forbidden')
+        with pytest.raises(ApiException) as exc:
+            core.list_namespaced_secret(NS, field_selector="metadata.name!=other")
         assert "cannot list resource" in _forbidden(exc)
         with pytest.raises(ApiException) as exc:
             core.delete_namespaced_config_map("mine", NS)

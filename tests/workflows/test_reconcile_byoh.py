@@ -166,6 +166,8 @@ async def test_more_unhealthy_nodes_than_the_budget_are_left_alone_and_the_pool_
         await create_pool(world, "pshort", byoh_pool(addresses, max_unhealthy=1))
         nodes = await ready_nodes(world, "pshort", 2)
         broken = [host_of(world, n) for n in nodes]
+        for host, n in zip(broken, nodes, strict=True):
+            await settled(host, world, n["metadata"]["name"])  # else a restart asks for another
         for host in broken:
             await pwsh(host, "Stop-Service -Name kubelet -Force")
         logged = {h.address: len(h.command_log) for h in broken}

@@ -16,6 +16,7 @@ from drift_lab import (
     ready_nodes,
     reconcile,
     scheduled_run,
+    settled,
 )
 from fleet import (
     api_client,
@@ -210,6 +211,8 @@ async def test_a_repair_and_a_rollout_at_once_stay_within_max_unhealthy(world: W
             n["metadata"]["name"]: node_metadata(world, n["metadata"]["name"]) for n in nodes
         }
         hosts = [host_of(world, n) for n in nodes]
+        for host, n in zip(hosts, nodes, strict=True):
+            await settled(host, world, n["metadata"]["name"])  # the newest may still be fetching
         logged = [len(h.command_log) for h in hosts]
         again = await reconcile(world, "pup")
         assert again.state == "Clean" and again.nodes_checked == 2, explain(again)
