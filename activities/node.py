@@ -13,6 +13,7 @@ harm.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -363,21 +364,28 @@ async def public_key_hash(secret_name: str) -> str:
     encoded = (secret.get("data") or {}).get(PRIVATE_KEY_FIELD)
     if not encoded:
         raise InvalidRequest(f"secret {namespace}/{secret_name} has no {PRIVATE_KEY_FIELD}")
-    pem = base64.b64decode(encoded)
     try:
-        key: Any = (
-            serialization.load_ssh_private_key(pem, password=None)
-            if b"OPENSSH PRIVATE KEY" in pem
-            else serialization.load_pem_private_key(pem, password=None)
-        )
-        public = key.public_key().public_bytes(
-            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-        )
+        return _public_key_hash(encoded)
     except (ValueError, TypeError) as exc:
         raise InvalidRequest(
             f"secret {namespace}/{secret_name}: {PRIVATE_KEY_FIELD} is not an unencrypted "
             "private key"
         ) from exc
+
+
+@functools.lru_cache(maxsize=16)
+def _public_key_hash(encoded: str) -> str:
+    """Once per distinct secret content (loading an RSA key validates it: milliseconds of CPU
+    per call); the Secret itself is still looked up every time, so a rotated key counts."""
+    pem = base64.b64decode(encoded)
+    key: Any = (
+        serialization.load_ssh_private_key(pem, password=None)
+        if b"OPENSSH PRIVATE KEY" in pem
+        else serialization.load_pem_private_key(pem, password=None)
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
     return hashlib.sha256(public).hexdigest()
 
 

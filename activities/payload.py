@@ -23,8 +23,8 @@ from temporalio import activity
 
 from activities import blocking
 from activities.config import settings
-from activities.errors import PayloadInvalid, boundary
-from activities.ssh import session_for
+from activities.errors import PayloadInvalid, TransferInterrupted, boundary
+from activities.ssh import HostSession, session_for
 from activities.windows.paths import CNI_DIR, K_DIR, WindowsPath, parent, remote_path_for
 from activities.windows.powershell import new_directory, powershell, remove_item
 
@@ -170,19 +170,23 @@ async def copy_payload(inp: CopyPayloadInput) -> CopyPayloadResult:
         await session.run(
             powershell(*(new_directory(d) for d in dirs), display="ensure payload directories")
         )
+        # One stat each and one Get-FileHash for all (not one remote process per file).
+        before = await session.remote_sha256s([f.entry.remote for f in files])
+        sent_files: list[PayloadFile] = []
         for f in files:
-            activity.heartbeat(f.entry.path)
-            if await session.remote_sha256(f.entry.remote) == f.entry.sha256:
+            if before.get(f.entry.remote.lower()) == f.entry.sha256:
                 skipped += 1
                 continue
+            activity.heartbeat(f.entry.path)
 
             def progress(sent: int, path: str = f.entry.path, size: int = f.size) -> None:
                 activity.heartbeat(f"{path}: {sent}/{size} bytes")
 
-            sent_total += await session.put_file(
-                f.local, f.entry.remote, expected_sha256=f.entry.sha256, on_progress=progress
-            )
+            sent_total += await session.put_file(f.local, f.entry.remote, on_progress=progress)
+            sent_files.append(f)
             copied += 1
+        if sent_files:
+            await _check_copied(session, sent_files)
         present = [p for p in foreign if await session.remote_size(p) is not None]
         if present:
             activity.heartbeat(f"removing {len(present)} files of other payload versions")
@@ -207,3 +211,20 @@ async def copy_payload(inp: CopyPayloadInput) -> CopyPayloadResult:
         bytes_copied=sent_total,
         files_removed=len(present),
     )
+
+
+async def _check_copied(session: HostSession, sent: list[PayloadFile]) -> None:
+    """Every file sent now has the manifest's hash on the host (one Get-FileHash for all);
+    TransferInterrupted names those that do not (the next attempt copies them again)."""
+    after = await session.remote_sha256s([f.entry.remote for f in sent])
+    wrong = [f for f in sent if after.get(f.entry.remote.lower()) != f.entry.sha256]
+    if wrong:
+        detail = ", ".join(
+            f"{f.entry.remote} has {after.get(f.entry.remote.lower()) or 'nothing'}, "
+            f"expected {f.entry.sha256}"
+            for f in wrong
+        )
+        raise TransferInterrupted(
+            f"payload copy to {session.address} ended with different files: {detail}; "
+            "the next attempt copies them again"
+        )

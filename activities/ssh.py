@@ -14,9 +14,10 @@ Used by every activity that touches a host (host, payload, kubelet, network, dec
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,12 +37,26 @@ from activities.errors import (
 )
 from activities.keys import import_host_key, load_private_key
 from activities.tracing import span
+from activities.windows.hns import json_objects
 from activities.windows.paths import WindowsPath, sftp_path
 from activities.windows.powershell import WindowsCommand, get_file_hash, powershell, to_json
+from activities.windows.quoting import ps_quote
 
 CHUNK_BYTES = 1 << 20  # per SFTP write call; asyncssh pipelines it in smaller requests
 STDERR_EXCERPT = 300
 KEEPALIVE_INTERVAL_S = 15.0  # notice a host that went away (reboot) within a minute
+# AES-GCM first: AES-NI does it in hardware and asyncssh keeps one cipher object per
+# direction, where chacha20-poly1305 (asyncssh's first choice) builds new ciphers for every
+# packet, a cost the worker pays on each of the payload's thousands of packets. Windows' OpenSSH
+# offers all of these; the rest of asyncssh's defaults follow.
+ENCRYPTION_ALGS = (
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+    "aes256-ctr",
+    "aes192-ctr",
+    "aes128-ctr",
+)
 
 
 @dataclass(frozen=True)
@@ -256,6 +271,37 @@ class HostSession:
                 f"hash {path} on {self.address}: unexpected Get-FileHash output {found!r:.200}"
             )
         return str(found["Hash"]).lower()
+
+    async def remote_sha256s(self, paths: Sequence[WindowsPath]) -> dict[str, str]:
+        """Lowercase path -> lowercase SHA-256 hex of those of `paths` that exist: their
+        stats go out together on the SFTP channel, then one Get-FileHash hashes them all (one
+        remote process, not one per file)."""
+        if not paths:
+            return {}
+        first, *rest = paths
+        # The first stat opens the connection's SFTP channel; the others share it.
+        sizes = [await self.remote_size(first), *await asyncio.gather(*map(self.remote_size, rest))]
+        present = [p for p, size in zip(paths, sizes, strict=True) if size is not None]
+        if not present:
+            return {}
+        hashed = powershell(
+            to_json(
+                "Get-FileHash -Path "
+                + ",".join(ps_quote(p) for p in present)
+                + " -Algorithm SHA256 | Select-Object -Property Hash,Path"
+            ),
+            display=f"hash {len(present)} files",
+        )
+        result = await self.run(hashed)
+        try:
+            return {
+                str(h["Path"]).lower(): str(h["Hash"]).lower()
+                for h in json_objects(result.stdout, f"hash {len(present)} files")
+            }
+        except KeyError as exc:
+            raise RemoteCommandFailed(
+                f"hash {len(present)} files on {self.address}: an object lacks {exc}"
+            ) from exc
 
     async def read_bytes(self, path: WindowsPath, *, limit: int) -> bytes | None:
         """The whole remote file (at most `limit` bytes), or None if it does not exist.
@@ -507,6 +553,7 @@ async def _dial(
                 connect_timeout=cfg.ssh_connect_timeout,
                 login_timeout=cfg.ssh_connect_timeout * 3,
                 keepalive_interval=KEEPALIVE_INTERVAL_S,
+                encryption_algs=list(ENCRYPTION_ALGS),
             )
         except _SSH_ERRORS as exc:
             raise _translate(exc, address, doing, policy=policy) from exc
