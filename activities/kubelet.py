@@ -9,9 +9,12 @@ runs from this very ignition. Once kubelet runs it sends the node's client CSR b
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import json
 import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,7 +24,7 @@ from typing import TypeVar
 from temporalio import activity
 
 from activities import blocking, kube, lockdown
-from activities.config import settings
+from activities.config import on_settings_change, settings
 from activities.errors import (
     InvalidRequest,
     KubernetesUnavailable,
@@ -43,6 +46,10 @@ T = TypeVar("T")
 IGNITION_ACCEPT = "application/vnd.coreos.ignition+json;version=3.2.0"
 MCS_PORT = 22623
 MCS_TIMEOUT_SECONDS = 30.0
+IGNITION_REUSE_S = 30.0  # a fetched worker ignition serves the onboardings of the next 30 s
+
+_ignitions: dict[tuple[str, str | None], tuple[float, bytes]] = {}  # (url, CA) -> (when, body)
+_fetching: dict[tuple[str, str | None], asyncio.Task[bytes]] = {}
 
 APPLIED_MARKER = paths.WindowsPath(paths.IGNITION + ".applied")
 """Holds the SHA256 of the ignition WMCB last applied successfully (written after success)."""
@@ -123,8 +130,29 @@ def mcs_endpoint() -> tuple[str, str | None]:
 
 
 async def fetch_worker_ignition() -> bytes:
-    """The worker ignition (Ignition v3 JSON) as served; it holds a token: never log it."""
+    """The worker ignition (Ignition v3 JSON) as served; it holds a token: never log it.
+
+    Onboardings that start together share one fetch, and a fetched ignition serves the
+    activities of the next IGNITION_REUSE_S seconds (in memory only): a fleet of nodes costs
+    the Machine Config Server one request, not one TLS handshake and download per node.
+    """
     url, ca_file = mcs_endpoint()
+    key = (url, ca_file)
+    now = time.monotonic()
+    kept = _ignitions.get(key)
+    if kept is not None and now - kept[0] < IGNITION_REUSE_S:
+        return kept[1]
+    loop = asyncio.get_running_loop()
+    task = _fetching.get(key)
+    if task is None or task.done() or task.get_loop() is not loop:
+        task = loop.create_task(_fetch_ignition(url, ca_file))
+        _fetching[key] = task
+    body = await asyncio.shield(task)
+    _ignitions[key] = (time.monotonic(), body)
+    return body
+
+
+async def _fetch_ignition(url: str, ca_file: str | None) -> bytes:
     with span("mcs get worker ignition"):
         body = await blocking.run(_get, url, ca_file)
     try:
@@ -137,9 +165,20 @@ async def fetch_worker_ignition() -> bytes:
     return body
 
 
+def _forget_ignitions() -> None:
+    _ignitions.clear()
+    _fetching.clear()
+    _tls_context.cache_clear()
+
+
+@functools.lru_cache(maxsize=4)
+def _tls_context(ca_file: str | None) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=ca_file)
+
+
 def _get(url: str, ca_file: str | None) -> bytes:
     """One blocking GET; urllib errors become winfleet errors here and only here."""
-    context = ssl.create_default_context(cafile=ca_file)
+    context = _tls_context(ca_file)
     request = urllib.request.Request(url, headers={"Accept": IGNITION_ACCEPT})
     try:
         with urllib.request.urlopen(request, timeout=MCS_TIMEOUT_SECONDS, context=context) as r:
@@ -166,3 +205,6 @@ def _get(url: str, ca_file: str | None) -> bytes:
         raise KubernetesUnavailable(
             f"Machine Config Server {url} unreachable ({type(exc).__name__})"
         ) from exc
+
+
+on_settings_change(_forget_ignitions)
