@@ -135,7 +135,20 @@ async def _expected(node: JsonObject, inp: CheckNodesInput, username: str) -> Ex
         manifest=await manifest(version),
         recorded_state=str(notes.get(DESIRED_STATE_ANNOTATION) or ""),
         wanted_state=wanted,
+        ready_since=_ready_since(node),
     )
+
+
+def _ready_since(node: JsonObject) -> datetime | None:
+    """When the Node's Ready condition last turned True (None: not Ready, or not told)."""
+    for c in (node.get("status") or {}).get("conditions") or ():
+        if c.get("type") == "Ready" and c.get("status") == "True":
+            try:
+                since = datetime.fromisoformat(str(c.get("lastTransitionTime")))
+            except ValueError:
+                return None
+            return since if since.tzinfo else since.replace(tzinfo=UTC)
+    return None
 
 
 async def check_node(node: JsonObject, inp: CheckNodesInput, username: str) -> NodeDrift | None:

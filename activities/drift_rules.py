@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from activities import desired_state
 from activities.drift_contracts import Check, Finding
@@ -29,6 +29,11 @@ RENEW_BY = 0.8
 certificate manager does): one with less than 20 % left is not being renewed."""
 
 DETAIL_ARGS = 2  # differing arguments named in a finding
+
+SERVING_CERT_GRACE = timedelta(minutes=5)
+"""kubelet asks for its serving certificate as it starts and writes it once issued: a node Ready
+for less than this may still be fetching it, so a missing one is not drift yet (a node is not
+repaired, or replaced, for being a few seconds old)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class Expected:
     exporter_installed: bool = False  # winfleet's windows_exporter definition marker exists
     recorded_state: str = ""  # the desired-hash annotation
     wanted_state: desired_state.DesiredState | None = None
+    ready_since: datetime | None = None  # the Node's Ready=True transition (None: not Ready)
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,8 @@ def _certificate(exp: Expected, seen: Seen, now: datetime) -> list[Finding]:
     cert = seen.certificate
     subject = "kubelet serving certificate"
     if cert is None:
+        if exp.ready_since is not None and now - exp.ready_since < SERVING_CERT_GRACE:
+            return []  # kubelet started a moment ago and may still be fetching it
         return [_f(Check.SERVING_CERTIFICATE, exp.node, subject, "none on the host")]
     renew_at = cert.not_before + (cert.not_after - cert.not_before) * RENEW_BY
     if now >= cert.not_after:

@@ -169,6 +169,21 @@ def test_a_serving_certificate_kubelet_did_not_renew_in_time_is_drift(
     assert bool(found(seen=seen)) is drift
 
 
+@pytest.mark.parametrize(
+    ("ready_for", "drift"),
+    [(timedelta(seconds=5), False), (timedelta(minutes=4), False), (timedelta(minutes=6), True)],
+)
+def test_a_node_ready_a_moment_ago_may_still_be_fetching_its_serving_certificate(
+    ready_for: timedelta, drift: bool
+) -> None:
+    fresh = replace(EXPECTED, ready_since=NOW - ready_for)
+    missing = replace(HEALTHY, certificate=None)
+    assert bool(found(exp=fresh, seen=missing)) is drift
+    # An expired one is drift however young the node: kubelet would not have kept it.
+    expired = Certificate(NOW - timedelta(days=400), NOW - timedelta(days=1))
+    assert found(exp=fresh, seen=replace(HEALTHY, certificate=expired))
+
+
 def test_windows_exporter_is_checked_only_where_winfleet_installed_it() -> None:
     assert found() == set()  # not installed, not winfleet's: not looked at
     installed = replace(EXPECTED, exporter_installed=True)
