@@ -24,6 +24,7 @@ from activities.contracts import CORDONED_BY_ANNOTATION
 from activities.errors import DrainTimedOut, InvalidRequest, boundary
 from activities.node import (
     OS_LABEL,
+    WRITE_ATTEMPTS,
     JsonObject,
     call_json,
     get_node,
@@ -74,28 +75,35 @@ async def cordon_node(inp: CordonInput) -> bool:
     The Node is read from the API, not the worker's cache: a cordon judged "already ours" on a
     stale copy would let a drain start on a schedulable node.
     """
-    node = await get_node(inp.node_name, fresh=True)
-    if node is None:
-        return False
-    _windows(node)
-    notes = node["metadata"].get("annotations") or {}
-    if (node.get("spec") or {}).get("unschedulable"):
-        return notes.get(CORDONED_BY_ANNOTATION) == inp.holder
-    cordoned = await call_json(
-        f"cordon node {inp.node_name}",
-        kube.core().patch_node,
-        inp.node_name,
-        {
-            "metadata": {
-                "annotations": {CORDONED_BY_ANNOTATION: inp.holder},
-                "resourceVersion": node["metadata"]["resourceVersion"],
-            },
-            "spec": {"unschedulable": True},
-        },
-        _content_type=MERGE_PATCH,
+    for _ in range(WRITE_ATTEMPTS):
+        node = await get_node(inp.node_name, fresh=True)
+        if node is None:
+            return False
+        _windows(node)
+        notes = node["metadata"].get("annotations") or {}
+        if (node.get("spec") or {}).get("unschedulable"):
+            return notes.get(CORDONED_BY_ANNOTATION) == inp.holder
+        try:
+            cordoned = await call_json(
+                f"cordon node {inp.node_name}",
+                kube.core().patch_node,
+                inp.node_name,
+                {
+                    "metadata": {
+                        "annotations": {CORDONED_BY_ANNOTATION: inp.holder},
+                        "resourceVersion": node["metadata"]["resourceVersion"],
+                    },
+                    "spec": {"unschedulable": True},
+                },
+                _content_type=MERGE_PATCH,
+            )
+        except kube.Conflict:
+            continue  # the Node changed since it was read (status, a taint, a cordon): again
+        cache.observe_node(cordoned)
+        return True
+    raise kube.Conflict(
+        f"cordon node {inp.node_name}: still conflicting after {WRITE_ATTEMPTS} tries"
     )
-    cache.observe_node(cordoned)
-    return True
 
 
 @activity.defn(name="uncordon_node")

@@ -40,7 +40,18 @@ class RunningTwin:
         return self.twin
 
     def stop(self) -> None:
-        self.run(self.twin.stop())
+        try:
+            self.run(self.twin.stop(), timeout=30.0)
+        except TimeoutError as exc:
+            # Name what the twin's loop was still doing, so a hang can be found from the log.
+            stuck = [
+                f"{t.get_coro()!r} at {t.get_stack(limit=1)}"
+                for t in asyncio.all_tasks(self.loop)
+                if not t.done()
+            ]
+            raise AssertionError(
+                f"the twin did not stop within 30 s; still running: {stuck}"
+            ) from exc
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()

@@ -120,6 +120,17 @@ async def test_winfleet_lifts_only_its_own_cordon(twin: KubeTwin, admin: Caller)
     assert node(twin, "admin-cordoned")["spec"]["unschedulable"] is True
 
 
+async def test_a_cordon_that_conflicts_reads_the_node_again_and_cordons(
+    twin: KubeTwin, admin: Caller
+) -> None:
+    await admin.create_node(NODE, ip=IP)
+    twin.faults.add("patch", "nodes", 409, count=2)  # the Node changed twice since it was read
+    assert await run(cordon_node, CordonInput(NODE, "upgrade-pool-a run-2")) is True
+    cordoned = node(twin)
+    assert cordoned["spec"]["unschedulable"] is True
+    assert cordoned["metadata"]["annotations"][CORDONED_BY] == "upgrade-pool-a run-2"
+
+
 async def test_a_linux_node_is_never_cordoned(twin: KubeTwin, admin: Caller) -> None:
     await admin.create_node("linux-1", ip="127.5.0.9", os="linux")
     with pytest.raises(ApplicationError) as info:
