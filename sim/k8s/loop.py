@@ -28,12 +28,16 @@ class ControlLoop:
         self._period = period
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
 
     async def stop(self) -> None:
         if self._task is not None:
+            # The flag too: Python 3.11's wait_for loses a cancellation that arrives as the
+            # wait ends (a kick at the same moment), and the loop would run on.
+            self._stopped = True
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -43,7 +47,7 @@ class ControlLoop:
         self._wake.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopped:
             self._wake.clear()
             try:
                 again = self._step()
