@@ -245,10 +245,7 @@ async def wait_until(
                 return None
             live = all(informer.live() for informer, _ in watched)
             pause = RECHECK_S if live and failure is None else next(pauses)
-            try:
-                await asyncio.wait_for(waker.event.wait(), min(pause, left))
-            except TimeoutError:
-                pass
+            await polling.wait_event(waker.event, min(pause, left))
     finally:
         for informer, key in watched:
             informer.unsubscribe(key, waker)

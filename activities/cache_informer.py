@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from activities import kube
+from activities import kube, polling
 from activities.errors import InvalidRequest, WinfleetError
 
 log = logging.getLogger(__name__)
@@ -104,10 +104,7 @@ class Informer:
     async def ready(self, wait_s: float) -> bool:
         """Whether reads may come from memory, waiting up to `wait_s` for the first list."""
         if not self._settled.is_set():
-            try:
-                await asyncio.wait_for(self._settled.wait(), wait_s)
-            except TimeoutError:
-                pass
+            await polling.wait_event(self._settled, wait_s)
         return self.live()
 
     def get(self, name: str) -> JsonObject | None:

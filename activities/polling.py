@@ -31,6 +31,21 @@ def delays(first: float = FIRST_DELAY_S, maximum: float = MAX_DELAY_S) -> Iterat
         delay = min(delay * 2, maximum)
 
 
+async def wait_event(event: asyncio.Event, timeout_s: float) -> bool:
+    """Wait until `event` is set or `timeout_s` passes; whether it was set.
+
+    `asyncio.timeout`, not `wait_for`: on Python 3.11, `wait_for` loses a cancellation (the
+    activity's, a worker's shutdown) that arrives just as the event fires, and the caller's loop
+    would run on.
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
+    except TimeoutError:
+        return event.is_set()
+    return True
+
+
 async def heartbeating(aw: Awaitable[T], every: float = HEARTBEAT_EVERY_S) -> T:
     """Await `aw`, heartbeating every `every` seconds, so a slow step does not look like a
     dead worker; cancelled with the activity."""
