@@ -97,11 +97,7 @@ def serving_certificate(pem: bytes | None) -> Certificate | None:
 async def _look(host: HostSession, exp: Expected) -> Seen:
     wanted = [e.remote for e in exp.manifest] + [paths.CNI_CONFIG]
     extra = [paths.HNS_MODULE, EXPORTER_MARKER, SERVING_CERT]
-    first, *rest = (*wanted, *extra)
-    # The first stat opens the session's SFTP channel; the others go out on it together.
-    sizes = [await host.remote_size(first), *await asyncio.gather(*map(host.remote_size, rest))]
-    every = (first, *rest)
-    present = frozenset(p.lower() for p, n in zip(every, sizes, strict=True) if n is not None)
+    present = frozenset(p.lower() for p in await host.existing([*wanted, *extra]))
     hashed = tuple(p for p in wanted if p.lower() in present)
     with_hns = paths.HNS_MODULE.lower() in present
     result = await host.run(probe_command(PROBED_SERVICES, hashed, with_hns=with_hns))

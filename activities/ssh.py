@@ -37,10 +37,9 @@ from activities.errors import (
 )
 from activities.keys import import_host_key, load_private_key
 from activities.tracing import span
-from activities.windows.hns import json_objects
 from activities.windows.paths import WindowsPath, sftp_path
 from activities.windows.powershell import WindowsCommand, get_file_hash, powershell, to_json
-from activities.windows.quoting import ps_quote
+from activities.windows.probe import file_hashes, parse_file_hashes
 
 CHUNK_BYTES = 1 << 20  # per SFTP write call; asyncssh pipelines it in smaller requests
 STDERR_EXCERPT = 300
@@ -272,36 +271,24 @@ class HostSession:
             )
         return str(found["Hash"]).lower()
 
-    async def remote_sha256s(self, paths: Sequence[WindowsPath]) -> dict[str, str]:
-        """Lowercase path -> lowercase SHA-256 hex of those of `paths` that exist: their
-        stats go out together on the SFTP channel, then one Get-FileHash hashes them all (one
-        remote process, not one per file)."""
+    async def existing(self, paths: Sequence[WindowsPath]) -> list[WindowsPath]:
+        """Those of `paths` that exist, their stats sent together on the SFTP channel (the
+        first opens it)."""
         if not paths:
-            return {}
+            return []
         first, *rest = paths
-        # The first stat opens the connection's SFTP channel; the others share it.
         sizes = [await self.remote_size(first), *await asyncio.gather(*map(self.remote_size, rest))]
-        present = [p for p, size in zip(paths, sizes, strict=True) if size is not None]
+        return [p for p, size in zip(paths, sizes, strict=True) if size is not None]
+
+    async def remote_sha256s(self, paths: Sequence[WindowsPath]) -> dict[str, str]:
+        """Lowercase path -> lowercase SHA-256 hex of those of `paths` that exist: one
+        Get-FileHash hashes them all (one remote process, not one per file)."""
+        present = await self.existing(paths)
         if not present:
             return {}
-        hashed = powershell(
-            to_json(
-                "Get-FileHash -Path "
-                + ",".join(ps_quote(p) for p in present)
-                + " -Algorithm SHA256 | Select-Object -Property Hash,Path"
-            ),
-            display=f"hash {len(present)} files",
-        )
-        result = await self.run(hashed)
-        try:
-            return {
-                str(h["Path"]).lower(): str(h["Hash"]).lower()
-                for h in json_objects(result.stdout, f"hash {len(present)} files")
-            }
-        except KeyError as exc:
-            raise RemoteCommandFailed(
-                f"hash {len(present)} files on {self.address}: an object lacks {exc}"
-            ) from exc
+        what = f"hash {len(present)} files"
+        result = await self.run(powershell(file_hashes(present), display=what))
+        return parse_file_hashes(result.stdout, f"{what} on {self.address}")
 
     async def read_bytes(self, path: WindowsPath, *, limit: int) -> bytes | None:
         """The whole remote file (at most `limit` bytes), or None if it does not exist.

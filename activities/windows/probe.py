@@ -11,6 +11,7 @@ for. Pure; used by activities/drift_check.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from activities.errors import RemoteCommandFailed
@@ -81,14 +82,7 @@ def probe_command(
         ),
     ]
     if files:
-        statements += [
-            _marker("hashes"),
-            to_json(
-                "Get-FileHash -Path "
-                + ",".join(ps_quote(f) for f in files)
-                + " -Algorithm SHA256 | Select-Object -Property Hash,Path"
-            ),
-        ]
+        statements += [_marker("hashes"), file_hashes(files)]
     if with_hns:
         statements += [
             import_hns(),
@@ -98,6 +92,25 @@ def probe_command(
             to_json(get_hns_endpoints()),
         ]
     return powershell(*statements, display="drift probe (services, file hashes, HNS)")
+
+
+def file_hashes(files: Sequence[paths.WindowsPath]) -> str:
+    """One Get-FileHash for all `files` (each must exist), as JSON objects with Hash and Path."""
+    return to_json(
+        "Get-FileHash -Path "
+        + ",".join(ps_quote(f) for f in files)
+        + " -Algorithm SHA256 | Select-Object -Property Hash,Path"
+    )
+
+
+def parse_file_hashes(stdout: str, what: str) -> dict[str, str]:
+    """Lowercase path -> lowercase SHA-256 hex, from what `file_hashes` printed."""
+    try:
+        return {
+            str(h["Path"]).lower(): str(h["Hash"]).lower() for h in hns.json_objects(stdout, what)
+        }
+    except KeyError as exc:
+        raise RemoteCommandFailed(f"{what}: an object lacks {exc}") from exc
 
 
 def _sections(stdout: str) -> dict[str, str]:
@@ -127,10 +140,7 @@ def parse_probe(stdout: str, *, with_hns: bool) -> Probe:
             )
             for s in hns.json_objects(sections["services"], "drift probe: services")
         }
-        hashes = {
-            str(h["Path"]).lower(): str(h["Hash"]).lower()
-            for h in hns.json_objects(sections.get("hashes", ""), "drift probe: file hashes")
-        }
+        hashes = parse_file_hashes(sections.get("hashes", ""), "drift probe: file hashes")
     except KeyError as exc:
         raise RemoteCommandFailed(f"drift probe: an object lacks {exc}") from exc
     if not with_hns:
