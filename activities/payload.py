@@ -164,7 +164,7 @@ async def copy_payload(inp: CopyPayloadInput) -> CopyPayloadResult:
     s = settings()
     files = await verified_payload(s.payload_dir_for(inp.version))
     foreign = await blocking.run(foreign_paths, inp.version, files)
-    copied = skipped = sent_total = 0
+    skipped = sent_total = 0
     async with session_for(inp) as session:
         dirs = remote_directories(files)
         await session.run(
@@ -184,10 +184,9 @@ async def copy_payload(inp: CopyPayloadInput) -> CopyPayloadResult:
 
             sent_total += await session.put_file(f.local, f.entry.remote, on_progress=progress)
             sent_files.append(f)
-            copied += 1
         if sent_files:
             await _check_copied(session, sent_files)
-        present = [p for p in foreign if await session.remote_size(p) is not None]
+        present = await session.existing(foreign)
         if present:
             activity.heartbeat(f"removing {len(present)} files of other payload versions")
             await session.run(
@@ -200,13 +199,13 @@ async def copy_payload(inp: CopyPayloadInput) -> CopyPayloadResult:
         "payload %s on %s: %d copied (%d bytes), %d already current, %d removed",
         inp.version or s.version,
         inp.node_name,
-        copied,
+        len(sent_files),
         sent_total,
         skipped,
         len(present),
     )
     return CopyPayloadResult(
-        files_copied=copied,
+        files_copied=len(sent_files),
         files_skipped=skipped,
         bytes_copied=sent_total,
         files_removed=len(present),
