@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STATE ?= .state
 
-.PHONY: install bytecode test lint image run sim bench bench-sim bench-onboard bench-fleet bench-reconcile clean
+.PHONY: install bytecode test lint image run sim bench bench-sim bench-floor bench-onboard bench-fleet bench-reconcile clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ sim: $(STAMP)
 bench-sim: bytecode
 	$(BIN)/python -m sim.bench
 
+bench-floor: bytecode
+	$(BIN)/python -m bench.floor
+
 bench-onboard: bytecode
 	$(BIN)/python -m bench.onboard
 
@@ -57,7 +60,7 @@ bench-fleet: bytecode
 bench-reconcile: bytecode
 	$(BIN)/python -m bench.reconcile
 
-bench: bench-sim bench-onboard bench-fleet bench-reconcile
+bench: bench-sim bench-floor bench-onboard bench-fleet bench-reconcile
 
 clean:
 	rm -rf $(VENV) $(STATE) .pytest_cache .mypy_cache .ruff_cache

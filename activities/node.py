@@ -218,8 +218,11 @@ async def finalize_node(inp: FinalizeNodeInput) -> str:
         )
         desired = state_now.annotation()
     for attempt in range(WRITE_ATTEMPTS):
-        # The cache first; after a conflict the API (the cache may not have the news yet).
+        # The cache first; after a conflict, or when the cache has no such Node yet, the API
+        # (a Node that just registered may not have reached the cache).
         node = await get_node(inp.node_name, fresh=attempt > 0)
+        if node is None and attempt == 0:
+            node = await get_node(inp.node_name, fresh=True)
         if node is None:
             raise NodeNotReadyYet(
                 f"node {inp.node_name} does not exist; it cannot be finalized yet"

@@ -138,7 +138,9 @@ def worker_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen([exe, "worker"], env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-async def worker_ready(client: Client, deadline_s: float = 120.0) -> None:
+async def worker_ready(
+    client: Client, deadline_s: float = 120.0, task_queue: str = TASK_QUEUE
+) -> None:
     """Wait until the worker polls the task queue for workflow and activity tasks, so no
     scenario's wall time or CPU includes the worker's start-up."""
     kinds = (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
@@ -149,7 +151,7 @@ async def worker_ready(client: Client, deadline_s: float = 120.0) -> None:
             reply = await client.workflow_service.describe_task_queue(
                 DescribeTaskQueueRequest(
                     namespace=client.namespace,
-                    task_queue=TaskQueue(name=TASK_QUEUE),
+                    task_queue=TaskQueue(name=task_queue),
                     task_queue_type=kind,
                 )
             )
@@ -157,7 +159,7 @@ async def worker_ready(client: Client, deadline_s: float = 120.0) -> None:
         if all(polled):
             return
         await asyncio.sleep(0.2)
-    raise RuntimeError(f"the worker did not poll task queue {TASK_QUEUE} within {deadline_s} s")
+    raise RuntimeError(f"the worker did not poll task queue {task_queue} within {deadline_s} s")
 
 
 def temporal_pid(before: set[int]) -> int:
@@ -169,15 +171,20 @@ def temporal_pid(before: set[int]) -> int:
     return named[0]
 
 
-async def with_world(state: Path, boot_seconds: float, body: Any) -> Any:
+async def dev_server() -> tuple[WorkflowEnvironment, int]:
+    """A Temporal dev server (the venv's `temporal`, winfleet's search attributes) and its pid."""
     children_before = set(procstat.children(os.getpid()))
     env_server = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
         search_attributes=search_attributes.ALL,
         dev_server_log_level="error",
     )
+    return env_server, temporal_pid(children_before)
+
+
+async def with_world(state: Path, boot_seconds: float, body: Any) -> Any:
+    env_server, temporal = await dev_server()
     async with env_server:
-        temporal = temporal_pid(children_before)
         twin = Twin(
             state / f"twin-{boot_seconds:g}",
             boot_seconds=boot_seconds,

@@ -182,16 +182,19 @@ def build_worker(
     task_queue: str = TASK_QUEUE,
     deployment: WorkerDeploymentConfig | None = None,
     interceptors: Sequence[Interceptor] = (),
+    workflows: Sequence[type] = WORKFLOWS,
+    activities: Sequence[Callable[..., Any]] = ACTIVITIES,
 ) -> Worker:
-    """A worker for every winfleet workflow and activity, decoding input strictly (a start with
-    a misspelt or mistyped field fails at once, naming it: workflows/decoding.py)."""
+    """A worker for every winfleet workflow and activity (or those given: the benchmark's SDK
+    floor runs its own on the same configuration), decoding input strictly (a start with a
+    misspelt or mistyped field fails at once, naming it: workflows/decoding.py)."""
     config = client.config()
     config["data_converter"] = data_converter()
     return Worker(
         Client(**config),
         task_queue=task_queue,
-        workflows=list(WORKFLOWS),
-        activities=list(ACTIVITIES),
+        workflows=list(workflows),
+        activities=list(activities),
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         interceptors=[LogContext(), *interceptors],
         deployment_config=deployment,

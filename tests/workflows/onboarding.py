@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError
 
 from activities.contracts import OnboardNodeInput, OnboardNodeResult
@@ -67,6 +68,19 @@ def activity_spans(workflow_id: str) -> list[str]:
     ]
     spans.sort(key=lambda s: s.start_time or 0)
     return [s.name.split(":", 1)[1] for s in spans]
+
+
+def steps_run(history: WorkflowHistory) -> list[str]:
+    """The activity types a run started, in order: activity tasks it scheduled and local
+    activities it recorded (a `core_local_activity` marker each)."""
+    names = []
+    for e in history.events:
+        if e.HasField("activity_task_scheduled_event_attributes"):
+            names.append(e.activity_task_scheduled_event_attributes.activity_type.name)
+        elif e.marker_recorded_event_attributes.marker_name == "core_local_activity":
+            details = e.marker_recorded_event_attributes.details["data"].payloads[0].data
+            names.append(str(json.loads(details)["activity_type"]))
+    return names
 
 
 def phases_from_activities(names: list[str]) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any
 import asyncssh
 import pytest
 from kubernetes import client, config
-from onboarding import World, events, is_ready, node, start
+from onboarding import World, events, is_ready, node, start, steps_run
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 
@@ -56,14 +56,6 @@ async def failure_of(handle: WorkflowHandle[Any, Any]) -> ApplicationError:
     cause = info.value.cause
     assert isinstance(cause, ApplicationError), cause
     return cause
-
-
-def scheduled_activities(history: Any) -> list[str]:
-    return [
-        e.activity_task_scheduled_event_attributes.activity_type.name
-        for e in history.events
-        if e.HasField("activity_task_scheduled_event_attributes")
-    ]
 
 
 def pins(world: World) -> dict[str, str]:
@@ -116,7 +108,7 @@ async def test_a_failed_reonboarding_of_a_ready_aws_node_keeps_its_vm_and_node(
     assert after is not None and is_ready(after)
     assert after["metadata"]["uid"] == before["metadata"]["uid"]
     history = await again.fetch_history()
-    names = scheduled_activities(history)
+    names = steps_run(history)
     assert "terminate_vm" not in names and "deconfigure_host" not in names
     assert "delete_node" not in names
 
@@ -145,7 +137,7 @@ async def test_a_linux_nodes_name_is_refused_and_that_node_is_untouched(world: W
     notes = now["metadata"].get("annotations") or {}
     assert not [k for k in notes if k.startswith(("winfleet.io/", "windowsmachineconfig"))]
     assert not (now.get("spec") or {}).get("unschedulable")
-    names = scheduled_activities(await handle.fetch_history())
+    names = steps_run(await handle.fetch_history())
     assert names == ["claim_node", "preflight_node", "release_node"]
 
 
@@ -163,7 +155,7 @@ async def test_two_runs_for_one_node_name_at_once_the_second_is_refused(world: W
     assert cause.type == "NodeNameClaimed"
     assert "refused before anything was created" in cause.message
     assert first.id in cause.message
-    assert scheduled_activities(await second.fetch_history()) == ["claim_node"]
+    assert steps_run(await second.fetch_history()) == ["claim_node"]
     result: OnboardNodeResult = await first.result()
     assert result.node_name == "byoh-twice"
     # The claim is gone with the run that held it.

@@ -18,7 +18,7 @@ from temporalio.worker import Replayer
 
 from worker.app import WORKFLOWS
 from workflows.decoding import data_converter
-from workflows.onboard import HARDENED_PATCH
+from workflows.onboard import HARDENED_PATCH, LOCAL_STEPS_PATCH
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 LOADED = {p.stem: json.loads(p.read_text()) for p in HISTORIES}
@@ -45,6 +45,8 @@ def test_histories_cover_every_workflow_type_the_worker_runs() -> None:
         "onboard-hardened-byoh-success",
         "onboard-hardened-compensated",
         "decommission-compensation",
+        "onboard-hardened-local-steps-byoh-success",
+        "onboard-hardened-local-steps-compensated",
     } <= names
     covered = {workflow_type(h) for h in LOADED.values()}
     registered = {w.__temporal_workflow_definition.name for w in WORKFLOWS}  # type: ignore[attr-defined]
@@ -69,3 +71,28 @@ def test_hardened_histories_carry_their_patch_marker_and_old_ones_do_not() -> No
     onboardings = [name for name in LOADED if name.startswith("onboard")]
     for name in onboardings:
         assert (HARDENED_PATCH in patches(name)) == ("hardened" in name), name
+
+
+def local_activities(name: str) -> list[str]:
+    """The activity types a saved history ran as local activities (their markers), in order."""
+    history = WorkflowHistory.from_json(name, LOADED[name])
+    return [
+        json.loads(e.marker_recorded_event_attributes.details["data"].payloads[0].data)[
+            "activity_type"
+        ]
+        for e in history.events
+        if e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    ]
+
+
+def test_local_step_histories_carry_their_patch_and_run_the_short_steps_locally() -> None:
+    onboardings = [name for name in LOADED if name.startswith("onboard")]
+    for name in onboardings:
+        local = "local-steps" in name
+        assert (LOCAL_STEPS_PATCH in patches(name)) == local, name
+        if not local:
+            assert local_activities(name) == [], name
+    success = local_activities("onboard-hardened-local-steps-byoh-success")
+    assert success == ["claim_node", "preflight_node", "finalize_node", "release_node"]
+    compensated = local_activities("onboard-hardened-local-steps-compensated")
+    assert compensated == ["claim_node", "preflight_node", "release_node"]

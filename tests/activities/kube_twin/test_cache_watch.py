@@ -19,12 +19,13 @@ from twin_callers import NAMESPACE, OPEN_CLIENTS, Caller, eventually
 
 from activities import cache, kube
 from activities.config import Settings, use_settings
-from activities.node import WaitNodeInput, wait_node_ready
+from activities.node import FinalizeNodeInput, WaitNodeInput, finalize_node, wait_node_ready
 from sim.k8s.server import KubeTwin
 
 WORKER = "winfleet-worker-under-test"
 EVENT_WINDOW = 40  # events the twin keeps for resuming watches (etcd compacts, too)
 IP = "10.0.9.1"
+VERSION_ANNOTATION = "windowsmachineconfig.openshift.io/version"
 
 
 @pytest.fixture
@@ -172,6 +173,25 @@ async def test_a_watch_down_longer_than_the_staleness_bound_sends_reads_to_the_a
     gets = made(cluster, "get")
     assert await cache.node("win-s1") is not None
     assert made(cluster, "get") == gets  # from memory again
+
+
+async def test_finalize_asks_the_api_for_a_node_its_cache_has_not_seen_yet(
+    cluster: KubeTwin, admin: Caller
+) -> None:
+    await cache.node("win-seen")
+    await watched_node(admin, "win-seen")
+    # The watch stops delivering (the cache, within its staleness bound, still answers) ...
+    cluster.faults.add("watch", "nodes", 503, count=1_000_000)
+    cluster.handlers.close_watches()
+    await admin.create_node("win-unseen", ip=IP)  # ... so this Node never reaches it.
+    assert nodes_live() and _cached("win-unseen") is None
+    inp = FinalizeNodeInput("win-unseen", version="1.2.3", pub_key_hash="ab" * 32)
+
+    assert await ActivityEnvironment().run(finalize_node, inp) == "1.2.3"
+
+    done = await admin.run(admin.core.read_node, "win-unseen")
+    assert done["metadata"]["annotations"][VERSION_ANNOTATION] == "1.2.3"
+    cluster.faults.clear()
 
 
 async def test_a_restarted_worker_lists_afresh_and_sees_what_changed_while_it_was_away(
