@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import functools
 import types
 import typing
 from collections.abc import Sequence
@@ -142,7 +143,7 @@ def _decode_dataclass(hint: type, value: Any, path: str) -> Any:
         hint_text = f" (did you mean {close[0]!r}?)" if close else ""
         known = ", ".join(fields)
         raise _Bad(_join(path, name), f"unknown field{hint_text}; the fields are: {known}")
-    hints = typing.get_type_hints(hint)
+    hints = _type_hints(hint)
     values: dict[str, Any] = {}
     for name, f in fields.items():
         if name not in value:
@@ -151,6 +152,13 @@ def _decode_dataclass(hint: type, value: Any, path: str) -> Any:
             continue
         values[name] = decode(hints[name], value[name], _join(path, name))
     return hint(**values)
+
+
+@functools.lru_cache(maxsize=1024)
+def _type_hints(cls: type) -> dict[str, Any]:
+    """A dataclass's field types, resolved once per class (resolving compiles every string
+    annotation: most of a decode's time otherwise)."""
+    return typing.get_type_hints(cls)
 
 
 def _snake(name: str) -> str:

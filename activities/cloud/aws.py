@@ -152,6 +152,7 @@ def _close_clients() -> None:
     while _clients:
         _clients.popitem()[1].close()
     _states.clear()
+    _images.clear()
 
 
 on_settings_change(_close_clients)
@@ -251,7 +252,24 @@ async def pool_instances(region: str, cluster: str, pool: str) -> list[TaggedVm]
         token = {"NextToken": str(out["NextToken"])}
 
 
+# (region, image id asked for, "" for the default) -> (when checked, the image id to launch):
+# nodes of a pool launched together look their image up once, not once each.
+_images: dict[tuple[str, str], tuple[float, str]] = {}
+IMAGE_REUSE_S = 300.0
+
+
 async def resolve_image(region: str, image_id: str, node_name: str) -> str:
+    """`_resolve_image`'s answer, reused for IMAGE_REUSE_S (failures are not remembered)."""
+    key = (region, image_id)
+    found = _images.get(key)
+    if found is not None and time.monotonic() - found[0] < IMAGE_REUSE_S:
+        return found[1]
+    resolved = await _resolve_image(region, image_id, node_name)
+    _images[key] = (time.monotonic(), resolved)
+    return resolved
+
+
+async def _resolve_image(region: str, image_id: str, node_name: str) -> str:
     """`image_id` checked to exist and be Windows, or the newest Windows Server 2019 image."""
     what = f"find the image for node {node_name}"
     if image_id:

@@ -164,6 +164,28 @@ async def test_an_unknown_image_is_rejected_and_no_instance_is_left(
     assert aws_env.instances(**{"winfleet.io/node": "win-badami"}) == []
 
 
+async def test_nodes_launched_together_look_their_image_up_once_and_a_bad_image_every_time(
+    aws_env: Ec2, public_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    call = aws._call
+
+    async def counted(region: str, op: str, what: str, **kwargs: object) -> dict[str, object]:
+        calls.append(op)
+        return await call(region, op, what, **kwargs)
+
+    monkeypatch.setattr(aws, "_call", counted)
+    aws._images.clear()
+    for node in ("win-img1", "win-img2"):
+        await create("pool-img", node, spec(aws_env), public_key)
+    assert calls.count("describe_images") == 1
+    bad = spec(aws_env, image_id="ami-0fedcba9876543210")
+    for node in ("win-bad1", "win-bad2"):
+        with pytest.raises(CloudRequestRejected, match="ami-0fedcba9876543210"):
+            await create("pool-img", node, bad, public_key)
+    assert calls.count("describe_images") == 3  # a refusal is never remembered
+
+
 async def test_a_linux_image_is_rejected_and_no_instance_is_left(
     aws_env: Ec2, public_key: str
 ) -> None:
