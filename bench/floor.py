@@ -2,8 +2,9 @@
 
 The onboarding benchmark's worker CPU per node includes a part no SSH, Kubernetes or cloud
 change can cut: the SDK's own work for each activity task, workflow activation and heartbeat,
-with winfleet's interceptors (tracing with spans written, log context, metrics) and the
-workflow sandbox. This bench measures that floor: a Temporal dev server, a worker subprocess
+with winfleet's tracing (spans written), log context, strict decoding and the workflow
+sandbox (not the onboarding-metrics interceptor `winfleet worker` adds: the floor is, if
+anything, a little low). This bench measures that floor: a Temporal dev server, a worker subprocess
 built by `worker.app.build_worker` (the same configuration as `winfleet worker`) that runs
 `BenchFloorOnboarding` (bench/floor_workflow.py: an onboarding's 16 activities and 9 phase
 upserts, doing nothing), and N of them in parallel, with activity tasks and with local
