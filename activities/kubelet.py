@@ -9,12 +9,10 @@ runs from this very ignition. Once kubelet runs it sends the node's client CSR b
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import json
 import ssl
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -31,6 +29,7 @@ from activities.errors import (
     boundary,
 )
 from activities.polling import heartbeating
+from activities.reuse import Reused
 from activities.ssh import HostSession, session_for
 from activities.tracing import span
 from activities.windows import paths, powershell, wmcb
@@ -48,8 +47,7 @@ MCS_PORT = 22623
 MCS_TIMEOUT_SECONDS = 30.0
 IGNITION_REUSE_S = 30.0  # a fetched worker ignition serves the onboardings of the next 30 s
 
-_ignitions: dict[tuple[str, str | None], tuple[float, bytes]] = {}  # (url, CA) -> (when, body)
-_fetching: dict[tuple[str, str | None], asyncio.Task[bytes]] = {}
+_ignitions: Reused[tuple[str, str | None], bytes] = Reused(IGNITION_REUSE_S)  # by (url, CA)
 
 APPLIED_MARKER = paths.WindowsPath(paths.IGNITION + ".applied")
 """Holds the SHA256 of the ignition WMCB last applied successfully (written after success)."""
@@ -137,19 +135,7 @@ async def fetch_worker_ignition() -> bytes:
     the Machine Config Server one request, not one TLS handshake and download per node.
     """
     url, ca_file = mcs_endpoint()
-    key = (url, ca_file)
-    now = time.monotonic()
-    kept = _ignitions.get(key)
-    if kept is not None and now - kept[0] < IGNITION_REUSE_S:
-        return kept[1]
-    loop = asyncio.get_running_loop()
-    task = _fetching.get(key)
-    if task is None or task.done() or task.get_loop() is not loop:
-        task = loop.create_task(_fetch_ignition(url, ca_file))
-        _fetching[key] = task
-    body = await asyncio.shield(task)
-    _ignitions[key] = (time.monotonic(), body)
-    return body
+    return await _ignitions.get((url, ca_file), lambda: _fetch_ignition(url, ca_file))
 
 
 async def _fetch_ignition(url: str, ca_file: str | None) -> bytes:
@@ -167,7 +153,6 @@ async def _fetch_ignition(url: str, ca_file: str | None) -> bytes:
 
 def _forget_ignitions() -> None:
     _ignitions.clear()
-    _fetching.clear()
     _tls_context.cache_clear()
 
 

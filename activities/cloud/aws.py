@@ -44,6 +44,7 @@ from activities.errors import (
     InvalidRequest,
     WinfleetError,
 )
+from activities.reuse import Reused
 from activities.tracing import span
 
 log = logging.getLogger(__name__)
@@ -252,21 +253,17 @@ async def pool_instances(region: str, cluster: str, pool: str) -> list[TaggedVm]
         token = {"NextToken": str(out["NextToken"])}
 
 
-# (region, image id asked for, "" for the default) -> (when checked, the image id to launch):
-# nodes of a pool launched together look their image up once, not once each.
-_images: dict[tuple[str, str], tuple[float, str]] = {}
 IMAGE_REUSE_S = 300.0
+# (region, image id asked for, "" for the default) -> the image id to launch: nodes of a pool
+# launched together look their image up once, not once each.
+_images: Reused[tuple[str, str], str] = Reused(IMAGE_REUSE_S)
 
 
 async def resolve_image(region: str, image_id: str, node_name: str) -> str:
-    """`_resolve_image`'s answer, reused for IMAGE_REUSE_S (failures are not remembered)."""
-    key = (region, image_id)
-    found = _images.get(key)
-    if found is not None and time.monotonic() - found[0] < IMAGE_REUSE_S:
-        return found[1]
-    resolved = await _resolve_image(region, image_id, node_name)
-    _images[key] = (time.monotonic(), resolved)
-    return resolved
+    """`_resolve_image`'s answer, shared and reused for IMAGE_REUSE_S (failures are not)."""
+    return await _images.get(
+        (region, image_id), lambda: _resolve_image(region, image_id, node_name)
+    )
 
 
 async def _resolve_image(region: str, image_id: str, node_name: str) -> str:

@@ -51,10 +51,10 @@ async def test_a_stale_or_reconfigured_ignition_is_fetched_again(
     fetches: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await kubelet.fetch_worker_ignition()
-    monkeypatch.setattr(kubelet, "IGNITION_REUSE_S", 0.0)
+    monkeypatch.setattr(kubelet._ignitions, "seconds", 0.0)
     await kubelet.fetch_worker_ignition()
     assert len(fetches) == 2
-    monkeypatch.setattr(kubelet, "IGNITION_REUSE_S", 30.0)
+    monkeypatch.setattr(kubelet._ignitions, "seconds", 30.0)
     use_settings(replace(settings(), mcs_url="https://other.test:22623/config/worker"))
     await kubelet.fetch_worker_ignition()
     assert fetches[-1] == "https://other.test:22623/config/worker"
